@@ -1,0 +1,127 @@
+"""``backtest(data, position)``: the one way Meridian turns target exposures into results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from meridian.engine._simulate import Simulation, simulate
+from meridian.engine._trades import TradeArrays, closed_trades
+from meridian.exceptions import EngineError
+
+FILLS = ("next_open", "close")
+
+
+@dataclass(frozen=True, eq=False)
+class EngineResult:
+    """What a backtest produced. Series are indexed like the input data.
+
+    ``equity`` is marked at each bar's close; ``positions`` is the exposure (fraction of
+    equity, −1..1) in effect after each bar's fill; ``trades`` has one row per closed trade.
+    """
+
+    index: pd.DatetimeIndex
+    close: np.ndarray
+    initial_capital: float
+    sim: Simulation
+    trade_arrays: TradeArrays
+
+    @cached_property
+    def equity(self) -> pd.Series:
+        return pd.Series(self.sim.equity, index=self.index, name="equity")
+
+    @cached_property
+    def returns(self) -> pd.Series:
+        """Bar-over-bar equity returns; the first bar's is measured from the initial capital."""
+        values = np.diff(self.sim.equity, prepend=self.initial_capital) / np.concatenate(
+            ([self.initial_capital], self.sim.equity[:-1])
+        )
+        return pd.Series(np.nan_to_num(values), index=self.index, name="returns")
+
+    @cached_property
+    def positions(self) -> pd.Series:
+        return pd.Series(self.sim.held, index=self.index, name="position")
+
+    @cached_property
+    def drawdown(self) -> pd.Series:
+        """Equity's fall from its running peak, as a fraction (0 at a new high, −0.25 = −25%)."""
+        equity = self.sim.equity
+        return pd.Series(equity / np.maximum.accumulate(equity) - 1.0, index=self.index,
+                         name="drawdown").fillna(0.0)
+
+    @cached_property
+    def trades(self) -> pd.DataFrame:
+        return self.trade_arrays.to_frame(self.index)
+
+
+def _as_positions(position, index: pd.Index) -> np.ndarray:
+    """Target exposures as floats aligned to the data; NaN means flat (e.g. indicator warm-up)."""
+    if isinstance(position, pd.DataFrame):
+        raise EngineError("position must be a Series or 1-D array, not a DataFrame")
+    if isinstance(position, pd.Series):
+        if len(position) != len(index) or not position.index.equals(index):
+            raise EngineError(
+                f"position is indexed differently from the data ({len(position)} vs "
+                f"{len(index)} bars); return pd.Series(values, index=data.index)"
+            )
+        values = position.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        values = np.asarray(position, dtype=float)
+        if values.ndim != 1 or len(values) != len(index):
+            raise EngineError(
+                f"position has shape {values.shape}; expected one value per bar ({len(index)},)"
+            )
+    values = np.nan_to_num(values, nan=0.0, posinf=np.inf, neginf=-np.inf)
+    bad = np.flatnonzero(~(np.abs(values) <= 1.0))
+    if len(bad):
+        first = bad[0]
+        raise EngineError(
+            f"position at bar {first} ({index[first]}) is {values[first]}; "
+            "targets must lie in [-1, 1] (fraction of equity)"
+        )
+    return values
+
+
+def backtest(
+    data: pd.DataFrame,
+    position,
+    *,
+    initial_capital: float = 100_000,
+    commission: float = 0.0,
+    slippage: float = 0.0,
+    fill: str = "next_open",
+) -> EngineResult:
+    """Simulate holding ``position`` (target exposure per bar, decided at that bar's close).
+
+    ``fill="next_open"`` trades at the next bar's open, so nothing decided from bar t's close
+    can profit from bar t's prices; ``fill="close"`` trades at the same close (only honest if
+    the decision really can be made at the close). ``commission`` is a fraction of traded
+    notional charged on every fill; ``slippage`` moves each fill price against you by that
+    fraction. Positions still open after the last bar close at its close. See
+    :mod:`meridian.engine._simulate` for the exact accounting.
+    """
+    if fill not in FILLS:
+        raise EngineError(f"fill={fill!r} is not supported; use one of {', '.join(FILLS)}")
+    if not initial_capital > 0:
+        raise EngineError(f"initial_capital must be positive, got {initial_capital}")
+    for name, rate in (("commission", commission), ("slippage", slippage)):
+        if not 0.0 <= rate < 0.5:
+            raise EngineError(f"{name} must be a fraction in [0, 0.5), got {rate}")
+    missing = [c for c in ("Open", "Close") if c not in data.columns]
+    if missing or len(data) == 0:
+        raise EngineError(
+            f"data needs Open and Close columns and at least one bar; missing {missing or 'bars'}"
+        )
+    target = _as_positions(position, data.index)
+    open_ = data["Open"].to_numpy(dtype=float)
+    close = data["Close"].to_numpy(dtype=float)
+    sim = simulate(
+        open_, close, target, initial_capital=float(initial_capital),
+        commission=commission, slippage=slippage, fill=fill,
+    )
+    mark = open_ if fill == "next_open" else close
+    trades = closed_trades(sim, mark, close, commission, slippage)
+    return EngineResult(data.index, close, float(initial_capital), sim, trades)

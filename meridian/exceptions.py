@@ -1,0 +1,29 @@
+"""Every error Meridian raises on purpose, in one place.
+
+Each one carries a one-line message that names what is wrong and what would be right, so the
+CLI can print ``str(error)`` and exit non-zero without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class MeridianError(Exception):
+    """Base class: an expected failure with a message meant for the user."""
+
+    exit_code = 2
+
+
+class DataError(MeridianError, ValueError):
+    """Market data (OHLCV or COT) that cannot be used as given."""
+
+
+class StrategyNotFoundError(MeridianError, LookupError):
+    """A strategy name that no notebook or strategy module answers to."""
+
+
+class ParameterError(MeridianError, ValueError):
+    """An unknown parameter name, or a value of the wrong type."""
+
+
+class EngineError(MeridianError, ValueError):
+    """Inputs the backtest engine cannot simulate (misaligned positions, bad options)."""

@@ -1,0 +1,67 @@
+"""Building blocks for signal functions: plain numpy, vectorized, no look-ahead.
+
+Every function here uses only values at or before each bar, so a position derived from them
+at bar t's close is decidable at that close. Strategies (and the notebooks they are
+extracted from) import these rather than re-writing them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def values(series) -> np.ndarray:
+    """A float numpy view of a Series or array (NaN for missing)."""
+    if isinstance(series, pd.Series):
+        return series.to_numpy(dtype=float, na_value=np.nan)
+    return np.asarray(series, dtype=float)
+
+
+def shift(x: np.ndarray, periods: int) -> np.ndarray:
+    """``x`` moved forward by ``periods`` bars (``out[t] = x[t − periods]``), NaN-padded.
+
+    Only non-negative shifts exist here: a negative one would read the future."""
+    if periods < 0:
+        raise ValueError(f"shift by {periods} would look ahead; periods must be >= 0")
+    out = np.full(len(x), np.nan)
+    if periods < len(x):
+        out[periods:] = x[: len(x) - periods]
+    return out
+
+
+def median_price(high, low) -> np.ndarray:
+    """Hurst's median price ``(High + Low) / 2``."""
+    return (values(high) + values(low)) / 2.0
+
+
+def sma(x, window: int) -> np.ndarray:
+    """Simple moving average over ``window`` bars ending at t; NaN for the first window − 1."""
+    x = values(x)
+    out = np.full(len(x), np.nan)
+    if 1 <= window <= len(x):
+        sums = np.cumsum(np.concatenate([[0.0], x]))
+        out[window - 1:] = (sums[window:] - sums[:-window]) / window
+    return out
+
+
+def forward_fill(x: np.ndarray) -> np.ndarray:
+    """Carry the last non-NaN value forward (leading NaNs stay NaN)."""
+    valid = ~np.isnan(x)
+    last = np.maximum.accumulate(np.where(valid, np.arange(len(x)), -1))
+    out = x[np.maximum(last, 0)]
+    out[last < 0] = np.nan
+    return out
+
+
+def cross_state(fast, slow) -> np.ndarray:
+    """+1 after ``fast`` last crossed above ``slow``, −1 after it last crossed below, 0 before
+    the first cross. Touching the line is not a cross: the previous side is kept."""
+    with np.errstate(invalid="ignore"):
+        side = np.sign(values(fast) - values(slow))
+    side[side == 0] = np.nan
+    side = forward_fill(side)
+    previous = shift(side, 1)
+    crossed = (side != previous) & ~np.isnan(previous) & ~np.isnan(side)
+    started = np.maximum.accumulate(crossed)
+    return np.where(started, side, 0.0)

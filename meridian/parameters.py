@@ -1,0 +1,85 @@
+"""Parameter parsing and validation, shared by the API, the CLI, notebooks runs and sweeps.
+
+A parameter's type is its default's type. Validating before anything runs is the point:
+papermill only warns about unknown names, and a typo should cost a one-line error, not a
+kernel start and a misleading report.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+from meridian.exceptions import ParameterError
+
+
+def parse_literal(text: str) -> Any:
+    """``"15"`` → 15, ``"False"`` → False, ``"0.2"`` → 0.2, ``"[1, 2]"`` → [1, 2]; other text
+    stays a string (so ``-p data_path prices.csv`` needs no quotes)."""
+    stripped = text.strip()
+    if stripped.lower() in ("true", "false"):
+        return stripped.lower() == "true"
+    try:
+        return ast.literal_eval(stripped)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def coerce(name: str, value: Any, default: Any, owner: str) -> Any:
+    """``value`` converted to the type of ``default`` when that loses nothing, else an error."""
+    expected = type(default)
+
+    def wrong() -> ParameterError:
+        return ParameterError(
+            f"parameter {name!r} of {owner} expects {expected.__name__} (default {default!r}), "
+            f"got {value!r} ({_type_name(value)})"
+        )
+
+    if default is None:
+        return value
+    if isinstance(value, str) and expected is not str:
+        value = parse_literal(value)
+    if expected is bool:
+        if isinstance(value, bool):
+            return value
+        raise wrong()
+    if expected is int:
+        if isinstance(value, bool):
+            raise wrong()
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise wrong()
+    if expected is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise wrong()
+    if expected is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise wrong()
+    if isinstance(value, expected):
+        return value
+    raise wrong()
+
+
+def validate_params(defaults: dict[str, Any], overrides: dict[str, Any] | None, owner: str) -> dict:
+    """Defaults merged with overrides; unknown names and ill-typed values raise ParameterError."""
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise ParameterError(
+            f"unknown parameter {unknown[0]!r} for {owner}; valid parameters: "
+            f"{', '.join(defaults) or '(none)'}"
+        )
+    merged = dict(defaults)
+    for name, value in overrides.items():
+        merged[name] = coerce(name, value, defaults[name], owner)
+    return merged

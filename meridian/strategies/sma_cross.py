@@ -1,0 +1,19 @@
+"""Moving-average crossover: long after the fast average crosses above the slow one, short
+after it crosses below; flat only until the first cross. The standard second example, and the
+strategy peers such as backtesting.py ship, so results can be compared side by side."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from meridian.indicators import cross_state, sma
+
+PARAMS = {"fast": 10, "slow": 20}
+
+
+def signals(data: pd.DataFrame, fast: int = 10, slow: int = 20) -> pd.Series:
+    """+1 / −1 after the last cross of SMA(fast) over SMA(slow); 0 before the first cross."""
+    if not 1 <= fast < slow:
+        raise ValueError(f"need 1 <= fast < slow, got fast={fast}, slow={slow}")
+    position = cross_state(sma(data["Close"], fast), sma(data["Close"], slow))
+    return pd.Series(position, index=data.index, name="position")
