@@ -50,7 +50,7 @@ def infer_periods_per_year(index: pd.DatetimeIndex) -> float:
         return 12.0
     if spacing_days >= 5:
         return 52.0
-    days_per_year = 365.0 if np.mean(index.dayofweek >= 5) > 0.1 else 252.0
+    days_per_year = 365.0 if np.mean(index.day_of_week >= 5) > 0.1 else 252.0
     bars_per_day = len(index) / len(np.unique(index.normalize()))
     return days_per_year * bars_per_day
 
