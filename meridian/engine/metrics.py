@@ -45,13 +45,18 @@ def infer_periods_per_year(index: pd.DatetimeIndex) -> float:
     per trading day × 252 (× 365 when a tenth or more of the bars fall on weekends, as crypto)."""
     if len(index) < 3:
         return 252.0
-    spacing_days = float(np.median(np.diff(_nanoseconds(index)))) / 86_400e9
+    nanoseconds = _nanoseconds(index)
+    spacing_days = float(np.median(np.diff(nanoseconds))) / 86_400e9
     if spacing_days >= 25:
         return 12.0
     if spacing_days >= 5:
         return 52.0
-    days_per_year = 365.0 if np.mean(index.day_of_week >= 5) > 0.1 else 252.0
-    bars_per_day = len(index) / len(np.unique(index.normalize()))
+    days = nanoseconds // 86_400_000_000_000
+    weekday = (days + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    days_per_year = 365.0 if np.mean(weekday >= 5) > 0.1 else 252.0
+    if spacing_days >= 0.99:
+        return days_per_year
+    bars_per_day = len(days) / (np.count_nonzero(np.diff(days)) + 1)
     return days_per_year * bars_per_day
 
 

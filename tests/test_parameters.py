@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+
+from meridian.exceptions import ParameterError
+from meridian.parameters import parse_literal, validate_params
+
+DEFAULTS = {"fld_offset": 10, "cot_threshold": 0.0, "allow_short": True, "data_path": ""}
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("15", 15), ("0.2", 0.2), ("False", False), ("true", True), ("prices.csv", "prices.csv"),
+     ("[1, 2]", [1, 2]), ("'quoted'", "quoted"), ("-3", -3)],
+)
+def test_parse_literal(text, value):
+    assert parse_literal(text) == value and type(parse_literal(text)) is type(value)
+
+
+def test_values_take_the_defaults_types():
+    merged = validate_params(DEFAULTS, {"fld_offset": "15", "cot_threshold": 1,
+                                        "allow_short": "False", "data_path": 2020}, "fld")
+    assert merged == {"fld_offset": 15, "cot_threshold": 1.0, "allow_short": False,
+                      "data_path": "2020"}
+    assert type(merged["cot_threshold"]) is float
+
+
+def test_unknown_name_lists_valid_names():
+    with pytest.raises(ParameterError, match="unknown parameter 'fld_ofset' for fld; valid "
+                                             "parameters: fld_offset, cot_threshold"):
+        validate_params(DEFAULTS, {"fld_ofset": 3}, "fld")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("fld_offset", "abc"), ("fld_offset", 2.5), ("fld_offset", True), ("allow_short", 1),
+     ("cot_threshold", "high")],
+)
+def test_wrong_type_names_parameter_and_type(name, value):
+    with pytest.raises(ParameterError, match=f"parameter '{name}' of fld expects") as error:
+        validate_params(DEFAULTS, {name: value}, "fld")
+    assert type(DEFAULTS[name]).__name__ in str(error.value)
