@@ -1,0 +1,50 @@
+"""Market data in, validated frames out: OHLCV bars, CFTC COT reports and bundled samples.
+
+The bundled samples are SYNTHETIC (see :mod:`meridian.data._synthetic`): they let every
+notebook and test run offline without pretending to be a real market.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+
+from meridian.data.cot import align_to_bars, attach_cot, cot_index, read_cot, release_dates
+from meridian.data.ohlcv import load_ohlcv
+
+SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
+SAMPLE_OHLCV = SAMPLES_DIR / "sample_ohlcv.csv"
+SAMPLE_COT = SAMPLES_DIR / "sample_cot.csv"
+SAMPLE_NOTE = "SYNTHETIC sample data made by meridian.data._synthetic; not market data"
+
+__all__ = [
+    "SAMPLE_COT",
+    "SAMPLE_OHLCV",
+    "align_to_bars",
+    "attach_cot",
+    "cot_index",
+    "load_ohlcv",
+    "load_sample",
+    "read_cot",
+    "release_dates",
+]
+
+
+def load_sample(with_cot: bool = True) -> pd.DataFrame:
+    """The bundled synthetic OHLCV, with the 156-week ``COT_Index`` attached by default.
+
+    Parsed once per process (many backtests ask for it) and returned as a fresh copy, so
+    callers may modify their frame freely. ``attrs["source"]`` says the data is synthetic.
+    """
+    return _cached_sample(bool(with_cot)).copy()
+
+
+@lru_cache(maxsize=2)
+def _cached_sample(with_cot: bool) -> pd.DataFrame:
+    frame = load_ohlcv(SAMPLE_OHLCV)
+    if with_cot:
+        frame = attach_cot(frame, SAMPLE_COT)
+    frame.attrs["source"] = SAMPLE_NOTE
+    return frame

@@ -1,0 +1,420 @@
+"""Load OHLCV bars from the files people actually have: CSV exports and Parquet.
+
+Every backtest starts here, so the loader is strict: a bad bar silently accepted becomes a
+wrong equity curve later, far from its cause. Each problem is reported as one line naming the
+file, the first offending row (1-based CSV line, header = line 1; 0-based row for Parquet),
+its date when readable, and what a valid value looks like.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pandas.tseries.api import guess_datetime_format
+
+from meridian.exceptions import DataError
+
+PRICE_COLUMNS = ("Open", "High", "Low", "Close")
+# Timestamp resolution of the running pandas (ns before 3.0, us since), so loaded frames line
+# up with indexes users build with pd.date_range.
+DEFAULT_UNIT: str = pd.date_range("2000-01-01", periods=1).unit
+
+# Normalized header -> canonical name. Order inside each tuple is the preference order.
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "Open": ("open", "o", "open price", "opening price"),
+    "High": ("high", "h", "high price"),
+    "Low": ("low", "l", "low price"),
+    "Close": ("close", "c", "close price", "closing price", "last", "close/last", "price"),
+    "Volume": ("volume", "vol", "v", "vol.", "tickvol", "tick volume", "real volume"),
+    "COT_Index": ("cot index",),
+}
+_STAMP_ALIASES = (
+    "datetime", "date time", "timestamp", "time stamp", "open time", "date", "time", "dt",
+    "day", "gmt time", "local time", "index",
+)  # fmt: skip
+_NULL_TOKENS = {"", "null", "nan", "na", "n/a", "none", "-"}
+_CSV_SUFFIXES = (".csv", ".txt", ".tsv", ".csv.gz", ".txt.gz", ".tsv.gz")
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def load_ohlcv(path: str | Path) -> pd.DataFrame:
+    """Read bars from CSV (.csv/.txt/.tsv, optionally .gz) or Parquet (.parquet/.pq).
+
+    Returns a frame indexed by a sorted ``DatetimeIndex`` named ``Date`` with float columns
+    ``Open, High, Low, Close``, plus ``Volume`` when the file has one and ``COT_Index`` when
+    the user ships an aligned COT index. Other columns (``Adj Close`` ...) are dropped so that
+    strategies can rely on the schema. A file entirely in descending time order (some portals
+    export newest first) is reversed; any other disorder is an error.
+    """
+    path = Path(path)
+    label = str(path)
+    if not path.is_file():
+        where = "is a directory" if path.exists() else "not found"
+        raise DataError(f"{label}: file {where}; pass the path of a CSV or Parquet file")
+    name = path.name.lower()
+    if name.endswith(_PARQUET_SUFFIXES):
+        raw, row_label = _read_parquet(path, label)
+    elif name.endswith(_CSV_SUFFIXES) or "." not in name:
+        raw, row_label = _read_csv(path, label)
+    else:
+        raise DataError(
+            f"{label}: unsupported file type; use .csv, .txt, .tsv (optionally .gz), "
+            ".parquet or .pq"
+        )
+    return _build(raw, label, row_label)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _norm(name: object) -> str:
+    """Canonical form of a header: case, blanks, quotes, <MT> brackets and _ don't matter."""
+    text = str(name).strip().strip("\"'").strip().strip("<>").lower()
+    if text.startswith("unnamed:"):  # pandas' name for an empty header cell
+        return ""
+    return re.sub(r"[\s_]+", " ", text).strip()
+
+
+def _first_line(path: Path) -> tuple[int, str]:
+    """Index (0-based) and text of the first non-blank line, to sniff the delimiter."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8-sig", errors="replace") as handle:
+        for number, line in enumerate(handle):
+            if line.strip():
+                return number, line
+    return -1, ""
+
+
+def _sniff_sep(line: str) -> str:
+    unquoted = re.sub(r'"[^"]*"', "", line)
+    counts = {sep: unquoted.count(sep) for sep in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda sep: counts[sep])
+    return best if counts[best] else ","
+
+
+def _looks_numeric(field: str) -> bool:
+    return bool(re.fullmatch(r"\s*-?[\d.:/\-]+\s*", field))
+
+
+def _read_csv(path: Path, label: str) -> tuple[pd.DataFrame, Callable[[int], str]]:
+    header_at, line = _first_line(path)
+    if header_at < 0:
+        raise DataError(
+            f"{label}: the file is empty; expected a header like Date,Open,High,Low,Close,Volume "
+            "and one row per bar"
+        )
+    sep = _sniff_sep(line)
+    fields = [f.strip() for f in line.rstrip("\r\n").split(sep)]
+    headerless = all(_looks_numeric(f) for f in fields if f) and len(fields) >= 5
+    try:
+        frame = pd.read_csv(
+            path,
+            sep=sep,
+            dtype=str,
+            na_filter=False,
+            skip_blank_lines=False,
+            skiprows=header_at,
+            header=None if headerless else 0,
+            skipinitialspace=True,
+            encoding="utf-8-sig",
+            encoding_errors="replace",
+        )
+    except (pd.errors.ParserError, UnicodeError) as error:
+        detail = str(error).strip().splitlines()[-1]
+        raise DataError(f"{label}: cannot parse as delimited text ({detail})") from None
+    if headerless:
+        frame.columns = _positional_names(fields)
+    first_row_line = header_at + (1 if headerless else 2)  # 1-based line of frame row 0
+    blank = (frame.apply(lambda col: col.str.strip()) == "").all(axis=1).to_numpy()
+    keep = np.flatnonzero(~blank)
+    frame = frame.iloc[keep].reset_index(drop=True)
+    lines = keep + first_row_line
+    return frame, lambda i: f"line {lines[i]}"
+
+
+def _positional_names(fields: list[str]) -> list[str]:
+    """Headerless exports (MetaTrader history, Binance klines): infer the usual layout."""
+    has_time = re.fullmatch(r"\d{1,2}:\d{2}(:\d{2})?", fields[1]) is not None
+    names = ["date", "time"] if has_time else ["timestamp"]
+    names += ["open", "high", "low", "close", "volume"]
+    names = names[: len(fields)]
+    return names + [f"extra {i}" for i in range(len(fields) - len(names))]
+
+
+def _read_parquet(path: Path, label: str) -> tuple[pd.DataFrame, Callable[[int], str]]:
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as error:  # pyarrow raises many types for a corrupt file
+        raise DataError(f"{label}: cannot read as Parquet ({type(error).__name__})") from None
+    if isinstance(frame.index, pd.DatetimeIndex) or not isinstance(frame.index, pd.RangeIndex):
+        frame = frame.reset_index()
+    frame.columns = [str(c) for c in frame.columns]
+    return frame, lambda i: f"row {i}"
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _pick(columns: dict[str, str], aliases: tuple[str, ...]) -> str | None:
+    return next((columns[a] for a in aliases if a in columns), None)
+
+
+def _stamp_source(frame: pd.DataFrame, columns: dict[str, str]) -> tuple[pd.Series, str] | None:
+    """The timestamp column (or Date + Time combined) and its name for messages."""
+    date_col, time_col = columns.get("date"), columns.get("time")
+    if date_col and time_col and not any(a in columns for a in ("datetime", "timestamp")):
+        dates = _yyyymmdd_to_iso(frame[date_col].astype(str).str.strip())
+        times = frame[time_col].astype(str).str.strip()
+        times = times.where(
+            ~times.str.fullmatch(r"\d{6}"),
+            times.str.replace(r"(\d\d)(\d\d)(\d\d)", r"\1:\2:\3", regex=True),
+        )  # stooq's HHMMSS
+        return (dates + " " + times).str.strip(), f"{date_col} + {time_col}"
+    chosen = _pick(columns, _STAMP_ALIASES)
+    if chosen is None and "" in columns and frame.columns[0] == columns[""]:
+        chosen = columns[""]  # backtesting.py's GOOG sample: unnamed first column holds dates
+    if chosen is None:
+        return None
+    return frame[chosen], chosen if _norm(chosen) else "first (unnamed) column"
+
+
+def _yyyymmdd_to_iso(text: pd.Series) -> pd.Series:
+    return text.where(
+        ~text.str.fullmatch(r"\d{8}"),
+        text.str.replace(r"(\d{4})(\d\d)(\d\d)", r"\1-\2-\3", regex=True),
+    )
+
+
+def _parse_stamps(raw: pd.Series) -> pd.Series:
+    """Parse timestamps without guessing per row; returns NaT where a value is unreadable.
+
+    Epoch numbers are UTC by definition, so they come back tz-aware UTC; strings with an
+    offset stay tz-aware (mixed offsets, e.g. across DST, are converted to UTC, never dropped).
+    """
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        return raw
+    text = raw.astype(str).str.strip()
+    numbers = pd.to_numeric(text, errors="coerce")
+    if (numbers.notna() | (text == "")).all() and numbers.notna().any():
+        present = numbers.dropna()
+        if present.between(18000101, 22001231).all() and text.str.fullmatch(r"\d{8}|").all():
+            return pd.to_datetime(text, format="%Y%m%d", errors="coerce")
+        biggest = present.abs().max()
+        # Unix epoch in s, ms, us or ns: magnitudes are ~1e9, 1e12, 1e15, 1e18 for recent dates.
+        unit = ("s", "ms", "us", "ns")[int(np.searchsorted([1e11, 1e14, 1e17], biggest))]
+        return pd.to_datetime(numbers, unit=unit, utc=True, errors="coerce")
+    text = _yyyymmdd_to_iso(text)
+    candidates = [_to_datetime(text, "ISO8601")]
+    present = text[text != ""]
+    if candidates[0].isna().any() and len(present):
+        first = present.iloc[0]
+        # 01.02.2020 is day-first wherever dots are used; 01/02/2020 is usually US month-first.
+        orders = (
+            (True, False) if re.fullmatch(r"\d{1,2}\.\d{1,2}\.\d{2,4}.*", first) else (False, True)
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            guesses = [guess_datetime_format(first, dayfirst=d) for d in orders]
+        for fmt in dict.fromkeys(g for g in guesses if g):
+            candidates.append(_to_datetime(text, fmt))
+    # Fewest unreadable rows wins; on a tie prefer a monotonic reading (the wrong day/month
+    # order scrambles the series), then the conventional order above.
+    scores = [
+        (
+            int(c.isna().sum()),
+            not (c.dropna().is_monotonic_increasing or c.dropna().is_monotonic_decreasing),
+        )
+        for c in candidates
+    ]
+    return candidates[scores.index(min(scores))]
+
+
+def _to_datetime(text: pd.Series, fmt: str) -> pd.Series:
+    try:
+        return pd.to_datetime(text, format=fmt, errors="coerce")
+    except ValueError:  # mixed UTC offsets (e.g. across DST): one common zone, same instants
+        return pd.to_datetime(text, format=fmt, errors="coerce", utc=True)
+
+
+def _to_float(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Float values and a mask of cells that were present but not numbers.
+
+    Thousands separators are tolerated ("1,234.5", "1.234,5"); a lone comma is read as a
+    decimal comma (European exports, which use ';' as the delimiter).
+    """
+    if pd.api.types.is_numeric_dtype(raw):
+        values = raw.astype("float64")
+        return values, pd.Series(False, index=raw.index)
+    text = raw.astype(str).str.strip()
+    values = pd.to_numeric(text, errors="coerce").astype("float64")
+    failed = values.isna() & ~text.str.lower().isin(_NULL_TOKENS)
+    if failed.any():
+        odd = text[failed].str.replace(r"[\s_']", "", regex=True)
+        comma_last = odd.str.rfind(",") > odd.str.rfind(".")
+        odd = odd.where(
+            ~comma_last,
+            odd.str.replace(".", "", regex=False).str.replace(",", ".", regex=False),
+        ).str.replace(",", "", regex=False)
+        values[failed] = pd.to_numeric(odd, errors="coerce")
+        failed = values.isna() & ~text.str.lower().isin(_NULL_TOKENS)
+    return values, failed
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _fmt_stamp(stamp: pd.Timestamp) -> str:
+    if pd.isna(stamp):
+        return ""
+    if stamp.tz is None and stamp == stamp.normalize():
+        return stamp.strftime("%Y-%m-%d")
+    return stamp.isoformat(sep=" ")
+
+
+def _fmt_num(value: float) -> str:
+    return str(float(value))
+
+
+def _build(frame: pd.DataFrame, label: str, row_label: Callable[[int], str]) -> pd.DataFrame:
+    columns: dict[str, str] = {}
+    for col in frame.columns:
+        columns.setdefault(_norm(col), col)
+    found = ", ".join(str(c) if _norm(c) else "<unnamed>" for c in frame.columns)
+
+    picked = {canon: _pick(columns, aliases) for canon, aliases in _ALIASES.items()}
+    tick = _pick(columns, ("tickvol", "tick volume"))
+    if picked["Volume"] not in (None, tick) and tick is not None:
+        real = pd.to_numeric(frame[picked["Volume"]], errors="coerce")
+        if (real.fillna(0) == 0).all():  # MetaTrader FX: <VOL> is all zeros, <TICKVOL> is not
+            picked["Volume"] = tick
+    stamp_source = _stamp_source(frame, columns)
+    missing = [c for c in PRICE_COLUMNS if picked[c] is None]
+    if stamp_source is None:
+        missing.insert(0, "Date")
+    if missing:
+        raise DataError(
+            f"{label}: missing column(s) {', '.join(missing)}; found: {found or 'none'}; "
+            "expected a date/time column (Date, Datetime, Timestamp or Time) plus Open, High, "
+            "Low, Close (Volume optional)"
+        )
+    if frame.empty:
+        raise DataError(f"{label}: no data rows after the header; expected one row per bar")
+    assert stamp_source is not None
+    raw_stamps, stamp_name = stamp_source
+
+    def fail(i: int, problem: str, stamp: pd.Timestamp | None = None) -> DataError:
+        when = "" if stamp is None or pd.isna(stamp) else f" ({_fmt_stamp(stamp)})"
+        return DataError(f"{label} {row_label(i)}{when}: {problem}")
+
+    stamps = _parse_stamps(raw_stamps)
+    bad = np.flatnonzero(stamps.isna().to_numpy())
+    if bad.size:
+        i = int(bad[0])
+        shown = str(raw_stamps.iloc[i]).strip()
+        what = f"cannot read the date {shown!r}" if shown else "the date is empty"
+        raise fail(
+            i,
+            f"{what} in {stamp_name!r}; use ISO dates like 2020-01-23 "
+            "(or 2020-01-23 15:30:00), or unix seconds/milliseconds",
+        )
+
+    out: dict[str, pd.Series] = {}
+    for canon, source in picked.items():
+        if source is None:
+            continue
+        values, failed = _to_float(frame[source])
+        rule = {
+            "Volume": "Volume must be a number >= 0 (or empty)",
+            "COT_Index": "COT_Index must be a number in [-1, 1] (or empty before the first report)",
+        }.get(canon, "every bar needs numeric Open, High, Low and Close; drop or fill that row")
+        nan_ok = canon in ("Volume", "COT_Index")
+        bad = failed | (values.isna() & (not nan_ok))
+        if bad.any():
+            i = int(np.argmax(bad.to_numpy()))
+            shown = str(frame[source].iloc[i]).strip()
+            what = f"{canon} is {shown!r}" if shown else f"{canon} is empty"
+            raise fail(i, f"{what}; {rule}", stamps.iloc[i])
+        out[canon] = values.reset_index(drop=True)
+
+    _check_bars(out, lambda i, problem: fail(i, problem, stamps.iloc[i]))
+    index, order = _time_order(pd.DatetimeIndex(stamps), fail, row_label)
+    return pd.DataFrame(
+        {k: v.to_numpy()[order] for k, v in out.items()},
+        index=index.as_unit(DEFAULT_UNIT).rename("Date"),
+    )
+
+
+def _check_bars(out: dict[str, pd.Series], fail: Callable[[int, str], DataError]) -> None:
+    """Positive prices, Low <= Open, Close <= High, Volume >= 0, COT_Index in [-1, 1]."""
+    for canon in PRICE_COLUMNS:
+        bad = (out[canon] <= 0).to_numpy()
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise fail(
+                i,
+                f"{canon} {_fmt_num(out[canon][i])} is not positive; prices must be "
+                "> 0 (back-adjusted series that go negative need an offset)",
+            )
+    o, h, lo, c = (out[k].to_numpy() for k in PRICE_COLUMNS)
+    checks = [
+        (h < lo, lambda i: f"High {_fmt_num(h[i])} is below Low {_fmt_num(lo[i])}"),
+        (h < np.maximum(o, c), lambda i: f"High {_fmt_num(h[i])} is below "
+            f"{'Open' if o[i] >= c[i] else 'Close'} {_fmt_num(max(o[i], c[i]))}"),
+        (lo > np.minimum(o, c), lambda i: f"Low {_fmt_num(lo[i])} is above "
+            f"{'Open' if o[i] <= c[i] else 'Close'} {_fmt_num(min(o[i], c[i]))}"),
+    ]  # fmt: skip
+    for mask, describe in checks:
+        if mask.any():
+            i = int(np.argmax(mask))
+            raise fail(i, f"{describe(i)}; every bar needs Low <= Open, Close <= High")
+    if "Volume" in out and (out["Volume"] < 0).any():
+        i = int(np.argmax((out["Volume"] < 0).to_numpy()))
+        raise fail(
+            i,
+            f"Volume {_fmt_num(out['Volume'][i])} is negative; Volume must be >= 0",
+        )
+    if "COT_Index" in out:
+        outside = (out["COT_Index"].abs() > 1).to_numpy()
+        if outside.any():
+            i = int(np.argmax(outside))
+            raise fail(
+                i,
+                f"COT_Index {_fmt_num(out['COT_Index'][i])} is outside [-1, 1]; "
+                "rescale a 0..100 Williams index with x / 50 - 1",
+            )
+
+
+def _time_order(
+    index: pd.DatetimeIndex,
+    fail: Callable[..., DataError],
+    row_label: Callable[[int], str],
+) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """Ascending, unique timestamps; a wholly newest-first file is reversed, not rejected."""
+    order = np.arange(len(index))
+    if len(index) > 1 and (np.diff(index.asi8) < 0).all():
+        order = order[::-1]  # newest-first export: a layout, not corruption
+        index = index[::-1]
+    steps = np.diff(index.asi8)
+    if (steps < 0).any():
+        k = int(np.argmax(steps < 0)) + 1
+        raise fail(
+            int(order[k]),
+            f"timestamp is earlier than the previous row's "
+            f"{_fmt_stamp(index[k - 1])}; rows must be in ascending time order",
+            index[k],
+        )
+    if (steps == 0).any():
+        k = int(np.argmax(steps == 0)) + 1
+        raise fail(
+            int(order[k]),
+            f"duplicate timestamp (same as {row_label(int(order[k - 1]))})"
+            "; each bar needs a unique timestamp",
+            index[k],
+        )
+    return index, order
