@@ -1,0 +1,112 @@
+"""The Python API end to end on the bundled sample, and its errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import uuid
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from meridian.api import BacktestResult, quick_backtest, run_backtest
+from meridian.data import load_sample
+from meridian.engine import backtest, compute_metrics
+from meridian.exceptions import ParameterError, StrategyNotFoundError
+from meridian.strategies import fld
+
+
+def test_run_backtest_fld_on_the_sample():
+    result = run_backtest("fld", {"fld_offset": 10, "cot_threshold": 0.0})
+    assert result.status == "success" and result.error is None
+    uuid.UUID(result.run_id, version=4)
+    assert datetime.fromisoformat(result.timestamp).utcoffset().total_seconds() == 0
+    assert result.params == {"fld_offset": 10, "cot_threshold": 0.0, "allow_short": True}
+    assert result.metrics["num_trades"] > 20 and math.isfinite(result.metrics["sharpe_ratio"])
+    data = load_sample()
+    assert result.equity.index.equals(data.index) and result.drawdown.max() <= 0
+    # the API adds bookkeeping, never different numbers
+    direct = compute_metrics(backtest(data, fld.signals(data, 10, 0.0)))
+    assert result.metrics == direct
+
+
+def test_params_and_engine_options_change_the_result():
+    base = run_backtest("sma_cross")
+    other = run_backtest("sma_cross", {"fast": 5}, initial_capital=50_000, commission=0.001)
+    assert other.params == {"fast": 5, "slow": 20}
+    assert other.equity.iloc[0] == 50_000
+    assert other.metrics["total_return"] != base.metrics["total_return"]
+
+
+def test_to_dict_is_json_and_round_trips():
+    result = run_backtest("fld")
+    payload = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    back = BacktestResult.from_dict(payload)
+    assert back.run_id == result.run_id and back.params == result.params
+    assert back.metrics.keys() == result.metrics.keys()
+    for name, value in result.metrics.items():
+        assert value == back.metrics[name] or (math.isnan(value) and math.isnan(back.metrics[name]))
+    pd.testing.assert_series_equal(back.equity, result.equity, check_freq=False,
+                                   check_index_type=False)
+    pd.testing.assert_frame_equal(back.trades, result.trades, check_dtype=False)
+    assert back.to_dict() == payload
+
+
+def test_undefined_metrics_become_null_in_json():
+    flat = load_sample().iloc[:5]
+    result = run_backtest("fld", {"fld_offset": 50}, data=flat)
+    payload = result.to_dict()
+    assert payload["metrics"]["sharpe_ratio"] is None
+    assert math.isnan(BacktestResult.from_dict(payload).metrics["sharpe_ratio"])
+
+
+def test_failing_strategy_is_a_failed_result_not_a_crash():
+    result = run_backtest("sma_cross", {"fast": 30, "slow": 20})
+    assert result.status == "failed"
+    assert result.error.startswith("ValueError: need 1 <= fast < slow")
+    assert "Traceback" in result.logs[-1]
+    assert json.dumps(result.to_dict())
+
+
+def test_quick_backtest_prints_a_summary(capsys):
+    result = quick_backtest("fld", fld_offset=15)
+    out = capsys.readouterr().out
+    assert result.params["fld_offset"] == 15
+    assert "sharpe_ratio" in out and "%" in out and result.run_id in out
+
+
+def test_run_backtest_on_a_csv_path(tmp_path):
+    path = tmp_path / "prices.csv"
+    load_sample().iloc[:600, :5].to_csv(path)
+    result = run_backtest("fld", data=str(path))
+    assert result.status == "success" and len(result.equity) == 600
+    assert any("COT filter off" in line for line in result.logs)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: run_backtest("fdl"), StrategyNotFoundError, "available strategies: fld, "),
+        (lambda: run_backtest("fld", {"offset": 3}), ParameterError,
+         "valid parameters: fld_offset, cot_threshold, allow_short"),
+        (lambda: run_backtest("fld", {"fld_offset": "ten"}), ParameterError,
+         "'fld_offset' of fld expects int"),
+        (lambda: run_backtest("fld", commision=0.1), ParameterError,
+         "valid options: commission, slippage"),
+    ],
+)
+def test_api_errors_name_what_is_wrong(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_documented_one_liner_works_in_the_venv():
+    code = ("from meridian.api import run_backtest; "
+            "print(run_backtest('fld', {'fld_offset': 10, 'cot_threshold': 0.0})"
+            ".metrics['sharpe_ratio'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert np.isfinite(float(out.stdout))
