@@ -7,6 +7,8 @@ the same data, timed in the same process. Target: ≥ 1,000 backtests/s.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import time
 import warnings
 
@@ -49,7 +51,7 @@ def main() -> None:
                     (self.buy if position[i] > 0 else self.sell)(size=0.999)
 
     def peer():
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             Backtest(data, Follow, cash=100_000, commission=0.001, finalize_trades=True).run()
 

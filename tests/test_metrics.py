@@ -48,6 +48,10 @@ def test_drawdown_duration_counts_until_recovery():
     equity = np.array([100.0, 90.0, 95.0, 100.0, 101.0])
     index = pd.date_range("2020-01-01", periods=5, freq="7D")
     assert m.max_drawdown_duration(equity, index) == 21  # peak on day 0, back to 100 on day 21
+    # new highs across a weekend are not a drawdown; one dip from Tuesday to Thursday is 2 days
+    days = pd.bdate_range("2024-01-04", periods=6)  # Thu Fri Mon Tue Wed Thu
+    assert m.max_drawdown_duration(np.array([1.0, 2, 3, 4, 3.5, 5]), days) == 2
+    assert m.max_drawdown_duration(np.array([1.0, 2, 3, 4, 5, 4.5]), days) == 1
 
 
 def test_trade_statistics_by_hand():

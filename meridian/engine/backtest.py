@@ -62,7 +62,7 @@ def _as_positions(position, index: pd.Index) -> np.ndarray:
     if isinstance(position, pd.DataFrame):
         raise EngineError("position must be a Series or 1-D array, not a DataFrame")
     if isinstance(position, pd.Series):
-        if len(position) != len(index) or not position.index.equals(index):
+        if position.index is not index and not position.index.equals(index):
             raise EngineError(
                 f"position is indexed differently from the data ({len(position)} vs "
                 f"{len(index)} bars); return pd.Series(values, index=data.index)"
