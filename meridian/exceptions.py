@@ -27,3 +27,11 @@ class ParameterError(MeridianError, ValueError):
 
 class EngineError(MeridianError, ValueError):
     """Inputs the backtest engine cannot simulate (misaligned positions, bad options)."""
+
+
+class RegistryError(MeridianError):
+    """A run record or a registry operation that cannot be carried out as asked."""
+
+
+class RunNotFoundError(MeridianError, LookupError):
+    """A run id (or id prefix) that matches no run, or more than one."""
