@@ -20,13 +20,13 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check meridian tests benchmarks
+	$(BIN)/ruff check .
 
 # PARAMS="fld_offset=15 cot_threshold=0.2" becomes -p fld_offset 15 -p cot_threshold 0.2
 PARAM_FLAGS = $(foreach p,$(PARAMS),-p $(firstword $(subst =, ,$(p))) $(patsubst $(firstword $(subst =, ,$(p)))=%,%,$(p)))
 
 run: $(STAMP)
-	$(BIN)/meridian backtest $(STRATEGY) $(PARAM_FLAGS)
+	$(BIN)/meridian run $(STRATEGY) $(PARAM_FLAGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -20,12 +20,15 @@ import pandas as pd
 from meridian.data import load_ohlcv, load_sample
 from meridian.engine import backtest, compute_metrics
 from meridian.engine._trades import TRADE_COLUMNS
-from meridian.engine.metrics import METRIC_NAMES, format_metric
+from meridian.engine.metrics import format_metrics
 from meridian.exceptions import ParameterError
 from meridian.parameters import coerce, validate_params
 from meridian.strategies import get_strategy
 
-ENGINE_OPTIONS = {"commission": 0.0, "slippage": 0.0, "fill": "next_open", "risk_free_rate": 0.0}
+ENGINE_OPTIONS = {
+    "commission": 0.0, "slippage": 0.0, "fill": "next_open", "risk_free_rate": 0.0,
+    "start": "", "end": "",
+}
 
 
 def _series_to_dict(series: pd.Series) -> dict:
@@ -114,10 +117,7 @@ class BacktestResult:
         head = f"{self.strategy_name} {self.params}  [{self.status}]  run {self.run_id}"
         if self.status != "success":
             return f"{head}\n  error: {self.error}"
-        width = max(len(name) for name in METRIC_NAMES)
-        lines = [f"  {name:<{width}}  {format_metric(name, self.metrics.get(name))}"
-                 for name in METRIC_NAMES]
-        return "\n".join([head, *lines])
+        return f"{head}\n{format_metrics(self.metrics)}"
 
 
 def _engine_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -134,7 +134,7 @@ def resolve_data(data: pd.DataFrame | str | Path | None) -> pd.DataFrame:
     """``None`` → the bundled synthetic sample (with its COT index); a path → ``load_ohlcv``."""
     if data is None:
         return load_sample()
-    if isinstance(data, (str, Path)):
+    if isinstance(data, str | Path):
         return load_ohlcv(data)
     return data
 
@@ -150,7 +150,8 @@ def run_backtest(
 
     ``params`` override the strategy's ``PARAMS`` (unknown names and wrong types raise
     :class:`~meridian.exceptions.ParameterError` before anything runs). ``engine_options`` are
-    ``commission``, ``slippage``, ``fill`` and ``risk_free_rate``. An exception raised by the
+    ``commission``, ``slippage``, ``fill``, ``risk_free_rate`` and the trading window
+    ``start`` / ``end`` (signals still see the bars before ``start``). An exception raised by the
     strategy or the engine does not propagate: it is recorded in ``status="failed"``,
     ``error`` and ``logs``, so a failed run can be saved like any other.
     """
@@ -172,7 +173,8 @@ def run_backtest(
         position = module.signals(frame, **merged)
         outcome = backtest(
             frame, position, initial_capital=capital, commission=options["commission"],
-            slippage=options["slippage"], fill=options["fill"],
+            slippage=options["slippage"], fill=options["fill"], start=options["start"],
+            end=options["end"],
         )
     except Exception as error:  # noqa: BLE001 - a failing strategy is a result, not a crash
         result.status = "failed"

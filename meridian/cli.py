@@ -56,3 +56,69 @@ def backtest_command(strategy, params, data_path, capital, commission, slippage)
     click.echo(result.summary())
     if result.status != "success":
         sys.exit(1)
+
+
+@main.command("run")
+@click.argument("strategy")
+@click.option("-p", "--parameter", "params", nargs=2, multiple=True, metavar="NAME VALUE",
+              help="Set a notebook parameter (repeatable); values parse as Python literals.")
+@click.option("-f", "--params-file", type=click.Path(dir_okay=False),
+              help="YAML file of parameter values (command-line -p wins).")
+@click.option("--output-dir", type=click.Path(file_okay=False),
+              help="Where runs, registry and dashboard go [default: $MERIDIAN_HOME or ./outputs].")
+@click.option("--no-input", is_flag=True, help="Hide code cells in the HTML report.")
+def run_command(strategy, params, params_file, output_dir, no_input) -> None:
+    """Execute notebooks/STRATEGY.py with parameters: notebook, HTML report, registry row."""
+    from meridian.engine.metrics import format_metrics
+    from meridian.pipeline.parameterize import parse_pairs
+    from meridian.pipeline.run import run_notebook
+
+    record = run_notebook(strategy, parse_pairs(params), params_file=params_file,
+                          output_dir=output_dir, no_input=no_input)
+    if record["status"] != "success":
+        click.echo(f"meridian: error: run {record['run_id']} of {record['strategy_name']} failed: "
+                   f"{record['error']} (report: {record['report_path']})", err=True)
+        sys.exit(1)
+    click.echo(f"{record['strategy_name']} run {record['run_id']}  {record['params']}")
+    click.echo(format_metrics(record["metrics"]))
+    click.echo(f"report: {record['report_path']}")
+
+
+OUTPUT_DIR = click.option(
+    "--output-dir", type=click.Path(file_okay=False),
+    help="Output directory [default: $MERIDIAN_HOME or ./outputs].",
+)
+
+
+@main.group("runs")
+def runs_group() -> None:
+    """Inspect and maintain the run registry (outputs/registry.sqlite)."""
+
+
+@runs_group.command("export")
+@click.option("--format", "fmt", type=click.Choice(["json"]), default="json", show_default=True)
+@click.option("--path", "target", type=click.Path(dir_okay=False),
+              help="File to write [default: OUTPUT_DIR/backtest_runs.json].")
+@OUTPUT_DIR
+def runs_export(fmt, target, output_dir) -> None:
+    """Write every run as JSON (backtest_runs.json)."""
+    from meridian.storage import export_runs
+
+    click.echo(str(export_runs(target, output_dir)))
+
+
+@runs_group.command("rebuild")
+@OUTPUT_DIR
+def runs_rebuild(output_dir) -> None:
+    """Recreate the registry from the executed notebooks in outputs/runs/."""
+    from meridian.storage import rebuild_registry
+
+    skipped: list[str] = []
+    count = rebuild_registry(output_dir, on_skip=lambda path, why: skipped.append(f"{path}: {why}"))
+    for line in skipped:
+        click.echo(f"skipped {line}", err=True)
+    click.echo(f"restored {count} runs")
+
+
+if __name__ == "__main__":
+    main()

@@ -25,6 +25,7 @@ __all__ = [
     "align_to_bars",
     "attach_cot",
     "cot_index",
+    "load_market_data",
     "load_ohlcv",
     "load_sample",
     "read_cot",
@@ -48,3 +49,27 @@ def _cached_sample(with_cot: bool) -> pd.DataFrame:
         frame = attach_cot(frame, SAMPLE_COT)
     frame.attrs["source"] = SAMPLE_NOTE
     return frame
+
+
+def load_market_data(
+    data_path: str | Path = "", cot_path: str | Path = "", cot_market: str = ""
+) -> tuple[pd.DataFrame, str]:
+    """Prices (and COT index when available) the way notebooks and the API ask for them.
+
+    Empty ``data_path`` → the bundled synthetic sample, with its own COT unless ``cot_path``
+    names another file. Your own prices get a ``COT_Index`` only from a ``cot_path`` you give
+    (``cot_market`` picks the market in a multi-market CFTC file); without one the COT filter
+    is off. Returns the frame and a one-line note saying which COT source is in use.
+    """
+    if not str(data_path):
+        frame = load_sample(with_cot=not str(cot_path))
+        note = "SYNTHETIC sample prices"
+        if not str(cot_path):
+            return frame, f"{note} with the bundled sample COT index"
+    else:
+        frame = load_ohlcv(data_path)
+        note = f"prices from {data_path}"
+        if not str(cot_path):
+            return frame, f"{note}; no COT file given, so the COT filter is off"
+    frame = attach_cot(frame, cot_path, market=cot_market or None)
+    return frame, f"{note} with the COT index from {cot_path}"

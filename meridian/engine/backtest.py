@@ -85,6 +85,38 @@ def _as_positions(position, index: pd.Index) -> np.ndarray:
     return values
 
 
+def _as_timestamp(name: str, value, index: pd.DatetimeIndex) -> pd.Timestamp | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise EngineError(f"{name}={value!r} is not a date; use YYYY-MM-DD") from None
+    if index.tz is not None and stamp.tz is None:
+        stamp = stamp.tz_localize(index.tz)
+    return stamp
+
+
+def _window(data: pd.DataFrame, target: np.ndarray, start, end):
+    """Bars (and targets) from ``start`` to ``end`` inclusive; a date without a time means the
+    whole day."""
+    first = _as_timestamp("start", start, data.index)
+    last = _as_timestamp("end", end, data.index)
+    keep = np.ones(len(data), dtype=bool)
+    if first is not None:
+        keep &= data.index >= first
+    if last is not None:
+        if last == last.normalize():
+            last = last + pd.Timedelta(days=1) - pd.Timedelta(1, "us")
+        keep &= data.index <= last
+    if not keep.any():
+        raise EngineError(
+            f"no bars between start={start!r} and end={end!r}; the data runs from "
+            f"{data.index[0]:%Y-%m-%d} to {data.index[-1]:%Y-%m-%d}"
+        )
+    return data.loc[keep], target[keep]
+
+
 def backtest(
     data: pd.DataFrame,
     position,
@@ -93,6 +125,8 @@ def backtest(
     commission: float = 0.0,
     slippage: float = 0.0,
     fill: str = "next_open",
+    start: str | pd.Timestamp | None = None,
+    end: str | pd.Timestamp | None = None,
 ) -> EngineResult:
     """Simulate holding ``position`` (target exposure per bar, decided at that bar's close).
 
@@ -100,7 +134,9 @@ def backtest(
     can profit from bar t's prices; ``fill="close"`` trades at the same close (only honest if
     the decision really can be made at the close). ``commission`` is a fraction of traded
     notional charged on every fill; ``slippage`` moves each fill price against you by that
-    fraction. Positions still open after the last bar close at its close. See
+    fraction. Positions still open after the last bar close at its close. ``start`` / ``end``
+    (inclusive dates) restrict trading to a window; the positions may have been computed from
+    earlier bars, which is how indicators warm up without look-ahead. See
     :mod:`meridian.engine._simulate` for the exact accounting.
     """
     if fill not in FILLS:
@@ -116,6 +152,8 @@ def backtest(
             f"data needs Open and Close columns and at least one bar; missing {missing or 'bars'}"
         )
     target = _as_positions(position, data.index)
+    if start is not None or end is not None:
+        data, target = _window(data, target, start, end)
     open_ = data["Open"].to_numpy(dtype=float)
     close = data["Close"].to_numpy(dtype=float)
     sim = simulate(

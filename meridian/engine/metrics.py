@@ -260,3 +260,15 @@ def format_metric(name: str, value: float | None) -> str:
     if kind == "days":
         return f"{value:,.0f} days"
     return f"{value:.2f}"
+
+
+def ordered_metric_names(metrics: dict) -> list[str]:
+    """The standard metrics in their usual order, then any others in the order given."""
+    return [n for n in METRIC_NAMES if n in metrics] + [n for n in metrics if n not in METRIC_NAMES]
+
+
+def format_metrics(metrics: dict[str, float | None], indent: str = "  ") -> str:
+    """Aligned ``name  value`` lines, the standard metrics first, for terminals."""
+    names = ordered_metric_names(metrics)
+    width = max((len(n) for n in names), default=0)
+    return "\n".join(f"{indent}{n:<{width}}  {format_metric(n, metrics[n])}" for n in names)

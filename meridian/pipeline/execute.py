@@ -1,0 +1,61 @@
+"""Executing a parameterized notebook with papermill's Python API, in this process.
+
+Kernels talk over IPC sockets in a private temporary folder rather than TCP: many runs
+started at the same instant cannot collide on ports (papermill #511) or on socket files, and
+nothing listens on the network.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import papermill
+from papermill.exceptions import PapermillExecutionError
+from traitlets.config import Config
+
+
+def execute(
+    notebook: nbformat.NotebookNode,
+    output_path: Path,
+    parameters: dict[str, Any],
+    *,
+    cwd: Path | None = None,
+    timeout: int | None = None,
+) -> PapermillExecutionError | None:
+    """Run ``notebook`` with ``parameters`` injected, writing it to ``output_path``.
+
+    Returns papermill's error when a cell raised (the notebook is still written, with
+    papermill's error banner at the top) and None on success.
+    """
+    # papermill's own parameter parser warns about lines it cannot read (comments with quotes);
+    # parameters are validated before execution here, so those warnings are noise.
+    logging.getLogger("papermill").setLevel(logging.ERROR)
+    sockets = Path(tempfile.mkdtemp(prefix="meridian-kernel-"))
+    config = Config()
+    config.KernelManager.transport = "ipc"
+    config.KernelManager.ip = str(sockets / "k")  # short: socket paths are limited to ~100 bytes
+    # Figures as Plotly JSON in the notebook (what JupyterLab renders); the HTML export turns
+    # them into live charts. Users may choose another renderer through the same variable.
+    os.environ.setdefault("PLOTLY_RENDERER", "plotly_mimetype")
+    try:
+        papermill.execute_notebook(
+            notebook,
+            str(output_path),
+            parameters=parameters,
+            kernel_name=notebook.metadata["kernelspec"]["name"],
+            progress_bar=False,
+            cwd=str(cwd or Path.cwd()),
+            execution_timeout=timeout,
+            config=config,
+        )
+    except PapermillExecutionError as error:
+        return error
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
+    return None

@@ -1,0 +1,128 @@
+"""Finding strategy notebooks and reading their parameters, without starting a kernel.
+
+Notebooks are Jupytext percent-format ``.py`` files in ``notebooks/`` (or ``$MERIDIAN_NOTEBOOKS``).
+The ``parameters`` cell is the notebook's signature: each top-level ``name = literal  # help``
+line is a parameter whose type is its default's type.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import io
+import os
+import tokenize
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jupytext
+import nbformat
+
+from meridian.exceptions import ParameterError, StrategyNotFoundError
+
+DEFAULT_KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One entry of a notebook's parameters cell."""
+
+    name: str
+    default: Any
+    help: str
+
+    @property
+    def type_name(self) -> str:
+        return type(self.default).__name__
+
+
+def notebooks_dir() -> Path:
+    """``$MERIDIAN_NOTEBOOKS``, else ``./notebooks``, else the notebooks next to the package."""
+    if os.environ.get("MERIDIAN_NOTEBOOKS"):
+        return Path(os.environ["MERIDIAN_NOTEBOOKS"]).resolve()
+    local = Path.cwd() / "notebooks"
+    if local.is_dir():
+        return local.resolve()
+    return Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def list_notebooks(directory: Path | None = None) -> list[str]:
+    """Strategy names: the ``.py`` notebooks in the notebooks directory, sorted."""
+    directory = directory or notebooks_dir()
+    return sorted(p.stem for p in directory.glob("*.py") if not p.name.startswith("_"))
+
+
+def find_notebook(strategy: str, directory: Path | None = None) -> Path:
+    """``notebooks/<strategy>.py``, or ``strategy`` itself when it is a path to a notebook."""
+    as_path = Path(strategy)
+    if as_path.suffix == ".py" and as_path.is_file():
+        return as_path.resolve()
+    directory = directory or notebooks_dir()
+    path = directory / f"{strategy}.py"
+    if not path.is_file():
+        raise StrategyNotFoundError(
+            f"unknown strategy {strategy!r}; notebooks in {directory}: "
+            f"{', '.join(list_notebooks(directory)) or '(none)'}"
+        )
+    return path
+
+
+def read_notebook(path: Path) -> nbformat.NotebookNode:
+    """The notebook as papermill wants it: every cell has ``tags``, a kernelspec is set."""
+    notebook = jupytext.read(path)
+    notebook.metadata.setdefault("kernelspec", DEFAULT_KERNELSPEC)
+    for cell in notebook.cells:
+        cell.metadata.setdefault("tags", [])
+    return notebook
+
+
+def source_hash(path: Path) -> str:
+    """SHA-256 of the notebook file: which version of the strategy produced a run."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def parameters_cell(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
+    """The first code cell tagged ``parameters`` (papermill's rule), if any."""
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            return cell
+    return None
+
+
+def _comments(source: str) -> dict[int, str]:
+    """Line number → trailing comment text."""
+    found: dict[int, str] = {}
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.COMMENT:
+                found[token.start[0]] = token.string.lstrip("#").strip()
+    except (tokenize.TokenError, IndentationError):
+        pass
+    return found
+
+
+def notebook_parameters(notebook: nbformat.NotebookNode, owner: str = "notebook") -> dict:
+    """Name → :class:`Parameter` for each ``name = literal`` in the parameters cell."""
+    cell = parameters_cell(notebook)
+    if cell is None:
+        return {}
+    try:
+        tree = ast.parse(cell.source)
+    except SyntaxError as error:
+        raise ParameterError(
+            f"{owner}: the parameters cell does not parse (line {error.lineno}: {error.msg})"
+        ) from None
+    comments = _comments(cell.source)
+    found: dict[str, Parameter] = {}
+    for node in tree.body:
+        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else (
+            node.target if isinstance(node, ast.AnnAssign) else None)
+        if not isinstance(target, ast.Name) or node.value is None:
+            continue
+        try:
+            default = ast.literal_eval(node.value)
+        except ValueError:
+            default = None  # an expression: any value is accepted
+        found[target.id] = Parameter(target.id, default, comments.get(node.lineno, ""))
+    return found

@@ -1,0 +1,88 @@
+"""``meridian run``: one strategy notebook → executed notebook, HTML report, registry row.
+
+Order matters: everything that can be checked without a kernel (strategy name, parameter
+names and types, data file) is checked first, so bad input costs a one-line error and writes
+nothing. After execution the run is always recorded, failed or not, because a failing
+notebook's report is exactly what its author needs to see.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from meridian import paths, storage
+from meridian.pipeline.execute import execute
+from meridian.pipeline.export import export_html
+from meridian.pipeline.notebooks import (
+    find_notebook,
+    notebook_parameters,
+    read_notebook,
+    source_hash,
+)
+from meridian.pipeline.parameterize import load_params_file, preflight, resolve_params
+
+
+def prepare(strategy: str, params: dict[str, Any] | None = None,
+            params_file: str | Path | None = None):
+    """Locate and read the notebook and validate the parameters; no kernel, no files."""
+    path = find_notebook(strategy)
+    notebook = read_notebook(path)
+    overrides = {**load_params_file(params_file), **(params or {})}
+    values = resolve_params(notebook_parameters(notebook, path.stem), overrides, path.stem)
+    preflight(values)
+    return path, notebook, values
+
+
+def run_notebook(
+    strategy: str,
+    params: dict[str, Any] | None = None,
+    *,
+    params_file: str | Path | None = None,
+    output_dir: str | Path | None = None,
+    no_input: bool = False,
+    kind: str = "notebook",
+) -> dict:
+    """Execute ``notebooks/<strategy>.py`` with ``params`` and record the run.
+
+    Returns the registry record (``status`` "success" or "failed"). Raises MeridianError
+    subclasses for bad input, before anything is written.
+    """
+    path, notebook, values = prepare(strategy, params, params_file)
+    out = paths.output_dir(output_dir)
+    run_id = str(uuid.uuid4())
+    folder = paths.run_dir(out, run_id)
+    folder.mkdir(parents=True)
+    executed_path = folder / f"{path.stem}.ipynb"
+    report_path = folder / "report.html"
+
+    started = time.perf_counter()
+    timestamp = datetime.now(UTC).isoformat(timespec="seconds")
+    failure = execute(notebook, executed_path, values)
+    executed = nbformat.read(executed_path, as_version=4)
+    info = {
+        "run_id": run_id, "timestamp": timestamp, "strategy_name": path.stem, "kind": kind,
+        "status": "failed" if failure else "success",
+        "error": f"{failure.ename}: {failure.evalue}" if failure else None,
+        "traceback": "\n".join(failure.traceback) if failure else None,
+        "source_hash": source_hash(path), "report_path": str(report_path),
+        "notebook_path": str(executed_path),
+    }
+    try:
+        export_html(executed, report_path, no_input=no_input)
+    except Exception as error:  # noqa: BLE001 - the run itself is what we must not lose
+        info.update(status="failed", error=f"report export failed: {error}",
+                    traceback=traceback.format_exc())
+    info["duration"] = round(time.perf_counter() - started, 3)
+    executed.metadata["meridian"] = info
+    nbformat.write(executed, executed_path)
+
+    record = storage.record_from_notebook(executed_path)
+    storage.save_run(record, out)
+    return storage.load_run_by_id(run_id, out)

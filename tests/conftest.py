@@ -1,0 +1,50 @@
+"""Shared fixtures: a real output directory per test and a real headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture
+def outputs(tmp_path: Path) -> Path:
+    """A fresh output directory (runs, registry, dashboard) for one test."""
+    return tmp_path / "outputs"
+
+
+def meridian(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: int = 300):
+    """Run the real ``meridian`` CLI in a subprocess; returns the CompletedProcess."""
+    return subprocess.run(
+        [sys.executable, "-m", "meridian.cli", *args], cwd=cwd, capture_output=True,
+        text=True, timeout=timeout, env={**os.environ, **(env or {})},
+    )
+
+
+def chromium_path() -> str:
+    for name in (os.environ.get("MERIDIAN_CHROMIUM"), "chromium", "chromium-browser"):
+        if name and (found := shutil.which(name)):
+            return found
+    pytest.fail("Chromium is not installed; .ci/run installs Debian's chromium package")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium through Playwright, with networking to the outside disabled."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=chromium_path(),
+                                              args=CHROMIUM_FLAGS)
+        yield instance
+        instance.close()

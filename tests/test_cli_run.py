@@ -1,0 +1,183 @@
+"""``meridian run`` end to end: real notebooks on a real kernel, a real SQLite registry."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, meridian
+
+from meridian.storage import load_all_runs, load_run_by_id
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """Default FLD and FLD with fld_offset=15 in one output directory."""
+    out = tmp_path_factory.mktemp("runs") / "outputs"
+    first = meridian("run", "fld", "--output-dir", str(out))
+    second = meridian("run", "fld", "-p", "fld_offset", "15", "--output-dir", str(out))
+    return out, first, second
+
+
+def test_run_prints_metrics_and_report_path(two_runs):
+    out, first, _ = two_runs
+    assert first.returncode == 0, first.stderr
+    assert "sharpe_ratio" in first.stdout and "max_drawdown" in first.stdout
+    report = Path(first.stdout.strip().splitlines()[-1].removeprefix("report: "))
+    assert report.is_file() and report.parent.parent == out / "runs"
+    assert (report.parent / "fld.ipynb").is_file()
+
+
+def test_each_run_is_a_registry_row_with_its_parameters(two_runs):
+    out, first, second = two_runs
+    assert second.returncode == 0, second.stderr
+    runs = load_all_runs(out)
+    assert len(runs) == 2 and all(r["status"] == "success" for r in runs)
+    newest, oldest = runs
+    assert newest["params"]["fld_offset"] == 15 and oldest["params"]["fld_offset"] == 10
+    assert newest["metrics"]["sharpe_ratio"] != oldest["metrics"]["sharpe_ratio"]
+    assert newest["trades_count"] == newest["metrics"]["num_trades"]
+    assert 2 <= len(newest["equity"]["values"]) <= 500
+    assert len(newest["source_hash"]) == 64 and newest["duration"] > 0
+    assert sqlite3.connect(out / "registry.sqlite").execute("PRAGMA journal_mode").fetchone() \
+        == ("wal",)
+
+
+def test_report_is_live_in_a_real_browser_offline(two_runs, browser):
+    out, first, _ = two_runs
+    report = first.stdout.strip().splitlines()[-1].removeprefix("report: ")
+    page = browser.new_page()
+    external: list[str] = []
+    page.on("request", lambda r: r.url.startswith(("http:", "https:")) and external.append(r.url))
+    page.goto(Path(report).as_uri())
+    page.wait_for_selector(".plotly-graph-div .main-svg", timeout=15_000)
+    charts = page.locator(".plotly-graph-div")
+    assert charts.count() >= 3  # equity+drawdown, price with FLD, monthly heatmap
+    for i in range(charts.count()):
+        assert charts.nth(i).locator("svg.main-svg").count() >= 1
+    assert page.locator(".plotly-graph-div .scatterlayer .trace").count() >= 3
+    assert external == []
+    page.close()
+
+
+def test_rebuild_restores_every_run_from_the_notebooks(two_runs):
+    out, *_ = two_runs
+    before = {r["run_id"]: r["metrics"] for r in load_all_runs(out)}
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{out / 'registry.sqlite'}{suffix}").unlink(missing_ok=True)
+    result = meridian("runs", "rebuild", "--output-dir", str(out))
+    assert result.returncode == 0 and "restored 2 runs" in result.stdout
+    assert {r["run_id"]: r["metrics"] for r in load_all_runs(out)} == before
+
+
+def test_export_writes_the_runs_as_json(two_runs):
+    out, *_ = two_runs
+    result = meridian("runs", "export", "--format", "json", "--output-dir", str(out))
+    assert result.returncode == 0
+    import json
+    runs = json.loads(Path(result.stdout.strip()).read_text())
+    assert {r["strategy_name"] for r in runs} == {"fld"} and len(runs) == 2
+
+
+def test_params_file_and_no_input(outputs, tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("fast: 5\nslow: 30\n")
+    result = meridian("run", "sma_cross", "-f", str(params), "-p", "slow", "40", "--no-input",
+                      "--output-dir", str(outputs))
+    assert result.returncode == 0, result.stderr
+    (run,) = load_all_runs(outputs)
+    assert run["params"]["fast"] == 5 and run["params"]["slow"] == 40  # -p wins over the file
+    assert "strategy_params = " not in Path(run["report_path"]).read_text()
+
+
+def test_a_notebook_that_raises_is_recorded_as_failed(outputs):
+    result = meridian("run", "sma_cross", "-p", "fast", "30", "-p", "slow", "20",
+                      "--output-dir", str(outputs))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "failed: ValueError: need 1 <= fast < slow" in lines[0]
+    (run,) = load_all_runs(outputs)
+    assert run["status"] == "failed" and run["error"].startswith("ValueError")
+    assert "Traceback" in run["traceback"] or "ValueError" in run["traceback"]
+    report = Path(run["report_path"])
+    assert report.is_file() and str(report) in lines[0]
+    assert "An Exception was encountered" in report.read_text()  # papermill's banner
+    assert Path(run["notebook_path"]).is_file()
+
+
+def _bad_data(tmp_path: Path) -> Path:
+    path = tmp_path / "prices.csv"
+    path.write_text("Date,Open,High,Low,Close\n2020-01-01,10,11,9,10\n2020-01-02,10,9,11,10\n")
+    return path
+
+
+def _bad_yaml(tmp_path: Path) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text("fld_offset: [15\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (lambda t: ["run", "fdl"], "unknown strategy 'fdl'; notebooks in"),
+        (lambda t: ["run", "fld", "-p", "offset", "3"],
+         "unknown parameter 'offset' for fld; valid parameters: fld_offset, cot_threshold"),
+        (lambda t: ["run", "fld", "-p", "fld_offset", "abc"],
+         "parameter 'fld_offset' of fld expects int"),
+        (lambda t: ["run", "fld", "-p", "data_path", str(t / "missing.csv")],
+         "data_path: no such file"),
+        (lambda t: ["run", "fld", "-p", "data_path", str(_bad_data(t))],
+         "prices.csv line 3 (2020-01-02): High"),
+        (lambda t: ["run", "fld", "-f", str(_bad_yaml(t))], "params.yaml line 2: not valid YAML"),
+    ],
+    ids=["unknown-strategy", "unknown-parameter", "ill-typed", "missing-data", "malformed-data",
+         "malformed-yaml"],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, outputs, tmp_path):
+    result = meridian(*args(tmp_path), "--output-dir", str(outputs))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("meridian: error: ") and message in lines[0]
+    assert not (outputs / "runs").exists()
+
+
+def test_eight_runs_started_at_once_are_eight_rows(outputs):
+    command = [sys.executable, "-m", "meridian.cli", "run", "fld", "--output-dir", str(outputs)]
+    processes = [
+        subprocess.Popen([*command, "-p", "fld_offset", str(5 + i)], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(8)
+    ]
+    results = [(p.wait(timeout=600), p.stderr.read()) for p in processes]
+    assert all(code == 0 for code, _ in results), results
+    runs = load_all_runs(outputs)
+    assert len(runs) == 8
+    assert sorted(r["params"]["fld_offset"] for r in runs) == list(range(5, 13))
+
+
+def test_a_run_killed_mid_execution_leaves_a_working_registry(outputs):
+    assert meridian("run", "sma_cross", "--output-dir", str(outputs)).returncode == 0
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "meridian.cli", "run", "fld", "--output-dir", str(outputs)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while not any((outputs / "runs").glob("*/fld.ipynb")) and time.time() < deadline:
+        time.sleep(0.05)  # papermill writes the notebook as soon as execution starts
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    connection = sqlite3.connect(outputs / "registry.sqlite")
+    assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    (survivor,) = load_all_runs(outputs)
+    assert survivor["strategy_name"] == "sma_cross"
+    assert load_run_by_id(survivor["run_id"][:8], outputs)["status"] == "success"
+    assert meridian("run", "sma_cross", "-p", "fast", "5", "--output-dir", str(outputs)) \
+        .returncode == 0
+    assert len(load_all_runs(outputs)) == 2
