@@ -14,10 +14,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import ipykernel.kernelspec  # noqa: F401 - see below
+import IPython.paths  # noqa: F401 - see below
 import nbformat
 import papermill
 from papermill.exceptions import PapermillExecutionError
 from traitlets.config import Config
+
+# IPython.paths and ipykernel.kernelspec are imported above, not lazily by jupyter_client
+# mid-run: the report exporter warms up in a thread meanwhile and imports IPython too, and two
+# threads importing one package at once can fail with KeyError (a CPython import race).
 
 
 def execute(
@@ -50,6 +56,9 @@ def execute(
             parameters=parameters,
             kernel_name=notebook.metadata["kernelspec"]["name"],
             progress_bar=False,
+            # papermill rewrites the whole notebook after every cell by default (≈ 1 s for a
+            # report with figures); it is written once at the end, and on failure.
+            request_save_on_cell_execute=False,
             cwd=str(cwd or Path.cwd()),
             execution_timeout=timeout,
             config=config,

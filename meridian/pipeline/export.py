@@ -55,10 +55,11 @@ def _has_plotly(notebook: nbformat.NotebookNode) -> bool:
     )
 
 
-def export_html(
-    notebook: nbformat.NotebookNode, html_path: Path, *, no_input: bool = False
-) -> Path:
-    """Write ``notebook`` as a self-contained HTML report (atomically: temp file + rename)."""
+PLOTLY_JS_SLOT = "/* meridian: plotly.js */"
+
+
+def make_exporter(no_input: bool = False) -> HTMLExporter:
+    """The report exporter: the ``meridian`` template plus :class:`ReportPreprocessor`."""
     exporter = HTMLExporter(
         template_name="meridian",
         extra_template_basedirs=[str(TEMPLATES)],
@@ -67,8 +68,40 @@ def export_html(
         exclude_output_prompt=no_input,
     )
     exporter.register_preprocessor(ReportPreprocessor(), enabled=True)
-    resources = {"plotly_js": get_plotlyjs() if _has_plotly(notebook) else ""}
-    body, _ = exporter.from_notebook_node(notebook, resources=resources)
+    return exporter
+
+
+def warm_up(exporter: HTMLExporter) -> HTMLExporter:
+    """Render a tiny notebook once: compiles templates and regexes and loads pygments, which
+    otherwise costs the first real export most of a second. Run it while a kernel works."""
+    sample = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# warm-up *text*"),
+        nbformat.v4.new_code_cell("x = 1", outputs=[nbformat.v4.new_output(
+            "display_data", data={"text/html": "<b>x</b>", "text/plain": "x"})]),
+    ])
+    exporter.from_notebook_node(sample, resources={"plotly_js": ""})
+    return exporter
+
+
+def export_html(
+    notebook: nbformat.NotebookNode,
+    html_path: Path,
+    *,
+    no_input: bool = False,
+    exporter: HTMLExporter | None = None,
+) -> Path:
+    """Write ``notebook`` as a self-contained HTML report (atomically: temp file + rename).
+
+    plotly.js (4-5 MB) is spliced in after rendering: nbconvert re-parses its whole output
+    with BeautifulSoup, and the library need not go through that.
+    """
+    exporter = exporter or make_exporter(no_input)
+    needs_plotly = _has_plotly(notebook)
+    body, _ = exporter.from_notebook_node(
+        notebook, resources={"plotly_js": PLOTLY_JS_SLOT if needs_plotly else ""}
+    )
+    if needs_plotly:
+        body = body.replace(PLOTLY_JS_SLOT, get_plotlyjs(), 1)
     html_path = Path(html_path)
     handle, temporary = tempfile.mkstemp(dir=html_path.parent, suffix=".html.tmp")
     with os.fdopen(handle, "w", encoding="utf-8") as stream:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import traceback
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import nbformat
 
 from meridian import paths, storage
 from meridian.pipeline.execute import execute
-from meridian.pipeline.export import export_html
+from meridian.pipeline.export import export_html, make_exporter, warm_up
 from meridian.pipeline.notebooks import (
     find_notebook,
     notebook_parameters,
@@ -64,7 +65,10 @@ def run_notebook(
 
     started = time.perf_counter()
     timestamp = datetime.now(UTC).isoformat(timespec="seconds")
-    failure = execute(notebook, executed_path, values)
+    with ThreadPoolExecutor(max_workers=1) as background:
+        # Prepare the HTML exporter while the kernel works: the main thread is only waiting.
+        exporter = background.submit(warm_up, make_exporter(no_input))
+        failure = execute(notebook, executed_path, values)
     executed = nbformat.read(executed_path, as_version=4)
     info = {
         "run_id": run_id, "timestamp": timestamp, "strategy_name": path.stem, "kind": kind,
@@ -75,7 +79,7 @@ def run_notebook(
         "notebook_path": str(executed_path),
     }
     try:
-        export_html(executed, report_path, no_input=no_input)
+        export_html(executed, report_path, exporter=exporter.result())
     except Exception as error:  # noqa: BLE001 - the run itself is what we must not lose
         info.update(status="failed", error=f"report export failed: {error}",
                     traceback=traceback.format_exc())
