@@ -68,7 +68,7 @@ def run_notebook(
     with ThreadPoolExecutor(max_workers=1) as background:
         # Prepare the HTML exporter while the kernel works: the main thread is only waiting.
         exporter = background.submit(warm_up, make_exporter(no_input))
-        failure = execute(notebook, executed_path, values)
+        failure = execute(notebook, executed_path, values, kernel_log=folder / "kernel.log")
     executed = nbformat.read(executed_path, as_version=4)
     info = {
         "run_id": run_id, "timestamp": timestamp, "strategy_name": path.stem, "kind": kind,
