@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 STRATEGY ?= fld
 PARAMS ?=
 
-.PHONY: install test lint bench run clean
+.PHONY: install test lint bench run new extract clean
 
 install: $(STAMP)
 
@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
+	$(BIN)/meridian extract --check notebooks/*.py
 	$(BIN)/python -m pytest -q
 	$(BIN)/ruff check .
 
@@ -28,6 +29,13 @@ PARAM_FLAGS = $(foreach p,$(PARAMS),-p $(firstword $(subst =, ,$(p))) $(patsubst
 
 run: $(STAMP)
 	$(BIN)/meridian run $(STRATEGY) $(PARAM_FLAGS)
+
+# make new NAME=my_idea PARAMS="lookback=20 threshold=0.5"
+new: $(STAMP)
+	$(BIN)/meridian new $(NAME) $(foreach p,$(PARAMS),--param $(p))
+
+extract: $(STAMP)
+	$(BIN)/meridian extract notebooks/$(STRATEGY).py
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

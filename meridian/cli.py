@@ -58,6 +58,52 @@ def backtest_command(strategy, params, data_path, capital, commission, slippage)
         sys.exit(1)
 
 
+@main.command("new")
+@click.argument("name")
+@click.option("--param", "params", multiple=True, metavar="NAME=DEFAULT",
+              help="A strategy parameter and its default (repeatable), e.g. --param lookback=20.")
+@click.option("--template", default="strategy", show_default=True,
+              help="Template in templates/ to start from.")
+def new_command(name, params, template) -> None:
+    """Create notebooks/NAME.py from a template, ready for `meridian run NAME`."""
+    from meridian.authoring.new import new_notebook, parse_param_options
+
+    path = new_notebook(name, parse_param_options(params) or None, template)
+    click.echo(f"created {path}: edit its export cell, then `meridian run {name}` and "
+               f"`meridian extract {path}`")
+
+
+@main.command("extract")
+@click.argument("notebooks", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--output", type=click.Path(dir_okay=False),
+              help="Module to write [default: meridian/strategies/NAME.py]; one notebook only.")
+@click.option("--check", is_flag=True,
+              help="Write nothing; exit 1 with a diff when a module is missing or out of date.")
+@click.option("--force", is_flag=True, help="Replace a module that was not generated.")
+def extract_command(notebooks, output, check, force) -> None:
+    """Turn the export cells of NOTEBOOKS into strategy modules (no notebook code runs)."""
+    from meridian.authoring.extract import build, diff, write
+    from meridian.exceptions import ExtractError
+
+    if output and len(notebooks) > 1:
+        raise ExtractError("--output works with one notebook; extract the others separately")
+    stale = 0
+    for notebook in notebooks:
+        extraction = build(notebook, output)
+        if check:
+            changes = diff(extraction)
+            if changes:
+                stale += 1
+                click.echo(changes, nl=False)
+                click.echo(f"{extraction.output} is out of date with {notebook}: run "
+                           f"`meridian extract {notebook}`", err=True)
+            continue
+        written = write(extraction, force=force)
+        click.echo(f"{'wrote' if written else 'up to date:'} {extraction.output}")
+    if stale:
+        sys.exit(1)
+
+
 @main.command("run")
 @click.argument("strategy")
 @click.option("-p", "--parameter", "params", nargs=2, multiple=True, metavar="NAME VALUE",

@@ -35,3 +35,11 @@ class RegistryError(MeridianError):
 
 class RunNotFoundError(MeridianError, LookupError):
     """A run id (or id prefix) that matches no run, or more than one."""
+
+
+class ExtractError(MeridianError, ValueError):
+    """A notebook that cannot be turned into a strategy module safely."""
+
+
+class ScaffoldError(MeridianError, ValueError):
+    """A ``meridian new`` request that would clash with something that exists."""

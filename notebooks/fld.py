@@ -35,20 +35,64 @@ start = ""  # first date to trade, YYYY-MM-DD; empty = from the first bar
 end = ""  # last date to trade, YYYY-MM-DD; empty = to the last bar
 
 # %%
-import pandas as pd
 from IPython.display import Markdown, display
 
 from meridian import viz
 from meridian.data import load_market_data
 from meridian.engine import backtest, compute_metrics
 from meridian.pipeline.scraps import glue_results
-from meridian.strategies.fld import fld_line, signals
 
 data, data_note = load_market_data(data_path, cot_path, cot_market)
 display(Markdown(
     f"**Data:** {data_note}. {len(data):,} bars from {data.index[0]:%Y-%m-%d} "
     f"to {data.index[-1]:%Y-%m-%d}."
 ))
+
+# %% [markdown]
+# ## The strategy
+#
+# This cell is the strategy: `meridian extract notebooks/fld.py` copies it (it is tagged
+# `export`) into `meridian/strategies/fld.py`, which sweeps and the Python API import. Every
+# helper it uses reads only bars at or before t, so a position decided at bar t's close never
+# looks ahead.
+
+# %% tags=["export"]
+import numpy as np
+import pandas as pd
+
+from meridian.indicators import cross_state, median_price, shift, values
+
+
+def fld_line(data: pd.DataFrame, fld_offset: int = 10) -> pd.Series:
+    """The FLD itself, for charts: median price shifted forward by ``fld_offset`` bars."""
+    if fld_offset < 1:
+        raise ValueError(f"fld_offset must be >= 1 (got {fld_offset}); 0 or less looks ahead")
+    line = shift(median_price(data["High"], data["Low"]), fld_offset)
+    return pd.Series(line, index=data.index, name=f"FLD({fld_offset})")
+
+
+def signals(
+    data: pd.DataFrame, fld_offset: int = 10, cot_threshold: float = 0.0, allow_short: bool = True
+) -> pd.Series:
+    """Target exposure per bar: +1 after a close above the FLD, -1 (or 0) after one below.
+
+    FLD[t] = median[t - fld_offset] with median = (High + Low) / 2. Longs are held only while
+    the COT index is >= cot_threshold, shorts only while it is <= -cot_threshold; without a
+    COT_Index column in the data the filter is off.
+    """
+    if fld_offset < 1:
+        raise ValueError(f"fld_offset must be >= 1 (got {fld_offset}); 0 or less looks ahead")
+    fld = shift(median_price(data["High"], data["Low"]), fld_offset)
+    position = cross_state(data["Close"], fld)
+    if not allow_short:
+        position = np.maximum(position, 0.0)
+    if "COT_Index" in data.columns:
+        cot = values(data["COT_Index"])
+        with np.errstate(invalid="ignore"):
+            allowed = np.where(position > 0, cot >= cot_threshold, cot <= -cot_threshold)
+        position = np.where(allowed, position, 0.0)
+    return pd.Series(position, index=data.index, name="position")
+
 
 # %% [markdown]
 # ## Signals and backtest

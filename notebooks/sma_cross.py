@@ -28,21 +28,38 @@ start = ""  # first date to trade, YYYY-MM-DD; empty = from the first bar
 end = ""  # last date to trade, YYYY-MM-DD; empty = to the last bar
 
 # %%
-import pandas as pd
 from IPython.display import Markdown, display
 
 from meridian import viz
 from meridian.data import load_market_data
 from meridian.engine import backtest, compute_metrics
-from meridian.indicators import sma
 from meridian.pipeline.scraps import glue_results
-from meridian.strategies.sma_cross import signals
 
 data, data_note = load_market_data(data_path)
 display(Markdown(
     f"**Data:** {data_note}. {len(data):,} bars from {data.index[0]:%Y-%m-%d} "
     f"to {data.index[-1]:%Y-%m-%d}."
 ))
+
+# %% [markdown]
+# ## The strategy
+#
+# Tagged `export`: `meridian extract notebooks/sma_cross.py` turns this cell into
+# `meridian/strategies/sma_cross.py`.
+
+# %% tags=["export"]
+import pandas as pd
+
+from meridian.indicators import cross_state, sma
+
+
+def signals(data: pd.DataFrame, fast: int = 10, slow: int = 20) -> pd.Series:
+    """+1 / -1 after the last cross of SMA(fast) over SMA(slow); 0 before the first cross."""
+    if not 1 <= fast < slow:
+        raise ValueError(f"need 1 <= fast < slow, got fast={fast}, slow={slow}")
+    position = cross_state(sma(data["Close"], fast), sma(data["Close"], slow))
+    return pd.Series(position, index=data.index, name="position")
+
 
 # %% [markdown]
 # ## Signals and backtest

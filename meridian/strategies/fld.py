@@ -1,21 +1,26 @@
-"""Hurst's Future Line of Demarcation with a Commitments-of-Traders filter.
+# Generated from notebooks/fld.py by meridian extract — edit the notebook, not this file.
+# Notebook SHA-256: 6677d2b3a319ceb6d658ca775c6d480e394886a8bf7a95bb1709bcfa47625200
+"""FLD with a Commitments-of-Traders filter
 
-The FLD is the median price (H+L)/2 displaced forward by ``fld_offset`` bars (about half the
-cycle's wavelength): FLD[t] = median[t − fld_offset]. A close crossing above the FLD says the
-cycle has turned up (go long), crossing below says it turned down (go short, or flat when
-``allow_short`` is False). The COT filter trades with the commercial hedgers: longs are held
-only while their COT index (−1..1) is ≥ ``cot_threshold``, shorts only while it is
-≤ −``cot_threshold``. Without a ``COT_Index`` column in the data the filter is off.
+J. M. Hurst's **Future Line of Demarcation** is the median price (High + Low) / 2 displaced
+forward by about half a cycle's wavelength. When the close crosses above the FLD the cycle has
+turned up; below, it has turned down. We trade those crosses, but only in the direction the
+commercial hedgers lean: their **COT index** (−1 … 1, Williams' 3-year stochastic of their net
+position) must be at least `cot_threshold` for a long and at most −`cot_threshold` for a short.
+
+Positions are decided at each bar's close and filled at the next bar's open.
 """
-
-from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
 from meridian.indicators import cross_state, median_price, shift, values
 
-PARAMS = {"fld_offset": 10, "cot_threshold": 0.0, "allow_short": True}
+PARAMS = {
+    "fld_offset": 10,
+    "cot_threshold": 0.0,
+    "allow_short": True,
+}
 
 
 def fld_line(data: pd.DataFrame, fld_offset: int = 10) -> pd.Series:
@@ -29,7 +34,12 @@ def fld_line(data: pd.DataFrame, fld_offset: int = 10) -> pd.Series:
 def signals(
     data: pd.DataFrame, fld_offset: int = 10, cot_threshold: float = 0.0, allow_short: bool = True
 ) -> pd.Series:
-    """Target exposure per bar: +1 after a close above the FLD, −1 (or 0) after one below."""
+    """Target exposure per bar: +1 after a close above the FLD, -1 (or 0) after one below.
+
+    FLD[t] = median[t - fld_offset] with median = (High + Low) / 2. Longs are held only while
+    the COT index is >= cot_threshold, shorts only while it is <= -cot_threshold; without a
+    COT_Index column in the data the filter is off.
+    """
     if fld_offset < 1:
         raise ValueError(f"fld_offset must be >= 1 (got {fld_offset}); 0 or less looks ahead")
     fld = shift(median_price(data["High"], data["Low"]), fld_offset)

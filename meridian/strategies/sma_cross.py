@@ -1,18 +1,24 @@
-"""Moving-average crossover: long after the fast average crosses above the slow one, short
-after it crosses below; flat only until the first cross. The standard second example, and the
-strategy peers such as backtesting.py ship, so results can be compared side by side."""
+# Generated from notebooks/sma_cross.py by meridian extract — edit the notebook, not this file.
+# Notebook SHA-256: b926476ef6006ba89b431df77401ae48aef53fb639e0193079f38fe640825e29
+"""Moving-average crossover
 
-from __future__ import annotations
+Long after the fast simple moving average crosses above the slow one, short after it crosses
+below; flat only until the first cross. The textbook second example, and the strategy peers
+such as backtesting.py ship, so results can be compared side by side.
+"""
 
 import pandas as pd
 
 from meridian.indicators import cross_state, sma
 
-PARAMS = {"fast": 10, "slow": 20}
+PARAMS = {
+    "fast": 10,
+    "slow": 20,
+}
 
 
 def signals(data: pd.DataFrame, fast: int = 10, slow: int = 20) -> pd.Series:
-    """+1 / −1 after the last cross of SMA(fast) over SMA(slow); 0 before the first cross."""
+    """+1 / -1 after the last cross of SMA(fast) over SMA(slow); 0 before the first cross."""
     if not 1 <= fast < slow:
         raise ValueError(f"need 1 <= fast < slow, got fast={fast}, slow={slow}")
     position = cross_state(sma(data["Close"], fast), sma(data["Close"], slow))

@@ -1,0 +1,296 @@
+"""``meridian extract``: a strategy notebook's ``export`` cells → an importable strategy module.
+
+The notebook is the single source of truth; the module is what sweeps, the API and production
+import. Extraction never runs notebook code: it reads cells with jupytext, checks them with
+``ast`` and writes text. What it accepts in an exported cell is what is safe to import:
+imports, definitions and constants. ``PARAMS`` are the parameters-cell defaults of the names
+``signals`` accepts (run settings such as ``commission`` or ``data_path`` stay in the notebook).
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import json
+import os
+import re
+import tempfile
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+import meridian
+from meridian.exceptions import ExtractError
+from meridian.pipeline.notebooks import notebook_parameters, read_notebook, source_hash
+
+HEADER = "# Generated from {source} by meridian extract — edit the notebook, not this file."
+HASH_LINE = "# Notebook SHA-256: {digest}"
+NBDEV_EXPORT = re.compile(r"^#\s*\|\s*export\s*$")
+ALLOWED_STATEMENTS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef,
+                      ast.ClassDef)
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """The module text for one notebook and where it goes."""
+
+    notebook: Path
+    output: Path
+    text: str
+
+
+def package_dir() -> Path:
+    """The ``meridian`` package directory: generated modules may only be written inside it."""
+    return Path(meridian.__file__).resolve().parent
+
+
+def _display(path: Path) -> str:
+    """A path relative to the project root (the package's parent) when inside it, else to the
+    current directory: the generated header must not depend on where extraction ran."""
+    path = path.resolve()
+    if path.is_relative_to(package_dir().parent):
+        return path.relative_to(package_dir().parent).as_posix()
+    try:
+        return Path(os.path.relpath(path)).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _exported_source(cell: nbformat.NotebookNode) -> str | None:
+    """The code of a cell marked for export (Jupytext tag or nbdev ``#| export``), else None."""
+    if cell.cell_type != "code":
+        return None
+    lines = cell.source.splitlines()
+    if "export" in cell.metadata.get("tags", []):
+        return cell.source
+    if lines and NBDEV_EXPORT.match(lines[0].strip()):
+        return "\n".join(lines[1:])
+    return None
+
+
+def _is_constant(node: ast.AST) -> bool:
+    try:
+        ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+def _check_cell(source: str, where: str) -> ast.Module:
+    """Parse an export cell and reject anything that is not safe to import."""
+    for number, line in enumerate(source.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith("%"):
+            raise ExtractError(f"{where}, line {number}: `{stripped}` is an IPython magic; "
+                               "export cells must be plain Python (move it to another cell)")
+        if stripped.startswith("!"):
+            raise ExtractError(f"{where}, line {number}: `{stripped}` is a shell escape; "
+                               "export cells must be plain Python (move it to another cell)")
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as error:
+        text = (error.text or "").strip()
+        raise ExtractError(f"{where}, line {error.lineno}: syntax error ({error.msg}): `{text}`"
+                           ) from None
+    lines = source.splitlines()
+    for node in tree.body:
+        if isinstance(node, ALLOWED_STATEMENTS):
+            continue
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # a docstring or bare string
+        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None \
+                and _is_constant(node.value):
+            continue
+        offending = lines[node.lineno - 1].strip()
+        raise ExtractError(
+            f"{where}, line {node.lineno}: `{offending}` runs code at import; export cells may "
+            "only hold imports, definitions and constants"
+        )
+    return tree
+
+
+def _signals_arguments(trees: list[ast.Module], source: str) -> list[tuple[str, ast.AST | None]]:
+    """Keyword parameters of ``signals(data, ...)``: name and its default expression."""
+    for tree in trees:
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name == "signals":
+                args = node.args.posonlyargs + node.args.args
+                if not args:
+                    raise ExtractError(f"{source}: signals must take the data as its first "
+                                       "argument: def signals(data, ...)")
+                positional = args[1:]
+                defaults = [None] * (len(positional) - len(node.args.defaults)) + list(
+                    node.args.defaults)
+                keyword = list(zip(node.args.kwonlyargs, node.args.kw_defaults, strict=True))
+                return [(a.arg, d) for a, d in zip(positional, defaults, strict=True)] + [
+                    (a.arg, d) for a, d in keyword]
+    raise ExtractError(f"{source}: no `def signals(data, ...)` in the export cells; the strategy "
+                       "protocol needs it")
+
+
+def _params(trees, notebook, source: str) -> dict:
+    """PARAMS: the parameters cell's defaults for each argument ``signals`` accepts."""
+    cell_values = notebook_parameters(notebook, source)
+    if not cell_values:
+        raise ExtractError(f"{source}: no cell tagged 'parameters'; its defaults become PARAMS")
+    params = {}
+    for name, default in _signals_arguments(trees, source):
+        if name in cell_values:
+            params[name] = cell_values[name].default
+        elif default is not None and _is_constant(default):
+            params[name] = ast.literal_eval(default)
+        else:
+            raise ExtractError(
+                f"{source}: signals parameter {name!r} has no default in the parameters cell; "
+                f"add `{name} = <default>` there"
+            )
+    return params
+
+
+def _module_docstring(notebook: nbformat.NotebookNode) -> str:
+    """The notebook's first markdown cell, as the module's documentation (long lines wrapped)."""
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown" and cell.source.strip():
+            text = cell.source.strip().replace("\\", "\\\\").replace('"""', "'''")
+            text = re.sub(r"^#+\s*", "", text)  # the title line without its markdown hashes
+            lines = [
+                textwrap.fill(line, 99, subsequent_indent=_indent(line)) if len(line) > 99
+                else line
+                for line in text.splitlines()
+            ]
+            return '"""' + "\n".join(lines) + '\n"""\n'
+    return ""
+
+
+def _indent(line: str) -> str:
+    return line[: len(line) - len(line.lstrip())]
+
+
+def _split_imports(trees: list[ast.Module], sources: list[str]) -> tuple[str, list[str]]:
+    """The imports, hoisted to the top, and the remaining code of each cell.
+
+    The first export cell's leading import block is kept verbatim (its grouping is the
+    author's, and what ruff's isort expects); any other import follows, one statement per
+    line, unless the same statement is already there.
+    """
+    first_lines = sources[0].splitlines()
+    leading_end = 0
+    for node in trees[0].body:
+        if not isinstance(node, ast.Import | ast.ImportFrom):
+            break
+        leading_end = node.end_lineno
+    block = "\n".join(first_lines[:leading_end]).strip()
+    hoisted = [block] if block else []
+    bodies: list[str] = []
+    seen: set[str] = set()
+    for tree, source in zip(trees, sources, strict=True):
+        lines = source.splitlines()
+        keep = [tree is not trees[0] or index >= leading_end for index in range(len(lines))]
+        for node in tree.body:
+            if not isinstance(node, ast.Import | ast.ImportFrom):
+                continue
+            span = range(node.lineno - 1, node.end_lineno)
+            statement = "\n".join(lines[i] for i in span)
+            if statement not in seen:
+                seen.add(statement)
+                if node.lineno > leading_end or tree is not trees[0]:
+                    hoisted.append(statement)
+            for index in span:
+                keep[index] = False
+        body = "\n".join(line for line, kept in zip(lines, keep, strict=True) if kept).strip()
+        if body:
+            bodies.append(body)
+    return "\n".join(hoisted), bodies
+
+
+def _literal(value) -> str:
+    """Python source for a parameter default, strings in double quotes (the house style)."""
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+def _params_literal(params: dict) -> str:
+    items = "".join(f"    {json.dumps(n)}: {_literal(v)},\n" for n, v in params.items())
+    return f"PARAMS = {{\n{items}}}\n" if params else "PARAMS = {}\n"
+
+
+def build(notebook_path: str | Path, output: str | Path | None = None) -> Extraction:
+    """The module text for ``notebook_path`` (nothing is written or executed)."""
+    notebook_path = Path(notebook_path)
+    name = notebook_path.stem
+    source = _display(notebook_path.resolve())
+    if not notebook_path.is_file():
+        raise ExtractError(f"{source}: no such notebook")
+    target = _output_path(name, output)
+    notebook = read_notebook(notebook_path)
+    sources, trees = [], []
+    for number, cell in enumerate(notebook.cells, start=1):
+        code = _exported_source(cell)
+        if code is not None:
+            trees.append(_check_cell(code, f"{source} cell {number}"))
+            sources.append(code)
+    if not sources:
+        raise ExtractError(f"{source}: no cell tagged 'export'; tag the cell that defines "
+                           "signals (# %% tags=[\"export\"]) or start it with #| export")
+    params = _params(trees, notebook, source)
+    imports, bodies = _split_imports(trees, sources)
+    head = (HEADER.format(source=source) + "\n"
+            + HASH_LINE.format(digest=source_hash(notebook_path)) + "\n"
+            + _module_docstring(notebook))
+    top = (imports + "\n\n" if imports else "") + _params_literal(params)  # isort: 1 blank line
+    text = head + "\n" + "\n\n\n".join([top.rstrip("\n"), *bodies]) + "\n"
+    try:
+        compile(ast.parse(text), str(target), "exec")
+    except SyntaxError as error:
+        raise ExtractError(f"{source}: the generated module does not compile (line "
+                           f"{error.lineno}: {error.msg})") from None
+    return Extraction(notebook_path, target, text)
+
+
+def _output_path(name: str, output: str | Path | None) -> Path:
+    """Where the module goes: inside the package, with an identifier as its name."""
+    if not name.isidentifier():
+        raise ExtractError(f"{name!r} is not a valid Python identifier; name the notebook like "
+                           "a module (letters, digits, underscores, not starting with a digit)")
+    package = package_dir()
+    target = Path(output) if output is not None else package / "strategies" / f"{name}.py"
+    resolved = target.resolve()
+    if not resolved.is_relative_to(package):
+        raise ExtractError(f"output {str(output)!r} is outside the package directory {package}; "
+                           f"write into {package / 'strategies'}")
+    if resolved.suffix != ".py" or not resolved.stem.isidentifier():
+        raise ExtractError(f"output {str(output)!r} must be a .py file named like a module")
+    return resolved
+
+
+def diff(extraction: Extraction) -> str:
+    """Unified diff from the module on disk (or nothing) to what extraction would write."""
+    current = extraction.output.read_text() if extraction.output.exists() else ""
+    return "".join(difflib.unified_diff(
+        current.splitlines(keepends=True), extraction.text.splitlines(keepends=True),
+        fromfile=_display(extraction.output), tofile=f"{_display(extraction.output)} (extracted)",
+    ))
+
+
+def write(extraction: Extraction, force: bool = False) -> bool:
+    """Write the module atomically; False when it was already up to date.
+
+    A file that does not start with the generated header was written by hand: it is only
+    replaced with ``force``.
+    """
+    target = extraction.output
+    if target.exists():
+        current = target.read_text()
+        if current == extraction.text:
+            return False
+        if not current.startswith("# Generated from ") and not force:
+            raise ExtractError(f"{_display(target)} was not generated by meridian extract; "
+                               "refusing to overwrite it (use --force to replace it)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}-",
+                                         suffix=".tmp")
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        stream.write(extraction.text)
+    os.replace(temporary, target)
+    return True
