@@ -29,6 +29,7 @@ def get_strategy(name: str) -> ModuleType:
         raise StrategyNotFoundError(
             f"unknown strategy {name!r}; available strategies: {', '.join(available)}"
         )
+    importlib.invalidate_caches()  # a module extracted since start-up must be importable
     module = importlib.import_module(f"{__name__}.{name}")
     if not isinstance(getattr(module, "PARAMS", None), dict) or not callable(
         getattr(module, "signals", None)
