@@ -88,6 +88,24 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX IF NOT EXISTS idx_runs_strategy ON runs (strategy_name)",
         "CREATE INDEX IF NOT EXISTS idx_runs_status ON runs (status)",
     ),
+    (  # version 2: parameter sweeps (one row per sweep, one per combination; no curves)
+        """CREATE TABLE IF NOT EXISTS sweeps (
+            sweep_id      TEXT PRIMARY KEY,
+            timestamp     TEXT NOT NULL,
+            strategy_name TEXT NOT NULL,
+            status        TEXT NOT NULL,
+            metric        TEXT NOT NULL,
+            combinations  INTEGER NOT NULL,
+            completed     INTEGER NOT NULL,
+            duration      REAL,
+            info          TEXT NOT NULL DEFAULT '{}'
+        )""",
+        "CREATE TABLE IF NOT EXISTS sweep_results (sweep_id TEXT NOT NULL, idx INTEGER NOT NULL, "
+        "params TEXT NOT NULL, error TEXT, "
+        + ", ".join(f"{name} REAL" for name in METRIC_NAMES) + ", "
+        + ", ".join(f"oos_{name} REAL" for name in METRIC_NAMES)
+        + ", PRIMARY KEY (sweep_id, idx))",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -32,15 +32,15 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Simulation:
-    """Raw arrays of one simulation; shapes are (bars,) or (bars, combinations)."""
+    """Raw arrays of one simulation, shaped (bars, combinations) in column-major order, so a
+    column reduces exactly as a 1-D array would (one backtest = one column).
+
+    ``equity_after_fill`` is only meaningful on bars where ``event`` (a fill) is True."""
 
     equity: np.ndarray
     held: np.ndarray
     event: np.ndarray
-    equity_before_fill: np.ndarray
     equity_after_fill: np.ndarray
-    mark_at_last_fill: np.ndarray
-    final_factor: np.ndarray
 
 
 def held_exposure(target: np.ndarray, fill: str) -> np.ndarray:
@@ -80,9 +80,12 @@ def simulate(
     slippage: float,
     fill: str,
 ) -> Simulation:
-    """Equity at each bar's close for target exposures decided at each bar's close."""
-    two_d = target.ndim == 2
-    column = (lambda a: a[:, None]) if two_d else (lambda a: a)
+    """Equity at each bar's close for targets (bars × combinations) decided at each close.
+
+    Fills are sparse (a few percent of bars), so the fill factors are computed only where the
+    held exposure changes; everything else is one pass of whole-array arithmetic.
+    """
+    target = np.asfortranarray(target.reshape(len(target), -1), dtype=float)
     mark = open_ if fill == "next_open" else close
     buy_cost = slippage + commission * (1.0 + slippage)
     sell_cost = slippage + commission * (1.0 - slippage)
@@ -91,30 +94,35 @@ def simulate(
     held_before = np.zeros_like(held)
     held_before[1:] = held[:-1]
     event = held != held_before
+    rows, cols = np.nonzero(event)
 
-    bars = np.arange(len(held))
-    last_fill = np.maximum.accumulate(np.where(event, column(bars), 0), axis=0)
-    previous_fill = np.zeros_like(last_fill)
-    previous_fill[1:] = last_fill[:-1]
+    # Bar of the latest fill at or before each bar (0 before the first: held is 0 there).
+    bars = np.arange(len(held), dtype=np.int32)[:, None]
+    last_fill = np.maximum.accumulate(np.where(event, bars, 0), axis=0)
+    previous_fill = np.where(rows > 0, last_fill[np.maximum(rows - 1, 0), cols], 0)
 
     with np.errstate(divide="ignore", invalid="ignore"):
-        move = column(mark) / mark[previous_fill]
-        growth = np.maximum(1.0 + held_before * (move - 1.0), 0.0)
-        drifted = np.nan_to_num(held_before * move / growth)
-        factor = np.where(event, growth * _fill_factor(drifted, held, buy_cost, sell_cost), 1.0)
-        after_fill = initial_capital * np.cumprod(factor, axis=0)
-        mark_at_fill = mark[last_fill]
-        equity = after_fill * np.maximum(1.0 + held * (column(close) / mark_at_fill - 1.0), 0.0)
+        was = held_before[rows, cols]
+        move = mark[rows] / mark[previous_fill]
+        growth = np.maximum(1.0 + was * (move - 1.0), 0.0)
+        drifted = np.nan_to_num(was * move / growth)
+        factor = np.ones_like(held)
+        factor[rows, cols] = growth * _fill_factor(drifted, held[rows, cols], buy_cost,
+                                                   sell_cost)
+        after_fill = np.cumprod(factor, axis=0)
+        after_fill *= initial_capital
+        equity = close[:, None] / mark[last_fill]
+        equity -= 1.0
+        equity *= held
+        equity += 1.0
+        np.maximum(equity, 0.0, out=equity)
+        equity *= after_fill
 
+        # Positions still open after the last bar are closed at its close, costs included.
         last_growth = equity[-1] / after_fill[-1]
-        last_drift = np.nan_to_num(held[-1] * (close[-1] / mark_at_fill[-1]) / last_growth)
-        final_factor = _fill_factor(last_drift, np.zeros_like(last_drift), buy_cost, sell_cost)
-    equity[-1] = equity[-1] * final_factor
-    alive = np.minimum.accumulate(equity > 0.0, axis=0)
-    equity = np.where(alive, equity, 0.0)
-
-    before_fill = np.empty_like(after_fill)
-    before_fill[0] = initial_capital
-    before_fill[1:] = after_fill[:-1]
-    before_fill = before_fill * growth
-    return Simulation(equity, held, event, before_fill, after_fill, mark_at_fill, final_factor)
+        last_drift = np.nan_to_num(held[-1] * (close[-1] / mark[last_fill[-1]]) / last_growth)
+        equity[-1] *= _fill_factor(last_drift, np.zeros_like(last_drift), buy_cost, sell_cost)
+    ruined = equity <= 0.0
+    if ruined.any():  # equity that reaches zero stays at zero
+        equity = np.asfortranarray(np.where(np.maximum.accumulate(ruined, axis=0), 0.0, equity))
+    return Simulation(np.asfortranarray(equity), held, event, after_fill)

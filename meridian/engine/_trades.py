@@ -1,9 +1,11 @@
-"""Fills and closed trades from a one-column simulation.
+"""Fills and closed trades from a simulation of one or many combinations.
 
 A trade is a run of bars holding a position of one sign: it opens on the fill that leaves the
 account flat (or flips its sign) and closes on the fill that returns it to flat (or flips it).
 Resizing without changing sign stays inside the trade. Work is proportional to the number of
-fills, never to the number of bars.
+fills, never to the number of bars. Every column starts and ends flat, so trades never span
+columns and one pass over the fills of all columns (ordered by column, then time) serves a
+single backtest and a whole sweep batch alike.
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ TRADE_COLUMNS = [
 
 @dataclass(frozen=True)
 class TradeArrays:
-    """Closed trades as numpy arrays (cheap to build; the DataFrame is made on demand)."""
+    """Closed trades as numpy arrays (cheap to build; the DataFrame is made on demand).
 
+    ``column`` is the combination (simulation column) each trade belongs to."""
+
+    column: np.ndarray
     entry_bar: np.ndarray
     exit_bar: np.ndarray
     size: np.ndarray
@@ -56,60 +61,66 @@ class TradeArrays:
 
 
 def _fills(sim: Simulation, mark: np.ndarray, close: np.ndarray):
-    """Every fill as (bar, units before, units after, mark price), the final close-out included."""
-    bars = np.flatnonzero(sim.event)
-    held_after = sim.held[bars]
-    units_after = held_after * sim.equity_after_fill[bars] / mark[bars]
-    units_before = np.zeros_like(units_after)
-    units_before[1:] = units_after[:-1]
+    """Every fill as (column, bar, units before, units after, mark price), ordered by column
+    then time, the close-out of positions still open after the last bar included."""
+    columns, bars = np.nonzero(sim.event.T)  # column-major: each column's fills in time order
+    units_after = sim.held[bars, columns] * sim.equity_after_fill[bars, columns] / mark[bars]
+    same_column = np.concatenate([[False], columns[1:] == columns[:-1]])
+    units_before = np.where(same_column, np.roll(units_after, 1), 0.0)
     prices = mark[bars]
-    if sim.held[-1] != 0.0:
-        last_units = units_after[-1] if len(units_after) else 0.0
-        bars = np.append(bars, len(close) - 1)
-        units_before = np.append(units_before, last_units)
-        units_after = np.append(units_after, 0.0)
-        prices = np.append(prices, close[-1])
-    return bars, units_before, units_after, prices
+
+    still_open = np.flatnonzero(sim.held[-1] != 0.0)
+    if len(still_open):
+        last = np.searchsorted(columns, still_open, side="right") - 1
+        columns = np.concatenate([columns, still_open])
+        bars = np.concatenate([bars, np.full(len(still_open), len(close) - 1)])
+        units_before = np.concatenate([units_before, units_after[last]])
+        units_after = np.concatenate([units_after, np.zeros(len(still_open))])
+        prices = np.concatenate([prices, np.full(len(still_open), close[-1])])
+        closing_out = np.concatenate([np.zeros(len(prices) - len(still_open)),
+                                      np.ones(len(still_open))])
+        order = np.lexsort((closing_out, bars, columns))
+        columns, bars, units_before, units_after, prices = (
+            a[order] for a in (columns, bars, units_before, units_after, prices))
+    return columns, bars, units_before, units_after, prices
 
 
 def closed_trades(
     sim: Simulation, mark: np.ndarray, close: np.ndarray, commission: float, slippage: float
 ) -> TradeArrays:
     """Split fills into legs (close, resize, open) and sum them per trade."""
-    bars, before, after, marks = _fills(sim, mark, close)
+    columns, bars, before, after, marks = _fills(sim, mark, close)
     sign_before, sign_after = np.sign(before), np.sign(after)
     flips = sign_before != sign_after
-    closing = (sign_before != 0) & flips
-    opening = (sign_after != 0) & flips
-    resizing = (sign_before != 0) & ~flips & (before != after)
-
-    # Legs in time order; at a flip the closing leg comes before the opening one.
-    leg_bar = np.concatenate([bars[closing], bars[resizing], bars[opening]])
-    leg_units = np.concatenate(
-        [-before[closing], (after - before)[resizing], after[opening]]
+    kinds = (
+        (sign_before != 0) & flips,  # closing leg: all of the old position
+        (sign_before != 0) & ~flips & (before != after),  # resizing leg: the difference
+        (sign_after != 0) & flips,  # opening leg: all of the new position
     )
-    leg_order = np.concatenate(
-        [np.zeros(closing.sum()), np.ones(resizing.sum()), np.full(opening.sum(), 2.0)]
-    )
-    leg_mark = np.concatenate([marks[closing], marks[resizing], marks[opening]])
-    leg_position = np.concatenate([before[closing], before[resizing], after[opening]])
-    leg_opens = leg_order == 2.0
-    order = np.lexsort((leg_order, leg_bar))
-    leg_bar, leg_units, leg_opens, leg_mark, leg_position = (
-        a[order] for a in (leg_bar, leg_units, leg_opens, leg_mark, leg_position)
-    )
+    sizes = (-before, after - before, after)
+    positions = (before, before, after)
+    fill_index = np.concatenate([np.flatnonzero(k) for k in kinds])
+    leg_kind = np.concatenate([np.full(k.sum(), i) for i, k in enumerate(kinds)])
+    leg_units = np.concatenate([u[k] for u, k in zip(sizes, kinds, strict=True)])
+    leg_position = np.concatenate([p[k] for p, k in zip(positions, kinds, strict=True)])
+    # fills are already in (column, time) order; at a flip the closing leg comes first
+    order = np.lexsort((leg_kind, fill_index))
+    fill_index, leg_kind, leg_units, leg_position = (
+        a[order] for a in (fill_index, leg_kind, leg_units, leg_position))
+    leg_bar, leg_column, leg_mark = bars[fill_index], columns[fill_index], marks[fill_index]
 
     price = leg_mark * (1.0 + slippage * np.sign(leg_units))
     fee = commission * np.abs(leg_units) * price
     cash = -leg_units * price - fee
     adds = np.sign(leg_units) == np.sign(leg_position)  # legs that grow the position
 
-    trade = np.cumsum(leg_opens) - 1
-    starts = np.flatnonzero(leg_opens)
+    opens = leg_kind == 2
+    trade = np.cumsum(opens) - 1
+    starts = np.flatnonzero(opens)
     count = len(starts)
     if count == 0:
         empty_i, empty_f = np.array([], dtype=np.int64), np.array([], dtype=float)
-        return TradeArrays(empty_i, empty_i, *(empty_f,) * 6)
+        return TradeArrays(empty_i, empty_i, empty_i, *(empty_f,) * 6)
 
     def per_trade(values: np.ndarray) -> np.ndarray:
         return np.bincount(trade, weights=values, minlength=count)
@@ -122,6 +133,7 @@ def closed_trades(
     pnl = per_trade(cash)
     with np.errstate(divide="ignore", invalid="ignore"):
         return TradeArrays(
+            column=leg_column[starts].astype(np.int64),
             entry_bar=leg_bar[starts].astype(np.int64),
             exit_bar=leg_bar[ends].astype(np.int64),
             size=leg_units[starts],

@@ -10,6 +10,7 @@ import pandas as pd
 
 from meridian.engine._simulate import Simulation, simulate
 from meridian.engine._trades import TradeArrays, closed_trades
+from meridian.engine.metrics import drawdown, returns_from_equity
 from meridian.exceptions import EngineError
 
 FILLS = ("next_open", "close")
@@ -21,6 +22,9 @@ class EngineResult:
 
     ``equity`` is marked at each bar's close; ``positions`` is the exposure (fraction of
     equity, −1..1) in effect after each bar's fill; ``trades`` has one row per closed trade.
+    A batch (:func:`backtest_batch`) holds many combinations as columns of ``sim``; the Series
+    then describe the first one, and :func:`~meridian.engine.metrics.compute_metrics_batch`
+    measures them all.
     """
 
     index: pd.DatetimeIndex
@@ -31,33 +35,34 @@ class EngineResult:
 
     @cached_property
     def equity(self) -> pd.Series:
-        return pd.Series(self.sim.equity, index=self.index, name="equity")
+        return pd.Series(self.sim.equity[:, 0], index=self.index, name="equity")
 
     @cached_property
     def returns(self) -> pd.Series:
         """Bar-over-bar equity returns; the first bar's is measured from the initial capital."""
-        values = np.diff(self.sim.equity, prepend=self.initial_capital) / np.concatenate(
-            ([self.initial_capital], self.sim.equity[:-1])
-        )
-        return pd.Series(np.nan_to_num(values), index=self.index, name="returns")
+        values = returns_from_equity(self.sim.equity[:, 0], self.initial_capital)
+        return pd.Series(values, index=self.index, name="returns")
 
     @cached_property
     def positions(self) -> pd.Series:
-        return pd.Series(self.sim.held, index=self.index, name="position")
+        return pd.Series(self.sim.held[:, 0], index=self.index, name="position")
 
     @cached_property
     def drawdown(self) -> pd.Series:
         """Equity's fall from its running peak, as a fraction (0 at a new high, −0.25 = −25%)."""
-        equity = self.sim.equity
-        return pd.Series(equity / np.maximum.accumulate(equity) - 1.0, index=self.index,
-                         name="drawdown").fillna(0.0)
+        return pd.Series(drawdown(self.sim.equity[:, 0]), index=self.index, name="drawdown")
 
     @cached_property
     def trades(self) -> pd.DataFrame:
-        return self.trade_arrays.to_frame(self.index)
+        first = self.trade_arrays.column == 0
+        if first.all():
+            return self.trade_arrays.to_frame(self.index)
+        arrays = self.trade_arrays
+        return type(arrays)(*(getattr(arrays, f)[first] for f in arrays.__dataclass_fields__)
+                            ).to_frame(self.index)
 
 
-def _as_positions(position, index: pd.Index) -> np.ndarray:
+def as_positions(position, index: pd.Index) -> np.ndarray:
     """Target exposures as floats aligned to the data; NaN means flat (e.g. indicator warm-up)."""
     if isinstance(position, pd.DataFrame):
         raise EngineError("position must be a Series or 1-D array, not a DataFrame")
@@ -139,6 +144,13 @@ def backtest(
     earlier bars, which is how indicators warm up without look-ahead. See
     :mod:`meridian.engine._simulate` for the exact accounting.
     """
+    target = as_positions(position, data.index)
+    return backtest_batch(data, target[:, None], initial_capital=initial_capital,
+                          commission=commission, slippage=slippage, fill=fill, start=start,
+                          end=end)
+
+
+def _check_options(data: pd.DataFrame, initial_capital, commission, slippage, fill) -> None:
     if fill not in FILLS:
         raise EngineError(f"fill={fill!r} is not supported; use one of {', '.join(FILLS)}")
     if not initial_capital > 0:
@@ -151,13 +163,28 @@ def backtest(
         raise EngineError(
             f"data needs Open and Close columns and at least one bar; missing {missing or 'bars'}"
         )
-    target = _as_positions(position, data.index)
+
+
+def backtest_batch(
+    data: pd.DataFrame,
+    targets: np.ndarray,
+    *,
+    initial_capital: float = 100_000,
+    commission: float = 0.0,
+    slippage: float = 0.0,
+    fill: str = "next_open",
+    start: str | pd.Timestamp | None = None,
+    end: str | pd.Timestamp | None = None,
+) -> EngineResult:
+    """:func:`backtest` for many combinations at once: ``targets`` is bars × combinations
+    (each column already checked with :func:`as_positions`). One vectorized pass for all."""
+    _check_options(data, initial_capital, commission, slippage, fill)
     if start is not None or end is not None:
-        data, target = _window(data, target, start, end)
+        data, targets = _window(data, targets, start, end)
     open_ = data["Open"].to_numpy(dtype=float)
     close = data["Close"].to_numpy(dtype=float)
     sim = simulate(
-        open_, close, target, initial_capital=float(initial_capital),
+        open_, close, targets, initial_capital=float(initial_capital),
         commission=commission, slippage=slippage, fill=fill,
     )
     mark = open_ if fill == "next_open" else close

@@ -63,8 +63,14 @@ def infer_periods_per_year(index: pd.DatetimeIndex) -> float:
 
 def returns_from_equity(equity: np.ndarray, initial_capital: float) -> np.ndarray:
     """``r_t = E_t / E_{t−1} − 1`` with ``E_{−1} = E_0``; 0 after ruin."""
-    previous = np.concatenate([np.full((1,) + equity.shape[1:], initial_capital), equity[:-1]])
-    return np.nan_to_num(_safe_divide(equity - previous, previous))
+    returns = np.empty_like(equity)  # same memory order: columns reduce like 1-D arrays
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(equity[1:], equity[:-1], out=returns[1:])
+        returns[0] = equity[0] / initial_capital
+        returns -= 1.0
+    if not np.isfinite(returns).all():  # only after ruin (0 / 0)
+        returns = np.where(np.isfinite(returns), returns, 0.0)
+    return returns
 
 
 def total_return(equity: np.ndarray, initial_capital: float):
@@ -119,31 +125,39 @@ def sortino_ratio(returns: np.ndarray, periods_per_year: float, risk_free_rate: 
     return _safe_divide(excess.mean(axis=0), downside) * math.sqrt(periods_per_year)
 
 
-def drawdown(equity: np.ndarray) -> np.ndarray:
-    """``E_t / max_{s≤t} E_s − 1`` per bar (≤ 0); 0 where equity has never been positive."""
-    peak = np.maximum.accumulate(equity, axis=0)
+def drawdown(equity: np.ndarray, peak: np.ndarray | None = None) -> np.ndarray:
+    """``E_t / max_{s≤t} E_s − 1`` per bar (≤ 0); 0 where equity has never been positive.
+    ``peak``, the running maximum, may be passed when already computed."""
+    peak = np.maximum.accumulate(equity, axis=0) if peak is None else peak
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(peak > 0, equity / np.where(peak > 0, peak, 1.0) - 1.0, 0.0)
 
 
-def max_drawdown(equity: np.ndarray):
+def max_drawdown(equity: np.ndarray, peak: np.ndarray | None = None):
     """``min_t (E_t / max_{s≤t} E_s − 1)``: the deepest fall from a peak, as a negative fraction."""
-    return drawdown(equity).min(axis=0)
+    return drawdown(equity, peak).min(axis=0)
 
 
-def max_drawdown_duration(equity: np.ndarray, index: pd.DatetimeIndex) -> float:
+def max_drawdown_duration(
+    equity: np.ndarray, index: pd.DatetimeIndex, peak: np.ndarray | None = None
+):
     """Longest time under water, in calendar days: from a peak to the bar where equity first
     gets back to it (or to the last bar if it never does). 0 if equity never falls."""
-    at_peak = equity >= np.maximum.accumulate(equity)
-    if at_peak.all():
-        return 0.0
-    # A spell under water runs from a peak to the next peak (the recovery) when bars lie
-    # between them, or from the last peak to the last bar when equity never gets back.
-    peaks = np.flatnonzero(at_peak)
-    ends = np.append(peaks[1:], len(equity) - 1)
-    spell = (ends - peaks > 1) | ((ends - peaks == 1) & (ends == len(equity) - 1) & ~at_peak[-1])
+    values = equity.reshape(len(equity), -1)
+    peak = np.maximum.accumulate(values, axis=0) if peak is None else peak.reshape(values.shape)
+    at_peak = values >= peak
+    bars = np.arange(len(values), dtype=np.int32)[:, None]
+    last_peak = np.maximum.accumulate(np.where(at_peak, bars, 0), axis=0)
     times = _nanoseconds(index)
-    return float((times[ends[spell]] - times[peaks[spell]]).max() / 86_400e9)
+    # A spell is longest at its end: the bar that recovers the peak, or the last bar while
+    # still under water.
+    rows, cols = np.nonzero(at_peak[1:] & ~at_peak[:-1])
+    longest = np.zeros(values.shape[1], dtype=np.int64)
+    np.maximum.at(longest, cols, times[rows + 1] - times[last_peak[rows, cols]])
+    still_under = ~at_peak[-1]
+    longest = np.where(still_under, np.maximum(longest, times[-1] - times[last_peak[-1]]), longest)
+    days = longest / 86_400e9
+    return float(days[0]) if equity.ndim == 1 else days
 
 
 def calmar_ratio(cagr_value, max_drawdown_value):
@@ -156,43 +170,84 @@ def exposure(held: np.ndarray):
     return (held != 0).mean(axis=0)
 
 
-def win_rate(pnl: np.ndarray) -> float:
+# Trade statistics. Each takes the per-trade values and, for many combinations at once, the
+# column of each trade (``column``) and the number of columns; alone they describe one list
+# of trades and return a float. Sums run in trade order, identically for one or many columns.
+
+
+def _grouped(column: np.ndarray | None, size: int, columns: int) -> tuple[np.ndarray, int]:
+    return (np.zeros(size, dtype=np.int64), 1) if column is None else (column, columns)
+
+
+def _count(column: np.ndarray, columns: int) -> np.ndarray:
+    return np.bincount(column, minlength=columns).astype(float)
+
+
+def _sum(values: np.ndarray, column: np.ndarray, columns: int) -> np.ndarray:
+    return np.bincount(column, weights=values, minlength=columns)
+
+
+def _result(values: np.ndarray, grouped: bool):
+    return values if grouped else float(values[0])
+
+
+def win_rate(pnl: np.ndarray, column: np.ndarray | None = None, columns: int = 1):
     """``#(pnl_i > 0) / n``; ``nan`` with no trades."""
-    return float(np.mean(pnl > 0)) if len(pnl) else NAN
+    group, size = _grouped(column, len(pnl), columns)
+    wins = _sum((pnl > 0).astype(float), group, size)
+    return _result(_safe_divide(wins, _count(group, size)), column is not None)
 
 
-def profit_factor(pnl: np.ndarray) -> float:
+def profit_factor(pnl: np.ndarray, column: np.ndarray | None = None, columns: int = 1):
     """``Σ pnl_i⁺ / |Σ pnl_i⁻|`` (gross profit over gross loss); ``nan`` with no losing trade."""
-    return float(_safe_divide(pnl[pnl > 0].sum(), -pnl[pnl < 0].sum())) if len(pnl) else NAN
+    group, size = _grouped(column, len(pnl), columns)
+    gains = _sum(np.maximum(pnl, 0.0), group, size)
+    losses = -_sum(np.minimum(pnl, 0.0), group, size)
+    return _result(_safe_divide(gains, losses), column is not None)
 
 
-def avg_trade(trade_returns: np.ndarray) -> float:
-    """Arithmetic mean of trade returns ``mean(ret_i)``, ret_i = pnl_i / entry notional."""
-    return float(trade_returns.mean()) if len(trade_returns) else NAN
+def avg_trade(trade_returns: np.ndarray, column: np.ndarray | None = None, columns: int = 1):
+    """Arithmetic mean of trade returns ``Σ ret_i / n``, ret_i = pnl_i / entry notional."""
+    group, size = _grouped(column, len(trade_returns), columns)
+    mean = _safe_divide(_sum(trade_returns, group, size), _count(group, size))
+    return _result(mean, column is not None)
 
 
-def best_trade(trade_returns: np.ndarray) -> float:
+def _extreme(values, column, columns, reduce, start: float):
+    group, size = _grouped(column, len(values), columns)
+    out = np.full(size, start)
+    reduce.at(out, group, values)
+    return _result(np.where(_count(group, size) > 0, out, np.nan), column is not None)
+
+
+def best_trade(trade_returns: np.ndarray, column: np.ndarray | None = None, columns: int = 1):
     """``max(ret_i)``; ``nan`` with no trades."""
-    return float(trade_returns.max()) if len(trade_returns) else NAN
+    return _extreme(trade_returns, column, columns, np.maximum, -np.inf)
 
 
-def worst_trade(trade_returns: np.ndarray) -> float:
+def worst_trade(trade_returns: np.ndarray, column: np.ndarray | None = None, columns: int = 1):
     """``min(ret_i)``; ``nan`` with no trades."""
-    return float(trade_returns.min()) if len(trade_returns) else NAN
+    return _extreme(trade_returns, column, columns, np.minimum, np.inf)
 
 
-def expectancy(pnl: np.ndarray) -> float:
-    """Expected profit per trade in currency: ``W × avg win − (1 − W) × avg loss = mean(pnl_i)``."""
-    return float(pnl.mean()) if len(pnl) else NAN
+def expectancy(pnl: np.ndarray, column: np.ndarray | None = None, columns: int = 1):
+    """Expected profit per trade in currency: ``W × avg win − (1 − W) × avg loss``, which is
+    ``Σ pnl_i / n``."""
+    group, size = _grouped(column, len(pnl), columns)
+    return _result(_safe_divide(_sum(pnl, group, size), _count(group, size)), column is not None)
 
 
-def sqn(pnl: np.ndarray) -> float:
+def sqn(pnl: np.ndarray, column: np.ndarray | None = None, columns: int = 1):
     """Van Tharp's System Quality Number ``√n × mean(pnl_i) / std(pnl_i, ddof=1)``;
     ``nan`` with fewer than 2 trades or identical pnls."""
-    if len(pnl) < 2:
-        return NAN
-    std = pnl.std(ddof=1)
-    return float(math.sqrt(len(pnl)) * pnl.mean() / std) if std > 0 else NAN
+    group, size = _grouped(column, len(pnl), columns)
+    count = _count(group, size)
+    mean = _safe_divide(_sum(pnl, group, size), count)
+    deviation = pnl - mean[group]
+    variance = _safe_divide(_sum(deviation * deviation, group, size), count - 1.0)
+    std = np.sqrt(np.where(count > 1, variance, np.nan))
+    std = np.where(std > 1e-12 * np.abs(mean), std, np.nan)
+    return _result(_safe_divide(np.sqrt(count) * mean, std), column is not None)
 
 
 def buy_and_hold_return(close: np.ndarray) -> float:
@@ -200,38 +255,55 @@ def buy_and_hold_return(close: np.ndarray) -> float:
     return float(close[-1] / close[0] - 1.0)
 
 
-def compute_metrics(
+def compute_metrics_batch(
     result, *, risk_free_rate: float = 0.0, periods_per_year: float | None = None
-) -> dict[str, float]:
-    """Every metric above for one :class:`~meridian.engine.backtest.EngineResult`, as floats."""
-    equity, capital, index = result.sim.equity, result.initial_capital, result.index
+) -> dict[str, np.ndarray]:
+    """Every metric above for each column of an
+    :class:`~meridian.engine.backtest.EngineResult`: name → array with one value per column.
+
+    This is the only place metrics are assembled: a single backtest is a batch of one, so a
+    sweep's row and ``run_backtest`` with the same parameters give the same floats."""
+    sim, capital, index = result.sim, result.initial_capital, result.index
+    columns = sim.equity.shape[1]
     periods = periods_per_year or infer_periods_per_year(index)
-    returns = returns_from_equity(equity, capital)
-    pnl, trade_returns = result.trade_arrays.pnl, result.trade_arrays.returns
-    growth = cagr(equity, capital, index)
-    deepest = max_drawdown(equity)
+    returns = returns_from_equity(sim.equity, capital)
+    trades = result.trade_arrays
+    pnl, trade_returns, column = trades.pnl, trades.returns, trades.column
+    growth = cagr(sim.equity, capital, index)
+    peak = np.maximum.accumulate(sim.equity, axis=0)
+    deepest = max_drawdown(sim.equity, peak)
     values = {
-        "total_return": total_return(equity, capital),
+        "total_return": total_return(sim.equity, capital),
         "cagr": growth,
         "volatility": volatility(returns, periods),
         "sharpe_ratio": sharpe_ratio(returns, periods, risk_free_rate),
         "sortino_ratio": sortino_ratio(returns, periods, risk_free_rate),
         "calmar_ratio": calmar_ratio(growth, deepest),
         "max_drawdown": deepest,
-        "max_drawdown_duration": max_drawdown_duration(equity, index),
-        "exposure": exposure(result.sim.held),
-        "num_trades": len(pnl),
-        "win_rate": win_rate(pnl),
-        "profit_factor": profit_factor(pnl),
-        "avg_trade": avg_trade(trade_returns),
-        "best_trade": best_trade(trade_returns),
-        "worst_trade": worst_trade(trade_returns),
-        "expectancy": expectancy(pnl),
-        "sqn": sqn(pnl),
+        "max_drawdown_duration": max_drawdown_duration(sim.equity, index, peak),
+        "exposure": exposure(sim.held),
+        "num_trades": _count(column, columns),
+        "win_rate": win_rate(pnl, column, columns),
+        "profit_factor": profit_factor(pnl, column, columns),
+        "avg_trade": avg_trade(trade_returns, column, columns),
+        "best_trade": best_trade(trade_returns, column, columns),
+        "worst_trade": worst_trade(trade_returns, column, columns),
+        "expectancy": expectancy(pnl, column, columns),
+        "sqn": sqn(pnl, column, columns),
         "buy_and_hold_return": buy_and_hold_return(result.close),
-        "final_equity": equity[-1],
+        "final_equity": sim.equity[-1],
     }
-    return {name: float(values[name]) for name in METRIC_NAMES}
+    return {name: np.broadcast_to(np.asarray(values[name], dtype=float), (columns,))
+            for name in METRIC_NAMES}
+
+
+def compute_metrics(
+    result, *, risk_free_rate: float = 0.0, periods_per_year: float | None = None
+) -> dict[str, float]:
+    """Every metric above for a single backtest (the first column of ``result``), as floats."""
+    batch = compute_metrics_batch(result, risk_free_rate=risk_free_rate,
+                                  periods_per_year=periods_per_year)
+    return {name: float(values[0]) for name, values in batch.items()}
 
 
 METRIC_KINDS = {
