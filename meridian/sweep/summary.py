@@ -1,0 +1,44 @@
+"""The terminal summary of a sweep: what ran, the best combinations, where the report is."""
+
+from __future__ import annotations
+
+from meridian.engine.metrics import format_metric
+from meridian.viz import format_param_value
+
+SHOWN = ("total_return", "cagr", "sharpe_ratio", "max_drawdown", "num_trades")
+
+
+def summary_lines(result) -> list[str]:
+    """Lines to print after ``meridian sweep``."""
+    done = len(result.table)
+    rate = done / result.duration if result.duration else 0.0
+    lines = [f"sweep {result.sweep_id} · {result.strategy} · {done:,} combinations in "
+             f"{result.duration:.2f} s ({rate:,.0f}/s) · {result.status}"]
+    metrics = [result.metric, *[m for m in SHOWN if m != result.metric]]
+    split = any(entry["oos_metrics"] for entry in result.best)
+    head = ["#", *result.axes, *metrics] + ([f"{result.metric} (oos)", "return (oos)"]
+                                            if split else [])
+    rows = []
+    for rank, entry in enumerate(result.best, start=1):
+        row = [str(rank), *(format_param_value(entry["params"][n]) for n in result.axes),
+               *(format_metric(m, entry["metrics"][m]) for m in metrics)]
+        if split:
+            outside = entry["oos_metrics"] or {}
+            row += [format_metric(result.metric, outside.get(result.metric)),
+                    format_metric("total_return", outside.get("total_return"))]
+        rows.append(row)
+    widths = [max(len(str(cell)) for cell in column) for column in zip(head, *rows, strict=True)]
+    lines.append(f"best by {result.metric}:")
+    for row in [head, *rows]:
+        lines.append("  " + "  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True)))
+    for entry in result.best:
+        if entry.get("report_path"):
+            check = "same metrics" if entry.get("matches_notebook") else "METRICS DIFFER"
+            lines.append(f"  report #{result.best.index(entry) + 1}: {entry['report_path']} "
+                         f"({check})")
+    failed = int(result.table["error"].notna().sum())
+    if failed:
+        first = result.table.loc[result.table["error"].notna(), "error"].iloc[0]
+        lines.append(f"{failed} combinations failed, e.g. {first}")
+    lines.append(f"report: {result.report_path}")
+    return lines
