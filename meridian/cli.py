@@ -164,6 +164,169 @@ def runs_rebuild(output_dir) -> None:
     for line in skipped:
         click.echo(f"skipped {line}", err=True)
     click.echo(f"restored {count} runs")
+    from meridian.dashboard import refresh_dashboard
+
+    refresh_dashboard(output_dir)
+
+
+# ------------------------------------------------------------------ runs: browse and compare
+
+STATUS = click.option("--status", type=click.Choice(["success", "failed", "running"]),
+                      help="Only runs with this status.")
+SORT = click.option("--sort", metavar="METRIC",
+                    help="Best first by this metric (e.g. sharpe_ratio), or a column: "
+                         "timestamp, strategy_name, status, duration, trades_count.")
+LIMIT = click.option("--limit", type=click.IntRange(min=1), metavar="N",
+                     help="At most N runs.")
+
+
+def _print_runs(runs: list[dict], sort: str | None, output_dir) -> None:
+    from meridian.dashboard.terminal import run_lines
+    from meridian.storage import Registry
+
+    if not runs:
+        click.echo(f"no runs match in {Registry(output_dir).path}", err=True)
+        return
+    for line in run_lines(runs, sort):
+        click.echo(line)
+
+
+@runs_group.command("list")
+@click.option("--strategy", help="Only runs of this strategy.")
+@STATUS
+@SORT
+@LIMIT
+@OUTPUT_DIR
+def runs_list(strategy, status, sort, limit, output_dir) -> None:
+    """One line per run, newest first: id prefix, time, strategy, status, key metrics."""
+    from meridian.storage import search_runs
+
+    runs = search_runs(strategy=strategy, status=status, sort=sort, limit=limit,
+                       output_dir=output_dir)
+    _print_runs(runs, sort, output_dir)
+
+
+@runs_group.command("search")
+@click.option("--strategy", help="Only runs of this strategy.")
+@STATUS
+@click.option("--since", metavar="TIME", help="Runs at or after TIME (ISO 8601, UTC if naive).")
+@click.option("--until", metavar="TIME", help="Runs at or before TIME.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="Parameter equal to VALUE (a Python literal), e.g. fld_offset=15. Repeatable.")
+@click.option("--min", "minimum", multiple=True, metavar="METRIC=NUMBER",
+              help="Metric at least NUMBER (fractions for percentages), e.g. sharpe_ratio=1.")
+@click.option("--max", "maximum", multiple=True, metavar="METRIC=NUMBER",
+              help="Metric at most NUMBER, e.g. max_drawdown=-0.1 (drawdowns are negative).")
+@SORT
+@LIMIT
+@OUTPUT_DIR
+def runs_search(strategy, status, since, until, params, minimum, maximum, sort, limit,
+                output_dir) -> None:
+    """Runs matching every filter given (metrics with no value never match a bound)."""
+    from meridian.dashboard.terminal import parse_assignments
+    from meridian.storage import search_runs
+
+    runs = search_runs(
+        strategy=strategy, status=status, since=since, until=until,
+        params=parse_assignments(params, "--param", number=False),
+        metric_min=parse_assignments(minimum, "--min", number=True),
+        metric_max=parse_assignments(maximum, "--max", number=True),
+        sort=sort, limit=limit, output_dir=output_dir,
+    )
+    _print_runs(runs, sort, output_dir)
+
+
+@runs_group.command("show")
+@click.argument("run_id")
+@click.option("--traceback", "with_traceback", is_flag=True,
+              help="Print a failed run's full traceback.")
+@click.option("--json", "as_json", is_flag=True, help="The whole record as JSON.")
+@OUTPUT_DIR
+def runs_show(run_id, with_traceback, as_json, output_dir) -> None:
+    """Parameters, metrics, status and paths of one run (an id prefix of 4+ characters works)."""
+    import json
+
+    from meridian.dashboard.terminal import run_details
+    from meridian.storage import load_run_by_id
+
+    run = load_run_by_id(run_id, output_dir)
+    click.echo(json.dumps(run, indent=2) if as_json else run_details(run, with_traceback))
+
+
+@runs_group.command("compare")
+@click.argument("run_ids", nargs=-1, required=True)
+@click.option("--path", "target", type=click.Path(dir_okay=False),
+              help="Page to write [default: OUTPUT_DIR/comparisons/<id prefixes>.html].")
+@click.option("--open", "open_page", is_flag=True, help="Open the page in a web browser.")
+@OUTPUT_DIR
+def runs_compare(run_ids, target, open_page, output_dir) -> None:
+    """Metrics of two or more runs side by side, and an HTML page with their equity curves."""
+    from meridian.dashboard import comparison_text, write_comparison
+    from meridian.dashboard.comparison import load_runs
+    from meridian.exceptions import RegistryError
+
+    if len(run_ids) < 2:
+        raise RegistryError(f"compare needs at least 2 run ids, got {len(run_ids)}")
+    runs = load_runs(run_ids, output_dir)
+    click.echo(comparison_text(runs))
+    page = write_comparison(runs, output_dir, target)
+    click.echo(f"comparison: {page}")
+    if open_page:
+        _open_in_browser(page)
+
+
+@runs_group.command("delete")
+@click.argument("run_ids", nargs=-1, required=True)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@OUTPUT_DIR
+def runs_delete(run_ids, yes, output_dir) -> None:
+    """Delete runs (rows and run folders), after backing up the registry once."""
+    from meridian import paths
+    from meridian.dashboard import refresh_dashboard
+    from meridian.dashboard.terminal import run_lines
+    from meridian.storage import delete_runs, load_run_by_id
+
+    runs = {r["run_id"]: r for r in (load_run_by_id(i, output_dir) for i in run_ids)}
+    for line in run_lines(runs.values()):
+        click.echo(line)
+    noun = "run" if len(runs) == 1 else "runs"
+    if not yes and not click.confirm(f"Delete these {len(runs)} {noun} and their folders?"):
+        click.echo("nothing deleted", err=True)
+        sys.exit(1)
+    deleted = delete_runs(list(runs), output_dir)
+    backups = paths.backups_dir(paths.output_dir(output_dir))
+    click.echo(f"deleted {len(deleted)} {noun}; registry backed up first in {backups}")
+    refresh_dashboard(output_dir)
+
+
+@runs_group.command("stats")
+@OUTPUT_DIR
+def runs_stats(output_dir) -> None:
+    """How many runs, by status and strategy, and the best run for each metric."""
+    from meridian.dashboard.terminal import stats_text
+    from meridian.storage import Registry, get_registry_stats
+
+    click.echo(stats_text(get_registry_stats(output_dir), str(Registry(output_dir).path)))
+
+
+def _open_in_browser(page) -> None:
+    import webbrowser
+
+    if not webbrowser.open(page.as_uri()):
+        click.echo(f"meridian: could not start a web browser; open {page}", err=True)
+
+
+@main.command("dashboard")
+@click.option("--open", "open_page", is_flag=True, help="Open it in a web browser.")
+@OUTPUT_DIR
+def dashboard_command(open_page, output_dir) -> None:
+    """Write OUTPUT_DIR/index.html: every run in one offline page (sort, filter, compare)."""
+    from meridian.dashboard import build_dashboard
+
+    page = build_dashboard(output_dir)
+    click.echo(str(page))
+    if open_page:
+        _open_in_browser(page)
 
 
 if __name__ == "__main__":

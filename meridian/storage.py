@@ -24,7 +24,7 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -469,6 +469,26 @@ def delete_run(run_id: str, output_dir: PathLike | None = None) -> dict:
         conn.execute("DELETE FROM runs WHERE run_id = ?", (record["run_id"],))
     _remove_run_folder(registry.output_dir, record["run_id"])
     return record
+
+
+def delete_runs(run_ids: Iterable[str], output_dir: PathLike | None = None) -> list[dict]:
+    """Delete several runs as :func:`delete_run` does, with a single backup taken first (one
+    backup per run would rotate the pre-delete copy out of the last five). Every id is
+    resolved before anything is deleted, so one unknown id deletes nothing. Returns the
+    deleted records (a run named twice is deleted once)."""
+    registry = Registry(output_dir)
+    records: dict[str, dict] = {}
+    for run_id in run_ids:
+        record = load_run_by_id(run_id, output_dir=registry.output_dir)
+        records.setdefault(record["run_id"], record)
+    if not records:
+        return []
+    backup_registry(registry.output_dir)
+    with registry.transaction() as conn:
+        conn.executemany("DELETE FROM runs WHERE run_id = ?", [(i,) for i in records])
+    for run_id in records:
+        _remove_run_folder(registry.output_dir, run_id)
+    return list(records.values())
 
 
 def _remove_run_folder(out: Path, run_id: str) -> None:

@@ -7,6 +7,11 @@ computes a metric: numbers come from :mod:`meridian.engine.metrics`.
 
 from __future__ import annotations
 
+import html
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -34,6 +39,32 @@ def drawdown_of(equity: pd.Series) -> pd.Series:
     """Fall from the running peak as a fraction, for plotting when no drawdown is given."""
     peak = equity.cummax()
     return (equity / peak - 1.0).where(peak > 0, 0.0)
+
+
+def as_series(equity: pd.Series | Mapping[str, Any] | None, name: str = "equity") -> pd.Series:
+    """``equity`` as a float Series: a Series unchanged, or a registry-style
+    ``{"index": [ISO 8601], "values": [float | None]}`` dict (None → NaN)."""
+    if isinstance(equity, pd.Series):
+        return equity
+    equity = equity or {}
+    index = pd.DatetimeIndex(pd.to_datetime(list(equity.get("index") or []), format="ISO8601"))
+    values = [np.nan if v is None else v for v in equity.get("values") or []]
+    return pd.Series(np.asarray(values, dtype=float), index=index, name=name)
+
+
+def plot_equity_curve(
+    equity: pd.Series | Mapping[str, Any], title: str | None = "Equity", name: str = "Equity",
+    initial_capital: float | None = None,
+) -> go.Figure:
+    """One equity curve (a Series or a registry ``{"index", "values"}`` dict); with
+    ``initial_capital``, a dotted line marks the starting equity."""
+    equity = as_series(equity)
+    fig = go.Figure(go.Scatter(x=equity.index, y=equity.to_numpy(), name=_plotly_text(name),
+                               line={"color": EQUITY_COLOR, "width": 1.6}))
+    if initial_capital is not None:
+        fig.add_hline(y=initial_capital, line={"color": "#95a5a6", "width": 1, "dash": "dot"})
+    fig.update_yaxes(title_text="Equity", tickformat=",.0f")
+    return _layout(fig, title, 420)
 
 
 def plot_equity_with_drawdown(
@@ -138,3 +169,211 @@ def trades_table(trades: pd.DataFrame) -> pd.DataFrame:
         "return": [format_metric("avg_trade", v) for v in trades["return"]],
         "bars": trades["bars_held"],
     }).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- runs side by side
+
+
+def _plotly_text(text: str) -> str:
+    """``text`` for a Plotly label: Plotly renders a subset of HTML in names and titles
+    (``<b>``, ``<a href>``, entities), so user text is entity-escaped to show as typed."""
+    return html.escape(str(text), quote=False)
+
+
+def format_param_value(value: Any) -> str:
+    """A parameter value as shown in labels: strings bare (``""`` when empty), others repr."""
+    if isinstance(value, str):
+        return value if value else '""'
+    return repr(value)
+
+
+def format_params(params: Mapping[str, Any], keys: Iterable[str] | None = None) -> str:
+    """``fld_offset=15, allow_short=False``: every parameter (empty strings, i.e. unset paths,
+    left out), or exactly ``keys`` (those the run has) in that order."""
+    if keys is None:
+        pairs = [(k, v) for k, v in params.items() if v != ""]
+    else:
+        pairs = [(k, params[k]) for k in keys if k in params]
+    return ", ".join(f"{k}={format_param_value(v)}" for k, v in pairs)
+
+
+def differing_params(param_sets: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Parameter names whose value (as :func:`format_param_value` shows it, so 1 and 1.0
+    differ) is not the same in every set that has them, in first-seen order. A name only one
+    set has does not count: the strategy name already tells those runs apart."""
+    shown: dict[str, set[str]] = {}
+    for params in param_sets:
+        for key, value in params.items():
+            shown.setdefault(key, set()).add(format_param_value(value))
+    return [key for key, values in shown.items() if len(values) > 1]
+
+
+def _run_view(run: Any) -> dict[str, Any]:
+    """The fields of a registry record, a ``to_dict()`` dict or a BacktestResult that a
+    comparison needs."""
+    get = run.get if isinstance(run, Mapping) else lambda key, default=None: getattr(
+        run, key, default)
+    return {
+        "run_id": str(get("run_id", "") or ""), "strategy": str(get("strategy_name", "") or ""),
+        "name": get("name", None), "params": dict(get("params", None) or {}),
+        "metrics": dict(get("metrics", None) or {}), "status": get("status", None),
+        "equity": as_series(get("equity", None)),
+    }
+
+
+def run_labels(runs: Iterable[Any]) -> list[str]:
+    """One legend label per run: its strategy (or name) and the parameters that differ between
+    ``runs``; the 8-character id prefix is added where two labels would otherwise be equal."""
+    return _labels([_run_view(run) for run in runs])
+
+
+def _labels(views: list[dict[str, Any]]) -> list[str]:
+    keys = differing_params(v["params"] for v in views)
+    labels = []
+    for view in views:
+        head = f"{view['name']} ({view['strategy']})" if view["name"] else view["strategy"]
+        labels.append(" ".join(filter(None, [head, format_params(view["params"], keys)])))
+    counts = {label: labels.count(label) for label in labels}
+    return [f"{label} · {view['run_id'][:8]}" if counts[label] > 1 else label
+            for label, view in zip(labels, views, strict=True)]
+
+
+def normalized_equity(equity: pd.Series) -> pd.Series:
+    """``equity`` divided by its first finite non-zero value (growth of 1.0); empty when there
+    is none, e.g. a failed run."""
+    equity = equity.dropna()
+    usable = equity[(equity != 0) & np.isfinite(equity)]
+    return equity.iloc[0:0] if usable.empty else equity / usable.iloc[0]
+
+
+def comparison_chart(runs: Iterable[Any], title: str | None = "Equity, normalized to 1.0"
+                     ) -> go.Figure:
+    """Several runs' equity curves on one chart, each divided by its starting value.
+
+    ``runs`` are registry records (``meridian.storage``), ``to_dict()`` dicts or
+    BacktestResults. The legend names each run's strategy and the parameters that differ
+    between the runs compared. Runs without an equity curve (failed runs) are left out.
+    """
+    views = [_run_view(run) for run in runs]
+    fig = go.Figure()
+    for view, label in zip(views, _labels(views), strict=True):
+        curve = normalized_equity(view["equity"])
+        if curve.empty:
+            continue
+        fig.add_trace(go.Scatter(
+            x=curve.index, y=curve.to_numpy(), name=_plotly_text(label), mode="lines",
+            line={"width": 1.6}, hovertemplate="%{y:.3f}",
+        ))
+    fig.add_hline(y=1.0, line={"color": "#95a5a6", "width": 1, "dash": "dot"})
+    fig.update_yaxes(title_text="Growth of 1.0", tickformat=".2f")
+    _layout(fig, title, 480)
+    fig.update_layout(legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.12,
+                              "yanchor": "top"}, margin={"b": 40})
+    return fig
+
+
+@dataclass
+class BacktestSummary:
+    """Everything about one run, ready to display: in a notebook the object shows itself
+    (title, equity with drawdown, metrics, trades); ``to_html()`` gives an HTML fragment."""
+
+    title: str
+    params: dict[str, Any]
+    figure: go.Figure
+    metrics: pd.DataFrame
+    trades: pd.DataFrame | None
+    status: str = "success"
+    error: str | None = None
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import HTML, display
+
+        display(HTML(f"<h3>{html.escape(self.title)}</h3>"))
+        if self.error:
+            display(HTML(f"<p><b>failed:</b> {html.escape(self.error)}</p>"))
+        display(self.figure)
+        display(self.metrics)
+        if self.trades is not None:
+            display(self.trades)
+
+    def to_html(self) -> str:
+        """An HTML fragment (escaped text; the chart needs plotly.js on the page)."""
+        parts = [f"<h3>{html.escape(self.title)}</h3>"]
+        if self.error:
+            parts.append(f"<p><b>failed:</b> {html.escape(self.error)}</p>")
+        parts.append(self.figure.to_html(include_plotlyjs=False, full_html=False))
+        parts.append(self.metrics.to_html())
+        if self.trades is not None:
+            parts.append(self.trades.to_html(index=False))
+        return "\n".join(parts)
+
+
+def backtest_summary(result: Any, metrics: Mapping[str, float | None] | None = None,
+                     title: str | None = None) -> BacktestSummary:
+    """Equity with drawdown, metrics table and trades table of one run.
+
+    ``result`` is a BacktestResult, its ``to_dict()``, a registry record (which keeps no
+    trades: ``trades`` is then None) or an engine result (pass ``metrics``, or they are
+    computed with :func:`meridian.engine.compute_metrics`).
+    """
+    if isinstance(result, Mapping) and result.get("trades") is not None:
+        from meridian.api import BacktestResult
+
+        result = BacktestResult.from_dict({**result, "run_id": result.get("run_id", "")})
+    view = _run_view(result)
+    if isinstance(result, Mapping):
+        drawdown = as_series(result.get("drawdown")) if result.get("drawdown") else None
+        trades = None
+    else:
+        drawdown = getattr(result, "drawdown", None)
+        trades = trades_table(result.trades) if getattr(result, "trades", None) is not None \
+            else None
+    if metrics is None:
+        metrics = view["metrics"]
+        if not metrics and hasattr(result, "sim"):  # an engine result
+            from meridian.engine import compute_metrics
+
+            metrics = compute_metrics(result)
+    equity = view["equity"]
+    if drawdown is None or drawdown.empty:
+        drawdown = drawdown_of(equity)
+    head = " ".join(filter(None, [view["strategy"], format_params(view["params"])]))
+    if title is None:
+        title = f"{head} · run {view['run_id'][:8]}" if view["run_id"] else head
+    error = result.get("error") if isinstance(result, Mapping) else getattr(result, "error", None)
+    return BacktestSummary(
+        title=title, params=view["params"],
+        figure=plot_equity_with_drawdown(equity, drawdown, title=None),
+        metrics=metrics_table(dict(metrics)), trades=trades,
+        status=str(view["status"] or "success"), error=error,
+    )
+
+
+# --------------------------------------------------------------------------- sweeps
+
+
+def sweep_chart(table: pd.DataFrame, axes: list[str], metric: str) -> go.Figure | None:
+    """A sweep's metric over its grid: a line for one parameter, a heatmap for two (rows and
+    columns are the two parameters' values); None for more (the report shows the best table)."""
+    if table.empty or len(axes) not in (1, 2):
+        return None
+    label = metric.replace("_", " ")
+    if len(axes) == 1:
+        (name,) = axes
+        ordered = table.sort_values(name)
+        fig = go.Figure(go.Scatter(x=ordered[name], y=ordered[metric], mode="lines+markers",
+                                   name=label, line={"color": EQUITY_COLOR}))
+        fig.update_xaxes(title_text=name)
+        fig.update_yaxes(title_text=label)
+        return _layout(fig, f"{label} by {name}", 420)
+    x, y = axes
+    grid = table.pivot_table(index=y, columns=x, values=metric, aggfunc="first", dropna=False)
+    fig = go.Figure(go.Heatmap(
+        z=grid.to_numpy(), x=[format_param_value(v) for v in grid.columns],
+        y=[format_param_value(v) for v in grid.index], colorscale="RdYlGn",
+        colorbar={"title": {"text": label}},
+        hovertemplate=f"{x}=%{{x}}<br>{y}=%{{y}}<br>{label}=%{{z:.3f}}<extra></extra>",
+    ))
+    fig.update_xaxes(title_text=x, type="category")
+    fig.update_yaxes(title_text=y, type="category")
+    return _layout(fig, f"{label} over {x} × {y}", 160 + 22 * min(len(grid), 30))

@@ -19,6 +19,7 @@ from typing import Any
 import nbformat
 
 from meridian import paths, storage
+from meridian.dashboard import refresh_dashboard
 from meridian.pipeline.execute import execute
 from meridian.pipeline.export import export_html, make_exporter, warm_up
 from meridian.pipeline.notebooks import (
@@ -89,4 +90,5 @@ def run_notebook(
 
     record = storage.record_from_notebook(executed_path)
     storage.save_run(record, out)
+    refresh_dashboard(out)  # outputs/index.html; logs and carries on if it cannot
     return storage.load_run_by_id(run_id, out)

@@ -1,0 +1,153 @@
+"""Building blocks of Meridian's static pages: one self-contained HTML file each.
+
+Every page is written to work from ``file://`` with no network: plotly.js is inlined (once),
+data travels as JSON inside ``<script type="application/json">``, and a Content-Security-Policy
+allows exactly the inline scripts the page was built with (by SHA-256 hash) and no fetches.
+So even if some user-controlled string slipped past escaping into the markup, an injected
+``<script>`` or ``onerror=`` handler would not run.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import functools
+import hashlib
+import html
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+try:  # POSIX: serialize concurrent writers of the same page
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: atomic replace alone
+    fcntl = None
+
+_JSON_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                 ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
+
+
+def json_for_script(data: Any) -> str:
+    """Strict JSON safe to place inside ``<script type="application/json">``: ``<``, ``>``
+    and ``&`` are ``\\u`` escapes, so no string value can close the element (``</script>``)
+    or open a comment; JSON.parse restores them unchanged."""
+    text = json.dumps(data, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    for char, escape in _JSON_ESCAPES:  # str.replace is C-fast; translate() is not
+        text = text.replace(char, escape)
+    return text
+
+
+@functools.cache
+def plotly_js() -> str:
+    """The plotly.js bundle shipped with the installed plotly package (no CDN)."""
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
+
+
+def _script_hash(source: str) -> str:
+    digest = hashlib.sha256(source.encode("utf-8")).digest()
+    return f"'sha256-{base64.b64encode(digest).decode('ascii')}'"
+
+
+@functools.cache
+def _plotly_hash() -> str:
+    return _script_hash(plotly_js())
+
+
+PLOTLY = object()
+"""Put in ``document``'s ``scripts`` where the inlined plotly.js should run."""
+PLOTLY_DEFERRED = object()
+"""plotly.js inlined but not run: ``<script type="text/plain" id="plotly-js">``. A page runs it
+when it first needs a chart by appending a ``<script>`` with that text (the CSP allows it by
+its hash). Parsing plotly.js costs about a second in a slow browser; most visits never chart."""
+
+
+def document(title: str, body: str, scripts: Sequence[str | object], *, css: str = "",
+             data: Any = None) -> str:
+    """A complete HTML page.
+
+    ``body`` is trusted markup (escape user text before putting it there); ``scripts`` are
+    inline script sources run in order after the body, :data:`PLOTLY` standing for plotly.js
+    (placed last, the page's own content shows before the 4 MB library is parsed); ``data``
+    is embedded as ``<script type="application/json" id="meridian-data">``.
+    """
+    hashes = [_plotly_hash() if s in (PLOTLY, PLOTLY_DEFERRED) else _script_hash(str(s))
+              for s in scripts]
+    policy = (
+        "default-src 'none'; "
+        f"script-src {' '.join(hashes) or chr(39) + 'none' + chr(39)}; "
+        "style-src 'unsafe-inline'; img-src data: blob:; font-src data:; "
+        "base-uri 'none'; form-action 'none'"
+    )
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{html.escape(policy)}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(title)}</title>",
+        f"<style>{css}</style>" if css else "",
+        "</head>",
+        "<body>",
+        body,
+    ]
+    if data is not None:
+        parts.append(f'<script type="application/json" id="meridian-data">'
+                     f"{json_for_script(data)}</script>")
+    for script in scripts:
+        if script is PLOTLY_DEFERRED:
+            parts.append(f'<script type="text/plain" id="plotly-js">{plotly_js()}</script>')
+        else:
+            parts.append(f"<script>{plotly_js() if script is PLOTLY else script}</script>")
+    parts.append("</body>\n</html>\n")
+    return "\n".join(part for part in parts if part)
+
+
+@contextlib.contextmanager
+def locked(lock_path: Path) -> Iterator[None]:
+    """An exclusive advisory lock held for the block (a no-op where ``fcntl`` is missing).
+
+    Used so that pages rebuilt by several processes at once are rebuilt one after the other:
+    the last writer then always reads the newest registry.
+    """
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename,
+    so a browser (or another process) never sees half a page."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                         suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def relative_href(target: Path, start: Path) -> str:
+    """A relative URL from the folder ``start`` to the file ``target`` (percent-encoded)."""
+    from urllib.parse import quote
+
+    relative = os.path.relpath(target, start)
+    return "/".join(quote(part) for part in Path(relative).as_posix().split("/"))
