@@ -1,0 +1,177 @@
+"""Sweeps: grids, exactness against run_backtest, Dask = local, split, reports, Ctrl-C."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ROOT, meridian
+
+from meridian.api import run_backtest
+from meridian.exceptions import ParameterError
+from meridian.strategies.fld import PARAMS as FLD
+from meridian.sweep.grid import build_grid, parse_spec
+from meridian.sweep.run import run_sweep
+from meridian.sweep.store import list_sweeps, load_sweep, load_sweep_rows
+
+
+def _same(a, b) -> bool:
+    return (a is None or math.isnan(a)) and (b is None or math.isnan(b)) or a == b
+
+
+def test_specs_ranges_lists_and_types():
+    assert parse_spec("fld_offset", "5:10:2", 10, "fld") == [5, 7, 9]
+    assert parse_spec("fld_offset", "5:9:2", 10, "fld") == [5, 7, 9]  # stop included
+    assert parse_spec("cot_threshold", "0:0.3:0.1", 0.0, "fld") == [0.0, 0.1, 0.2, 0.3]
+    assert parse_spec("cot_threshold", "-0.5,0,0.5", 0.0, "fld") == [-0.5, 0.0, 0.5]
+    assert parse_spec("allow_short", "True,False", True, "fld") == [True, False]
+    axes, combos = build_grid(FLD, ["fld_offset=5:6:1", "allow_short=True,False"], "fld")
+    assert len(combos) == 4 and combos[0] == {"fld_offset": 5, "cot_threshold": 0.0,
+                                              "allow_short": True}
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        (["offset=1:3:1"], "unknown parameter 'offset' for fld; valid parameters: fld_offset"),
+        (["fld_offset=a,b"], "'fld_offset' of fld expects int"),
+        (["fld_offset=1.5:3:1"], "'fld_offset' of fld expects int"),
+        (["fld_offset=5:1:1"], "needs step > 0 and stop >= start"),
+        (["fld_offset=1:5"], "a range is start:stop:step"),
+        (["fld_offset"], "use NAME=start:stop:step or NAME=a,b,c"),
+        (["fld_offset=1,2", "fld_offset=3"], "--grid fld_offset is given twice"),
+    ],
+)
+def test_bad_grids_fail_before_any_work(grid, message):
+    with pytest.raises(ParameterError, match=message):
+        build_grid(FLD, grid, "fld")
+
+
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep") / "outputs"
+    result = run_sweep("fld", ["fld_offset=5:16:1", "cot_threshold=-0.5,0,0.5"], workers=2,
+                       output_dir=out, progress=False, commission=0.0005, top=3,
+                       split="2021-01-01")
+    return out, result
+
+
+def test_every_row_equals_a_single_run_backtest(local_sweep):
+    _, result = local_sweep
+    assert len(result.table) == 36 and result.status == "success"
+    sample = result.table.sample(6, random_state=0)
+    for _, row in sample.iterrows():
+        params = {"fld_offset": int(row["fld_offset"]), "cot_threshold": row["cot_threshold"]}
+        single = run_backtest("fld", params, commission=0.0005, end="2020-12-31")
+        assert all(_same(row[name], value) for name, value in single.metrics.items()), params
+
+
+def test_split_reports_out_of_sample_metrics_of_the_top(local_sweep):
+    _, result = local_sweep
+    assert len(result.best) == 3
+    sharpe = result.table["sharpe_ratio"]
+    assert result.best[0]["metrics"]["sharpe_ratio"] == sharpe.max()
+    for entry in result.best:
+        after = run_backtest("fld", entry["params"], commission=0.0005, start="2021-01-01")
+        assert all(_same(entry["oos_metrics"][k], v) for k, v in after.metrics.items())
+
+
+def test_the_sweep_is_recorded_with_one_row_per_combination(local_sweep):
+    out, result = local_sweep
+    (sweep,) = list_sweeps(out)
+    assert sweep["sweep_id"] == result.sweep_id and sweep["completed"] == 36
+    assert sweep["grid"] == {"fld_offset": list(range(5, 17)), "cot_threshold": [-0.5, 0.0, 0.5]}
+    assert sweep["metric"] == "sharpe_ratio" and sweep["duration"] > 0
+    rows = load_sweep_rows(result.sweep_id[:8], output_dir=out)
+    assert len(rows) == 36
+    values = [r["metrics"]["sharpe_ratio"] for r in rows]
+    assert values == sorted(values, reverse=True)
+    assert rows[0]["oos_metrics"] is not None and rows[-1]["oos_metrics"] is None
+    assert "equity" not in rows[0]  # no curves per combination
+    assert result.report_path.is_file() and "Plotly.newPlot" in result.report_path.read_text()
+
+
+def test_dask_local_cluster_gives_the_same_results_as_local(local_sweep, tmp_path):
+    _, local = local_sweep
+    dask = run_sweep("fld", ["fld_offset=5:16:1", "cot_threshold=-0.5,0,0.5"], workers=2,
+                     executor="dask", output_dir=tmp_path / "outputs", progress=False,
+                     commission=0.0005, top=3, split="2021-01-01")
+    assert load_sweep(dask.sweep_id, tmp_path / "outputs")["executor"] == "dask"
+    pd.testing.assert_frame_equal(dask.table, local.table)
+
+
+def test_top_reports_rerun_notebooks_with_the_same_metrics(tmp_path):
+    result = run_sweep("sma_cross", ["fast=5,10", "slow=30,60"], workers=1, top=2, reports=True,
+                       output_dir=tmp_path / "outputs", progress=False)
+    assert [entry["matches_notebook"] for entry in result.best] == [True, True]
+    assert all(os.path.exists(entry["report_path"]) for entry in result.best)
+    html = result.report_path.read_text()
+    assert html.count('">report</a>') == 2
+
+
+def test_failing_combinations_are_recorded_not_fatal(tmp_path):
+    result = run_sweep("sma_cross", ["fast=10,30", "slow=20"], workers=1,
+                       output_dir=tmp_path / "outputs", progress=False)
+    failed = result.table[result.table["error"].notna()]
+    assert len(failed) == 1 and failed["error"].iloc[0].startswith("ValueError: need 1 <= fast")
+    assert math.isnan(failed["sharpe_ratio"].iloc[0])
+
+
+def test_cli_prints_progress_best_and_report(tmp_path):
+    result = meridian("sweep", "fld", "--grid", "fld_offset=5:8:1", "--grid",
+                      "cot_threshold=0,0.5", "--top", "3", "--workers", "2",
+                      "--output-dir", str(tmp_path / "outputs"))
+    assert result.returncode == 0, result.stderr
+    assert "combo" in result.stderr  # tqdm progress on stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("sweep ") and "8 combinations" in lines[0]
+    assert lines[1] == "best by sharpe_ratio:" and len(lines) == 3 + 3 + 1
+    assert lines[-1].startswith("report: ") and lines[-1].endswith("report.html")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--grid", "offset=1,2"], "unknown parameter 'offset' for fld"),
+        (["--grid", "fld_offset=x"], "'fld_offset' of fld expects int"),
+        (["--grid", "fld_offset=5", "--metric", "sharp"], "--metric 'sharp' is not a metric"),
+        (["--grid", "fld_offset=5", "--split", "2040-01-01"], "needs bars on both sides"),
+        (["--grid", "fld_offset=5", "--data", "missing.csv"], "missing.csv"),
+    ],
+)
+def test_cli_bad_input(args, message, tmp_path):
+    result = meridian("sweep", "fld", *args, "--output-dir", str(tmp_path / "outputs"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
+    assert not (tmp_path / "outputs" / "sweeps").exists()
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_finished_work(tmp_path):
+    out = tmp_path / "outputs"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "meridian.cli", "sweep", "fld", "--grid", "fld_offset=1:150:1",
+         "--grid", "cot_threshold=-1:1:0.01", "--workers", "2", "--output-dir", str(out)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 60
+    line = ""
+    while time.time() < deadline and "combo/s" not in line:
+        line = process.stderr.read(200)  # tqdm is running once it reports a rate
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    stdout, _ = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert "interrupted" in stdout.splitlines()[0]
+    (sweep,) = list_sweeps(out)
+    assert sweep["status"] == "interrupted" and 0 < sweep["completed"] < sweep["combinations"]
+    assert len(load_sweep_rows(sweep["sweep_id"], output_dir=out)) == sweep["completed"]
+    assert np.isfinite([r["metrics"]["sharpe_ratio"] for r in
+                        load_sweep_rows(sweep["sweep_id"], limit=5, output_dir=out)]).all()
