@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 STRATEGY ?= fld
 PARAMS ?=
 
-.PHONY: install test lint bench run new extract clean
+.PHONY: install test lint bench run new extract sweep clean
 
 install: $(STAMP)
 
@@ -36,6 +36,11 @@ new: $(STAMP)
 
 extract: $(STAMP)
 	$(BIN)/meridian extract notebooks/$(STRATEGY).py
+
+# make sweep STRATEGY=fld GRID="fld_offset=5:40:1 cot_threshold=-0.5,0,0.5" [SWEEP_ARGS="--top 5 --reports"]
+GRID ?= fld_offset=5:30:1 cot_threshold=-0.5,0,0.5
+sweep: $(STAMP)
+	$(BIN)/meridian sweep $(STRATEGY) $(foreach g,$(GRID),--grid $(g)) $(SWEEP_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -189,10 +189,13 @@ def _best_entry(index, combinations, table, oos, errors) -> dict[str, Any]:
 
 
 def _frame(combinations, table, errors, order, axes) -> pd.DataFrame:
-    """Finished combinations best first: the grid's parameters, then every metric."""
-    rows = [{**{n: combinations[i][n] for n in axes}, **_metrics(table[i]),
-             "error": errors[i]} for i in order]
-    return pd.DataFrame(rows, columns=[*axes, *METRIC_NAMES, "error"])
+    """Finished combinations best first: the grid's parameters, then every metric (built
+    column by column: a 100,000-row sweep must not become 100,000 dicts)."""
+    order = np.asarray(order, dtype=np.int64)
+    columns = {name: [combinations[i][name] for i in order] for name in axes}
+    columns.update({name: table[order, j] for j, name in enumerate(METRIC_NAMES)})
+    columns["error"] = [errors[i] for i in order]
+    return pd.DataFrame(columns)
 
 
 def _run_reports(strategy: str, best: list[dict], info: dict, window: Window, out: Path):

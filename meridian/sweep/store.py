@@ -30,12 +30,15 @@ def save_sweep(info: dict[str, Any], combinations: list[dict], tables: list[np.n
     columns = ["sweep_id", "idx", "params", "error", *METRIC_NAMES,
                *(f"oos_{n}" for n in METRIC_NAMES)]
     oos = tables[1] if len(tables) > 1 else None
-    rows = []
-    for index in np.flatnonzero(done):
-        metrics = [_number(v) for v in tables[0][index]]
-        outside = [_number(v) for v in oos[index]] if oos is not None else [None] * len(metrics)
-        rows.append([info["sweep_id"], int(index), json.dumps(combinations[index]),
-                     errors[index], *metrics, *outside])
+    nothing = [None] * len(METRIC_NAMES)
+
+    def rows():  # generated one at a time: 100,000 rows never sit in memory as lists
+        for index in np.flatnonzero(done):
+            metrics = [_number(v) for v in tables[0][index]]
+            outside = [_number(v) for v in oos[index]] if oos is not None else nothing
+            yield [info["sweep_id"], int(index), json.dumps(combinations[index]),
+                   errors[index], *metrics, *outside]
+
     head = {key: info[key] for key in ("sweep_id", "strategy_name", "status", "metric",
                                        "combinations", "completed", "duration")}
     extra = {k: v for k, v in info.items() if k not in head and k != "timestamp"}
@@ -50,7 +53,7 @@ def save_sweep(info: dict[str, Any], combinations: list[dict], tables: list[np.n
         )
         conn.executemany(
             f"INSERT INTO sweep_results ({', '.join(columns)}) "
-            f"VALUES ({', '.join('?' for _ in columns)})", rows)
+            f"VALUES ({', '.join('?' for _ in columns)})", rows())
 
 
 def resolve_sweep_id(prefix: str, output_dir=None) -> str:
