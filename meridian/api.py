@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -157,20 +158,35 @@ def run_backtest(
     """
     module = get_strategy(strategy_name)
     merged = validate_params(module.PARAMS, params, owner=strategy_name)
+    return backtest_signals(module.signals, merged, strategy_name=strategy_name,
+                            initial_capital=initial_capital, data=data, **engine_options)
+
+
+def backtest_signals(
+    signals: Callable[..., Any],
+    params: dict[str, Any],
+    *,
+    strategy_name: str,
+    initial_capital: float = 100_000,
+    data: pd.DataFrame | str | Path | None = None,
+    **engine_options: Any,
+) -> BacktestResult:
+    """``signals(data, **params)`` → engine → metrics: the path every backtest takes, whether
+    the function comes from a strategy module or from a notebook cell (``%%backtest``)."""
     options = _engine_options(engine_options)
     capital = coerce("initial_capital", initial_capital, 100_000.0, "the engine")
     result = BacktestResult(
         run_id=str(uuid.uuid4()),
         timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
         strategy_name=strategy_name,
-        params=merged,
+        params=dict(params),
     )
     frame = resolve_data(data)
     result.logs.append(f"{len(frame)} bars from {frame.index[0]} to {frame.index[-1]}")
     if "COT_Index" not in frame.columns:
         result.logs.append("the data has no COT_Index column: COT filter off")
     try:
-        position = module.signals(frame, **merged)
+        position = signals(frame, **params)
         outcome = backtest(
             frame, position, initial_capital=capital, commission=options["commission"],
             slippage=options["slippage"], fill=options["fill"], start=options["start"],
