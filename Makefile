@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 STRATEGY ?= fld
 PARAMS ?=
 
-.PHONY: install test lint bench run new extract sweep clean
+.PHONY: install test lint bench run new extract sweep dashboard clean
 
 install: $(STAMP)
 
@@ -41,6 +41,10 @@ extract: $(STAMP)
 GRID ?= fld_offset=5:30:1 cot_threshold=-0.5,0,0.5
 sweep: $(STAMP)
 	$(BIN)/meridian sweep $(STRATEGY) $(foreach g,$(GRID),--grid $(g)) $(SWEEP_ARGS)
+
+# outputs/index.html: every run in one offline page (make dashboard OPEN=1 opens it)
+dashboard: $(STAMP)
+	$(BIN)/meridian dashboard $(if $(OPEN),--open)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

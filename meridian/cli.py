@@ -290,7 +290,9 @@ def runs_delete(run_ids, yes, output_dir) -> None:
     for line in run_lines(runs.values()):
         click.echo(line)
     noun = "run" if len(runs) == 1 else "runs"
-    if not yes and not click.confirm(f"Delete these {len(runs)} {noun} and their folders?"):
+    question = ("Delete this run and its folder?" if len(runs) == 1
+                else f"Delete these {len(runs)} runs and their folders?")
+    if not yes and not click.confirm(question):
         click.echo("nothing deleted", err=True)
         sys.exit(1)
     deleted = delete_runs(list(runs), output_dir)

@@ -23,11 +23,13 @@ def outputs(tmp_path: Path) -> Path:
     return tmp_path / "outputs"
 
 
-def meridian(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: int = 300):
-    """Run the real ``meridian`` CLI in a subprocess; returns the CompletedProcess."""
+def meridian(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: int = 300,
+             input: str | None = None):
+    """Run the real ``meridian`` CLI in a subprocess (``input``: text for its stdin, e.g.
+    answers to a confirmation); returns the CompletedProcess."""
     return subprocess.run(
         [sys.executable, "-m", "meridian.cli", *args], cwd=cwd, capture_output=True,
-        text=True, timeout=timeout, env={**os.environ, **(env or {})},
+        text=True, timeout=timeout, env={**os.environ, **(env or {})}, input=input,
     )
 
 
@@ -48,3 +50,12 @@ def browser():
                                               args=CHROMIUM_FLAGS)
         yield instance
         instance.close()
+
+
+@pytest.fixture(scope="session")
+def samples(tmp_path_factory):
+    """A populated output directory shared by the dashboard and `runs` tests (read-only:
+    copy ``samples.out`` before changing it). See tests/registry_samples.py."""
+    from registry_samples import populate
+
+    return populate(tmp_path_factory.mktemp("samples") / "outputs", ROOT)

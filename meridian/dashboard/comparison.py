@@ -148,9 +148,10 @@ def comparison_page(runs: Sequence[dict], page_dir: Path) -> str:
     for name in _metric_names(runs):
         values = [(r.get("metrics") or {}).get(name) for r in runs]
         best = _best(name, values)
-        cells = "".join(
-            f'<td{" class=best" if best is not None and v == best else ""}>'
-            f"{_esc(format_metric(name, v))}</td>" for v in values)
+        best_text = None if best is None else format_metric(name, best)  # ties as displayed
+        shown = [format_metric(name, v) for v in values]
+        cells = "".join(f'<td{" class=best" if text == best_text else ""}>{_esc(text)}</td>'
+                        for text in shown)
         metric_rows.append(f"<tr><td>{_esc(metric_label(name))}</td>{cells}</tr>")
     differing = set(differing_params(r.get("params") or {} for r in runs))
     keys: dict[str, None] = {}

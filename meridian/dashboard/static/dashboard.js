@@ -190,7 +190,8 @@
       for (const column of columns) {
         if (column.metric === undefined) continue;
         const value = r.m[column.metric];
-        cell(tr, "num" + (value !== null && value < 0 ? " neg" : ""), r.f[column.metric]);
+        cell(tr, "num c-" + METRICS[column.metric].key + (value !== null && value < 0 ? " neg" : ""),
+             r.f[column.metric]);
       }
       const report = cell(tr, "report");
       if (r.r) {
@@ -415,11 +416,12 @@
       const present = values.filter((v) => v !== null && v !== undefined);
       if (!present.length) return;
       const best = m.lower ? Math.min(...present) : Math.max(...present);
+      const bestText = RUNS[indices[values.indexOf(best)]].f[mi];  // ties as displayed
       const tr = el("tr");
       tr.appendChild(el("td", "", m.label));
-      indices.forEach((i, n) => {
-        const same = present.length > 1 && values[n] === best;
-        tr.appendChild(el("td", same ? "best" : "", RUNS[i].f[mi]));
+      indices.forEach((i) => {
+        const isBest = present.length > 1 && RUNS[i].f[mi] === bestText;
+        tr.appendChild(el("td", isBest ? "best" : "", RUNS[i].f[mi]));
       });
       body.appendChild(tr);
     });
