@@ -5,3 +5,10 @@ The public surface is small: :func:`meridian.api.run_backtest`, :func:`meridian.
 """
 
 __version__ = "0.1.0"
+
+
+def load_ipython_extension(ipython) -> None:
+    """``%load_ext meridian`` registers the ``%%backtest`` cell magic (:mod:`meridian.magic`)."""
+    from meridian.magic import load_ipython_extension as load
+
+    load(ipython)

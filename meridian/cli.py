@@ -30,6 +30,12 @@ def main() -> None:
     """Meridian: notebook-driven backtesting."""
 
 
+OUTPUT_DIR = click.option(
+    "--output-dir", type=click.Path(file_okay=False),
+    help="Output directory [default: $MERIDIAN_HOME or ./outputs].",
+)
+
+
 @main.command("strategies")
 def strategies_command() -> None:
     """List the strategy modules `run_backtest` and sweeps can use."""
@@ -104,6 +110,42 @@ def extract_command(notebooks, output, check, force) -> None:
         sys.exit(1)
 
 
+@main.command("sweep")
+@click.argument("strategy")
+@click.option("--grid", "grid", multiple=True, required=True, metavar="NAME=SPEC",
+              help="Parameter values: start:stop:step (stop included) or a,b,c (repeatable).")
+@click.option("--metric", default="sharpe_ratio", show_default=True, help="Metric to rank by.")
+@click.option("--workers", type=click.IntRange(min=1), help="Processes [default: cores].")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local",
+              show_default=True)
+@click.option("--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786.")
+@click.option("--data", "data_path", type=click.Path(dir_okay=False),
+              help="Your OHLCV file [default: the bundled sample].")
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
+              help="How many of the best combinations to show (and report).")
+@click.option("--reports", is_flag=True, help="Re-run the top combinations as notebooks.")
+@click.option("--split", metavar="DATE", help="Rank on bars before DATE; show the top after it.")
+@click.option("--capital", type=float, default=100_000.0, show_default=True)
+@click.option("--commission", type=float, default=0.0, show_default=True)
+@click.option("--slippage", type=float, default=0.0, show_default=True)
+@OUTPUT_DIR
+def sweep_command(strategy, grid, metric, workers, executor, scheduler, data_path, top,
+                  reports, split, capital, commission, slippage, output_dir) -> None:
+    """Evaluate a parameter grid of STRATEGY's module in parallel; rank, record, report."""
+    from meridian.sweep.run import run_sweep
+    from meridian.sweep.summary import summary_lines
+
+    result = run_sweep(
+        strategy, grid, metric=metric, workers=workers, executor=executor, scheduler=scheduler,
+        data_path=data_path, top=top, reports=reports, split=split, initial_capital=capital,
+        commission=commission, slippage=slippage, output_dir=output_dir,
+    )
+    for line in summary_lines(result):
+        click.echo(line)
+    if result.status == "interrupted":
+        sys.exit(130)
+
+
 @main.command("run")
 @click.argument("strategy")
 @click.option("-p", "--parameter", "params", nargs=2, multiple=True, metavar="NAME VALUE",
@@ -128,12 +170,6 @@ def run_command(strategy, params, params_file, output_dir, no_input) -> None:
     click.echo(f"{record['strategy_name']} run {record['run_id']}  {record['params']}")
     click.echo(format_metrics(record["metrics"]))
     click.echo(f"report: {record['report_path']}")
-
-
-OUTPUT_DIR = click.option(
-    "--output-dir", type=click.Path(file_okay=False),
-    help="Output directory [default: $MERIDIAN_HOME or ./outputs].",
-)
 
 
 @main.group("runs")
