@@ -250,9 +250,11 @@ def runs_list(strategy, status, sort, limit, output_dir) -> None:
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
               help="Parameter equal to VALUE (a Python literal), e.g. fld_offset=15. Repeatable.")
 @click.option("--min", "minimum", multiple=True, metavar="METRIC=NUMBER",
-              help="Metric at least NUMBER (fractions for percentages), e.g. sharpe_ratio=1.")
+              help="Metric at least NUMBER (fractions for percentages), e.g. sharpe_ratio=1, "
+                   "or max_drawdown=-0.15: drawdowns no deeper than 15%. Repeatable.")
 @click.option("--max", "maximum", multiple=True, metavar="METRIC=NUMBER",
-              help="Metric at most NUMBER, e.g. max_drawdown=-0.1 (drawdowns are negative).")
+              help="Metric at most NUMBER, e.g. volatility=0.2, or max_drawdown=-0.1: "
+                   "drawdowns of 10% or deeper. Repeatable.")
 @SORT
 @LIMIT
 @OUTPUT_DIR

@@ -207,6 +207,9 @@ def test_compare_prints_metrics_side_by_side_and_writes_a_page(samples, browser)
         assert href == f"../runs/{run_id}/report.html"
         assert (page_path.parent / href).resolve().is_file()
     assert tab.locator("tr.differs td:first-child").all_inner_texts() == ["fld_offset"]
+    best = tab.locator("td.best").evaluate_all(
+        "cells => cells.map(c => c.parentElement.firstElementChild.textContent)")
+    assert "Sharpe" in best and "Trades" not in best and "Buy & hold return" not in best
     tab.close()
     assert dialogs == []
 

@@ -160,6 +160,9 @@ def test_selecting_three_runs_and_comparing_draws_three_equity_traces(page, samp
     header = page.locator("#comparison-table thead th").all_inner_texts()
     assert [h.split("\n")[0] for h in header[1:]] == [i[:8] for i in chosen]
     assert page.locator("#comparison-table tbody tr").count() >= 19  # status + metrics
+    bold = page.locator("#comparison-table td.best").evaluate_all(
+        "cells => cells.map(c => c.parentElement.firstElementChild.textContent)")
+    assert "Sharpe" in bold and "Trades" not in bold and "Exposure" not in bold
     # the curves start at 1.0 (normalized) and are the registry's curves, downsampled
     first_y = page.evaluate("document.getElementById('comparison-chart').data"
                             ".map(t => t.y[0])")

@@ -52,7 +52,9 @@ def test_runs_carry_formatted_metrics_and_scaled_equity_on_shared_axes(outputs):
     assert oldest["q"][0] == middle["q"][0] == SCALE  # growth of 1.0, whatever the capital
     assert oldest["q"] == middle["q"]
     assert len(newest["q"]) == 30 and newest["q"][-1] == round(129 / 100 * SCALE)
-    assert {m["key"]: m["lower"] for m in data["metrics"]}["volatility"] is True
+    ranks = {m["key"]: m["rank"] for m in data["metrics"]}
+    assert ranks["volatility"] == "lower" and ranks["sharpe_ratio"] == "higher"
+    assert ranks["num_trades"] is None  # more trades is not better: never bolded
 
 
 def test_failed_runs_have_their_error_and_no_curve(outputs):

@@ -18,10 +18,10 @@ from typing import Any
 
 from meridian import paths
 from meridian.dashboard.html import PLOTLY, document, relative_href, write_atomic
-from meridian.dashboard.page import metric_label
+from meridian.dashboard.page import metric_label, metric_rank
 from meridian.engine.metrics import format_metric, ordered_metric_names
 from meridian.exceptions import RegistryError
-from meridian.storage import LOWER_IS_BETTER, load_run_by_id
+from meridian.storage import load_run_by_id
 from meridian.viz import (
     as_series,
     comparison_chart,
@@ -52,6 +52,7 @@ th, td { padding: 4px 12px; border-bottom: 1px solid #dde3e8; text-align: right;
          white-space: nowrap; font-variant-numeric: tabular-nums; vertical-align: bottom; }
 th:first-child, td:first-child { text-align: left; }
 td.best { font-weight: 700; color: #1e8449; }
+th.text, td.text { text-align: left; white-space: normal; }
 tr.differs td { background: #fdf6e3; }
 .label { display: block; font-weight: 400; color: #5f6b76; font-size: 12px; white-space: normal; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
@@ -80,10 +81,13 @@ def _metric_names(runs: Iterable[dict]) -> list[str]:
 
 
 def _best(name: str, values: list[float | None]) -> float | None:
+    """The best of ``values`` for the metric, or None when there is no contest (fewer than
+    two values, all equal, or a metric without a better direction)."""
     present = [v for v in values if v is not None]
-    if len(present) < 2:
+    rank = metric_rank(name)
+    if len(present) < 2 or rank is None or min(present) == max(present):
         return None
-    return min(present) if name in LOWER_IS_BETTER else max(present)
+    return min(present) if rank == "lower" else max(present)
 
 
 def comparison_rows(runs: Sequence[dict]) -> list[tuple[str, list[str]]]:
@@ -150,6 +154,8 @@ def comparison_page(runs: Sequence[dict], page_dir: Path) -> str:
         best = _best(name, values)
         best_text = None if best is None else format_metric(name, best)  # ties as displayed
         shown = [format_metric(name, v) for v in values]
+        if len(set(shown)) == 1:
+            best_text = None
         cells = "".join(f'<td{" class=best" if text == best_text else ""}>{_esc(text)}</td>'
                         for text in shown)
         metric_rows.append(f"<tr><td>{_esc(metric_label(name))}</td>{cells}</tr>")
@@ -170,9 +176,10 @@ def comparison_page(runs: Sequence[dict], page_dir: Path) -> str:
                 if report and Path(report).is_file() else "—")
         error = f'<span class="bad">{_esc(r["error"])}</span>' if r.get("error") else ""
         run_rows.append(
-            f"<tr><td><code>{_esc(r['run_id'])}</code></td><td>{_esc(label)}</td>"
-            f"<td>{_esc(r['status'])}</td><td>{_esc((r.get('timestamp') or '')[:19])}</td>"
-            f"<td>{link}</td><td>{error}</td></tr>"
+            f'<tr><td><code>{_esc(r["run_id"])}</code></td><td class="text">{_esc(label)}</td>'
+            f'<td class="text">{_esc(r["status"])}</td>'
+            f"<td>{_esc((r.get('timestamp') or '')[:19].replace('T', ' '))}</td>"
+            f'<td class="text">{link}</td><td class="text">{error}</td></tr>'
         )
     missing = [label for r, label in zip(runs, labels, strict=True)
                if normalized_equity(as_series(r.get("equity"))).empty]
@@ -187,8 +194,9 @@ def comparison_page(runs: Sequence[dict], page_dir: Path) -> str:
 <section><h2>Parameters</h2><p class="muted">Highlighted: parameters that differ.</p>
 {_table(head, param_rows)}</section>
 <section><h2>Runs</h2>{_table(
-        ["<th>run id</th><th>label</th><th>status</th><th>time (UTC)</th><th>report</th>"
-         "<th>error</th>"], run_rows)}</section>
+        ['<th>run id</th><th class="text">label</th><th class="text">status</th>'
+         '<th>time (UTC)</th><th class="text">report</th><th class="text">error</th>'],
+        run_rows)}</section>
 """
     return document(f"Meridian: comparison of {len(runs)} runs", body,
                     [PLOTLY, _CHART_SCRIPT], css=_CSS,

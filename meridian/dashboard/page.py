@@ -49,6 +49,16 @@ METRIC_LABELS = {
     "sqn": "SQN", "buy_and_hold_return": "Buy & hold return",
 }
 ERROR_CHARS = 2_000
+UNRANKED = frozenset({"exposure", "num_trades", "buy_and_hold_return"})
+"""Metrics with no better direction (more trades or exposure is not better; buy and hold is
+the same for every run on the same data): never marked best in comparisons."""
+
+
+def metric_rank(name: str) -> str | None:
+    """"higher" or "lower" (which value is best in a comparison), None when neither is."""
+    if name in UNRANKED:
+        return None
+    return "lower" if name in LOWER_IS_BETTER else "higher"
 
 _QUERY = """
 SELECT run_id, timestamp, strategy_name, status, kind, name, duration, trades_count, params,
@@ -189,7 +199,7 @@ def dashboard_data(output_dir: str | os.PathLike[str] | None = None) -> dict[str
         "scale": SCALE,
         "metrics": [{"key": name, "label": metric_label(name),
                      "kind": METRIC_KINDS.get(name, "ratio"),
-                     "lower": name in LOWER_IS_BETTER} for name in names],
+                     "rank": metric_rank(name)} for name in names],
         "table_metrics": [name for name in TABLE_METRICS if name in names],
         "axes": axes.axes,
         "layout": _chart_layout(),

@@ -415,12 +415,15 @@
       const values = indices.map((i) => RUNS[i].m[mi]);
       const present = values.filter((v) => v !== null && v !== undefined);
       if (!present.length) return;
-      const best = m.lower ? Math.min(...present) : Math.max(...present);
-      const bestText = RUNS[indices[values.indexOf(best)]].f[mi];  // ties as displayed
+      // best in bold: ranked metrics only, ties as displayed, nothing when all are equal
+      const best = m.rank === "lower" ? Math.min(...present) : Math.max(...present);
+      const bestText = RUNS[indices[values.indexOf(best)]].f[mi];
+      const shown = new Set(indices.map((i) => RUNS[i].f[mi]));
+      const contest = m.rank && present.length > 1 && shown.size > 1;
       const tr = el("tr");
       tr.appendChild(el("td", "", m.label));
       indices.forEach((i) => {
-        const isBest = present.length > 1 && RUNS[i].f[mi] === bestText;
+        const isBest = contest && RUNS[i].f[mi] === bestText;
         tr.appendChild(el("td", isBest ? "best" : "", RUNS[i].f[mi]));
       });
       body.appendChild(tr);
