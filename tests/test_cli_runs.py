@@ -4,7 +4,6 @@ real CLI in a subprocess over the samples registry (tests/registry_samples.py)."
 from __future__ import annotations
 
 import json
-import math
 import re
 import shutil
 import sqlite3
@@ -110,11 +109,20 @@ def test_search_by_parameter_metric_bounds_and_time(samples):
                          "--output-dir", out))) == {samples.api["sma5_20"][:8],
                                                    samples.api["sma5_30"][:8]}
     runs = storage.load_all_runs(samples.out)
-    good = ids_of(ok("runs", "search", "--min", "sharpe_ratio=1", "--max",
-                     "max_drawdown=-0.1", "--sort", "sharpe_ratio", "--output-dir", out))
-    expected = [r for r in runs if (r["metrics"].get("sharpe_ratio") or -math.inf) >= 1
-                and (r["metrics"].get("max_drawdown") or math.inf) <= -0.1]
-    assert sorted(good) == sorted(r["run_id"][:8] for r in expected) and good
+    sharpe = sorted(r["metrics"]["sharpe_ratio"] for r in runs
+                    if r["metrics"].get("sharpe_ratio") is not None)
+    low, high = round(sharpe[len(sharpe) // 4], 4), round(sharpe[3 * len(sharpe) // 4], 4)
+    drawdown = sorted(r["metrics"]["max_drawdown"] for r in runs
+                      if r["metrics"].get("max_drawdown") is not None)
+    deepest = round(drawdown[len(drawdown) // 2], 4)
+    found = ids_of(ok("runs", "search", "--min", f"sharpe_ratio={low}", "--max",
+                      f"sharpe_ratio={high}", "--min", f"max_drawdown={deepest}", "--sort",
+                      "sharpe_ratio", "--output-dir", out))
+    expected = [r for r in runs if r["metrics"].get("sharpe_ratio") is not None
+                and low <= r["metrics"]["sharpe_ratio"] <= high
+                and r["metrics"]["max_drawdown"] >= deepest]
+    assert found == [r["run_id"][:8] for r in sorted(
+        expected, key=lambda r: -r["metrics"]["sharpe_ratio"])] and found
     result = meridian("runs", "search", "--since", "2999-01-01", "--output-dir", out)
     assert result.returncode == 0 and result.stdout == "" and "no runs match" in result.stderr
     assert len(ids_of(ok("runs", "search", "--until", "2999-01-01", "--limit", "4",

@@ -114,23 +114,35 @@ def test_the_filter_box_hides_rows_that_do_not_match(page, samples):
                                          and r["status"] == "success")
 
 
+def _median(runs: list[dict], metric: str) -> float:
+    values = sorted(r["metrics"][metric] for r in runs if r["metrics"].get(metric) is not None)
+    return round(values[len(values) // 2], 3)  # a threshold with runs on both sides
+
+
 def test_a_metric_threshold_keeps_runs_above_it(page, samples):
+    runs = storage.load_all_runs(samples.out)
+    bound = _median(runs, "sharpe_ratio")  # e.g. Sharpe > 1; here: whatever splits the runs
     page.select_option("#threshold-metric", "sharpe_ratio")
     page.select_option("#threshold-op", "gt")
-    page.fill("#threshold-value", "1")
-    expected = [r["run_id"] for r in storage.load_all_runs(samples.out)
-                if (r["metrics"].get("sharpe_ratio") or -math.inf) > 1]
+    page.fill("#threshold-value", str(bound))
+    expected = [r["run_id"] for r in runs if (r["metrics"].get("sharpe_ratio") or -math.inf)
+                > bound]
     assert 0 < len(expected) < len(samples.ids)
     assert sorted(_rows(page)) == sorted(expected)
-    assert all(v > 1 for v in _numbers(
+    assert all(v >= round(bound, 2) for v in _numbers(
         page.locator("#runs-body td.c-sharpe_ratio").all_inner_texts()))
-    # percentages are typed as percentages: max drawdown better than -20 %
+    page.select_option("#threshold-op", "le")  # and the other way round
+    assert sorted(_rows(page)) == sorted(
+        r["run_id"] for r in runs if (r["metrics"].get("sharpe_ratio") or math.inf) <= bound)
+    # percentages are typed as percentages: max drawdown better than e.g. -20 (%)
+    bound = _median(runs, "max_drawdown")
     page.select_option("#threshold-metric", "max_drawdown")
+    page.select_option("#threshold-op", "gt")
     assert page.locator("#threshold-unit").inner_text() == "%"
-    page.fill("#threshold-value", "-20")
-    expected = [r["run_id"] for r in storage.load_all_runs(samples.out)
-                if (r["metrics"].get("max_drawdown") or -math.inf) > -0.2]
-    assert sorted(_rows(page)) == sorted(expected)
+    page.fill("#threshold-value", str(bound * 100))
+    expected = [r["run_id"] for r in runs if (r["metrics"].get("max_drawdown") or -math.inf)
+                > bound]
+    assert len(expected) > 0 and sorted(_rows(page)) == sorted(expected)
 
 
 def test_failed_runs_are_visible_with_their_error(page, samples):
@@ -255,10 +267,11 @@ def test_large_registries_render_a_page_at_a_time(browser, tmp_path):
     tab.wait_for_selector("html[data-ready='1']")
     assert tab.locator("#runs-body tr.run").count() == 200
     assert tab.locator("#count").inner_text() == "450 runs (showing 200)"
-    tab.click("#more")
-    assert tab.locator("#runs-body tr.run").count() == 400
-    tab.locator("#more").scroll_into_view_if_needed()  # scrolling to the end loads the rest
-    # (wait_for_function would need 'unsafe-eval', which the page's CSP refuses)
+    # scrolling to the end of the table loads the next 200 (once: the new rows push the
+    # button away); expect() polls with locators, since wait_for_function needs 'unsafe-eval'
+    tab.locator("#more").scroll_into_view_if_needed()
+    expect(tab.locator("#runs-body tr.run")).to_have_count(400)
+    tab.click("#more")  # and so does the button
     expect(tab.locator("#runs-body tr.run")).to_have_count(450)
     assert tab.locator("#more").is_hidden()
     tab.click(SHARPE)  # a sort starts again from the top page, best first
