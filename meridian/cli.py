@@ -232,9 +232,17 @@ def _print_runs(runs: list[dict], sort: str | None, output_dir) -> None:
 @STATUS
 @SORT
 @LIMIT
+@click.option("--sweep", "sweep_id", metavar="ID",
+              help="The combinations of sweep ID (a prefix works), best first.")
 @OUTPUT_DIR
-def runs_list(strategy, status, sort, limit, output_dir) -> None:
+def runs_list(strategy, status, sort, limit, sweep_id, output_dir) -> None:
     """One line per run, newest first: id prefix, time, strategy, status, key metrics."""
+    if sweep_id:
+        from meridian.sweep.summary import sweep_row_lines
+
+        for line in sweep_row_lines(sweep_id, sort, limit, output_dir):
+            click.echo(line)
+        return
     from meridian.storage import search_runs
 
     runs = search_runs(strategy=strategy, status=status, sort=sort, limit=limit,

@@ -175,3 +175,16 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_work(tmp_path):
     assert len(load_sweep_rows(sweep["sweep_id"], output_dir=out)) == sweep["completed"]
     assert np.isfinite([r["metrics"]["sharpe_ratio"] for r in
                         load_sweep_rows(sweep["sweep_id"], limit=5, output_dir=out)]).all()
+
+
+def test_runs_list_sweep_shows_the_combinations_best_first(local_sweep):
+    out, result = local_sweep
+    listed = meridian("runs", "list", "--sweep", result.sweep_id[:8], "--limit", "5",
+                      "--output-dir", str(out))
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].startswith(f"sweep {result.sweep_id}") and len(lines) == 6
+    best = result.best[0]["params"]
+    assert f"fld_offset={best['fld_offset']}, cot_threshold={best['cot_threshold']}" in lines[1]
+    unknown = meridian("runs", "list", "--sweep", "zzzzzzzz", "--output-dir", str(out))
+    assert unknown.returncode == 2 and "no sweep 'zzzzzzzz'" in unknown.stderr

@@ -42,3 +42,22 @@ def summary_lines(result) -> list[str]:
         lines.append(f"{failed} combinations failed, e.g. {first}")
     lines.append(f"report: {result.report_path}")
     return lines
+
+
+def sweep_row_lines(sweep_id: str, sort: str | None, limit: int | None, output_dir) -> list[str]:
+    """``meridian runs list --sweep ID``: a header line, then one line per combination."""
+    from meridian.sweep.store import load_sweep, load_sweep_rows
+
+    sweep = load_sweep(sweep_id, output_dir)
+    rows = load_sweep_rows(sweep["sweep_id"], sort, limit, output_dir)
+    order = sort or sweep["metric"]
+    shown = [order, *[m for m in SHOWN if m != order]]
+    lines = [f"sweep {sweep['sweep_id']} · {sweep['strategy_name']} · {sweep['completed']:,} of "
+             f"{sweep['combinations']:,} combinations · {sweep['status']} · best by {order}"]
+    for rank, row in enumerate(rows, start=1):
+        params = ", ".join(f"{k}={format_param_value(v)}" for k, v in row["params"].items()
+                           if k in sweep["grid"])
+        values = "  ".join(f"{m}={format_metric(m, row['metrics'][m])}" for m in shown)
+        error = f"  error: {row['error']}" if row["error"] else ""
+        lines.append(f"{rank:>5}  {params}  {values}{error}")
+    return lines
