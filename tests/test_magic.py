@@ -16,25 +16,10 @@ from meridian.pipeline.export import export_html
 from meridian.pipeline.notebooks import read_notebook
 from meridian.storage import load_all_runs
 
-FLD_CELL = '''
-import numpy as np
-import pandas as pd
-
-from meridian.indicators import cross_state, median_price, shift, values
-
-
-def signals(data, fld_offset=10, cot_threshold=0.0, allow_short=True):
-    fld = shift(median_price(data["High"], data["Low"]), fld_offset)
-    position = cross_state(data["Close"], fld)
-    if not allow_short:
-        position = np.maximum(position, 0.0)
-    if "COT_Index" in data.columns:
-        cot = values(data["COT_Index"])
-        with np.errstate(invalid="ignore"):
-            allowed = np.where(position > 0, cot >= cot_threshold, cot <= -cot_threshold)
-        position = np.where(allowed, position, 0.0)
-    return pd.Series(position, index=data.index)
-'''
+ROOT = Path(__file__).resolve().parents[1]
+# The strategy cell of notebooks/fld.py itself: the magic must agree with the module it became.
+FLD_CELL = next(cell.source for cell in read_notebook(ROOT / "notebooks" / "fld.py").cells
+                if "export" in cell.metadata.get("tags", []))
 
 
 @pytest.fixture
