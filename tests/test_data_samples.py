@@ -1,4 +1,5 @@
-"""The shipped SYNTHETIC samples: reproducible bytes, valid bars, a COT index from bar one."""
+"""The shipped SYNTHETIC samples: reproducible bytes, valid bars, a COT index from bar one,
+and an edge weak enough that backtests on them look like real ones."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from meridian.api import run_backtest
 from meridian.data import SAMPLE_COT, SAMPLE_OHLCV, load_ohlcv, load_sample, read_cot
 from meridian.data._synthetic import MARKET, write_samples
 
@@ -71,3 +73,16 @@ def test_sample_has_cycles_for_fld_to_find() -> None:
     assert 80 < crossings < 600  # regular swings, neither noise nor one long trend
     daily = np.log(data["Close"]).diff().std()
     assert 0.008 < daily < 0.02
+
+
+def test_sample_is_not_a_money_machine() -> None:
+    # cycles and COT carry a little information, noise dominates (see _synthetic.py)
+    fld = run_backtest("fld").metrics
+    assert 0.2 < fld["sharpe_ratio"] < 1.0 and fld["max_drawdown"] < -0.15
+    plain = run_backtest("fld", data=load_sample(with_cot=False)).metrics
+    assert 0 < plain["sharpe_ratio"] < fld["sharpe_ratio"] + 0.2
+    assert -0.3 < run_backtest("sma_cross").metrics["sharpe_ratio"] < 0.6
+    data = load_sample()
+    forward = data["Close"].shift(-20) / data["Close"] - 1
+    assert 0 < data["COT_Index"].corr(forward) < 0.15
+    assert 0.5 * data["Close"].iloc[0] < data["Close"].iloc[-1] < 2.5 * data["Close"].iloc[0]

@@ -3,7 +3,8 @@
 Nothing here is market data. The point is a sample that ships with the package, needs no
 download or licence, and still has what the bundled strategies look for: Hurst-style cycles
 (so FLD crossings mean something), trends, realistic OHLC bars, and commercials that act as
-contrarian hedgers (so a COT index carries some information). Everything is drawn from
+contrarian hedgers (so a COT index carries some information) -- weakly, as in real markets,
+so that backtests on it do not look like a money machine. Everything is drawn from
 ``numpy.random.default_rng(seed)`` and written with fixed formatting, so the files are
 byte-for-byte reproducible: ``python -m meridian.data._synthetic`` regenerates them.
 """
@@ -34,33 +35,54 @@ COT_HEADER = (
     "Nonreportable Positions-Long (All)", "Nonreportable Positions-Short (All)",
 )  # fmt: skip
 
+# Tuned so the sample is not a money machine: noise dominates, the cycles and the COT index
+# carry a little information. Over many seeds, FLD (defaults) averages a Sharpe of about 0.55
+# (0.5 without the COT filter), SMA cross about 0.25, and the COT index correlates about 0.1
+# with the next 20 days' return; the shipped seed is a typical draw (see samples/README.md).
+# Random-walk trend: daily drift and root-mean-square volatility of log price; Student-t
+# shocks (fat tails) scaled by a wandering volatility (AR(1) in log: persistence, shock size).
+TREND_DRIFT, TREND_VOL, TAIL_DF = 0.00005, 0.011, 8
+VOL_PERSISTENCE, VOL_SHOCK = 0.985, 0.04
 # Nominal Hurst cycle wavelengths (trading days) and log-price amplitudes.
-CYCLES = ((20, 0.012), (40, 0.02), (80, 0.035), (160, 0.06))
+CYCLES = ((20, 0.0065), (40, 0.011), (80, 0.02), (160, 0.033))
+NOISE = 0.003  # i.i.d. log-price noise on top
+# Commercials' net position: a hedge against the price (stretch above its COT_MEAN_WEEKS mean,
+# COT_MOMENTUM_WEEKS momentum with weight COT_MOMENTUM_WEIGHT) plus AR(1) noise.
+COT_MEAN_WEEKS, COT_MOMENTUM_WEEKS, COT_MOMENTUM_WEIGHT = 26, 13, 0.3
+COT_NOISE_AR, COT_NOISE = 0.8, 0.45
 
 
 def generate_ohlcv(seed: int = SEED, start: str = START, end: str = END) -> pd.DataFrame:
-    """SYNTHETIC daily OHLCV on business days: cycles + random-walk trend + noise.
+    """SYNTHETIC daily OHLCV on business days: random-walk trend + cycles + noise.
 
-    log(Close) = random walk (~0.9%/day) + sum of sine cycles (20/40/80/160 days, phase and
-    amplitude drifting slowly) + daily noise. Open is the previous close with a small gap;
-    High/Low extend beyond the body; prices are rounded to a 0.01 tick.
+    log(Close) = random walk (~1.2%/day, Student-t shocks, volatility wandering slowly) + sum
+    of sine cycles (20/40/80/160 days, phase and amplitude drifting) + daily noise. Open is the
+    previous close with a small gap; High/Low extend beyond the body in proportion to the
+    day's volatility; prices are rounded to a 0.01 tick.
     """
     rng = np.random.default_rng(seed)
     dates = pd.bdate_range(start, end, name="Date")
     n = len(dates)
     t = np.arange(n)
-    log_close = np.log(80.0) + np.cumsum(rng.normal(0.0002, 0.009, n))
+    shocks = rng.standard_t(TAIL_DF, n) * np.sqrt((TAIL_DF - 2) / TAIL_DF)  # unit variance
+    log_vol = np.zeros(n)
+    vol_shocks = rng.normal(0, VOL_SHOCK, n)
+    for i in range(1, n):  # AR(1) over ~3,400 bars, generated once, offline
+        log_vol[i] = VOL_PERSISTENCE * log_vol[i - 1] + vol_shocks[i]
+    swing = np.exp(log_vol)
+    vol = TREND_VOL * swing / np.sqrt(np.mean(swing**2))
+    log_close = np.log(80.0) + np.cumsum(TREND_DRIFT + vol * shocks)
     for wavelength, amplitude in CYCLES:
         phase = rng.uniform(0, 2 * np.pi) + np.cumsum(rng.normal(0, 0.3 / wavelength, n))
         swell = 1 + 0.35 * np.sin(2 * np.pi * t / (9.3 * wavelength) + rng.uniform(0, 2 * np.pi))
         log_close += amplitude * swell * np.sin(2 * np.pi * t / wavelength + phase)
-    log_close += rng.normal(0, 0.004, n)
+    log_close += rng.normal(0, NOISE, n)
 
     close = np.exp(log_close)
     prev = np.concatenate(([close[0]], close[:-1]))
     open_ = prev * np.exp(rng.normal(0, 0.0025, n))
-    wick_up = np.exp(np.abs(rng.normal(0, 0.006, n)))
-    wick_down = np.exp(-np.abs(rng.normal(0, 0.006, n)))
+    wick_up = np.exp(np.abs(rng.normal(0, 0.55 * vol)))
+    wick_down = np.exp(-np.abs(rng.normal(0, 0.55 * vol)))
     open_, close = np.round(open_, 2), np.round(close, 2)
     high = np.maximum(np.round(np.maximum(open_, close) * wick_up, 2), np.maximum(open_, close))
     low = np.minimum(np.round(np.minimum(open_, close) * wick_down, 2), np.minimum(open_, close))
@@ -86,18 +108,21 @@ def generate_cot(ohlcv: pd.DataFrame, seed: int = SEED + 1) -> pd.DataFrame:
     weekly = np.log(ohlcv["Close"]).reindex(as_of, method="ffill").to_numpy(copy=True)
     before = np.isnan(weekly)
     m = int(before.sum())
-    back = np.cumsum(rng.normal(0, 0.025, m))[::-1]
-    wave = 0.06 * np.sin(2 * np.pi * np.arange(-m, 0) / 32 + rng.uniform(0, 2 * np.pi))
+    back = np.cumsum(rng.normal(0, TREND_VOL * np.sqrt(5), m))[::-1]  # weekly steps
+    slow_wavelength, slow_amplitude = CYCLES[-1]  # the slowest cycle; 5 bars a week
+    turns = np.arange(-m, 0) * 5 / slow_wavelength
+    wave = slow_amplitude * np.sin(2 * np.pi * turns + rng.uniform(0, 2 * np.pi))
     weekly[before] = weekly[m] - back + wave - wave[-1]
 
     price = pd.Series(weekly)
-    stretch = price - price.rolling(26, min_periods=1).mean()
-    momentum = (price - price.shift(13)).fillna(0.0)
-    hedge = -(0.7 * stretch / stretch.std() + 0.3 * momentum / momentum.std()).to_numpy()
+    stretch = price - price.rolling(COT_MEAN_WEEKS, min_periods=1).mean()
+    momentum = (price - price.shift(COT_MOMENTUM_WEEKS)).fillna(0.0)
+    w = COT_MOMENTUM_WEIGHT
+    hedge = -((1 - w) * stretch / stretch.std() + w * momentum / momentum.std()).to_numpy()
     noise = np.zeros(len(as_of))
-    shocks = rng.normal(0, 0.6, len(as_of))
+    shocks = rng.normal(0, COT_NOISE, len(as_of))
     for i in range(1, len(as_of)):  # AR(1) over ~850 weekly rows, generated once, offline
-        noise[i] = 0.8 * noise[i - 1] + shocks[i]
+        noise[i] = COT_NOISE_AR * noise[i - 1] + shocks[i]
     comm = np.clip(0.11 * (hedge + noise), -0.3, 0.3)
     spec = np.clip(-0.8 * comm + rng.normal(0, 0.02, len(as_of)), -0.3, 0.3)
 
