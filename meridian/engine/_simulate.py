@@ -105,7 +105,8 @@ def simulate(
         was = held_before[rows, cols]
         move = mark[rows] / mark[previous_fill]
         growth = np.maximum(1.0 + was * (move - 1.0), 0.0)
-        drifted = np.nan_to_num(was * move / growth)
+        drifted = was * move / growth
+        drifted[~np.isfinite(drifted)] = 0.0  # flat before (0/0) or ruined (x/0)
         factor = np.ones_like(held)
         factor[rows, cols] = growth * _fill_factor(drifted, held[rows, cols], buy_cost,
                                                    sell_cost)
@@ -120,7 +121,8 @@ def simulate(
 
         # Positions still open after the last bar are closed at its close, costs included.
         last_growth = equity[-1] / after_fill[-1]
-        last_drift = np.nan_to_num(held[-1] * (close[-1] / mark[last_fill[-1]]) / last_growth)
+        last_drift = held[-1] * (close[-1] / mark[last_fill[-1]]) / last_growth
+        last_drift[~np.isfinite(last_drift)] = 0.0
         equity[-1] *= _fill_factor(last_drift, np.zeros_like(last_drift), buy_cost, sell_cost)
     ruined = equity <= 0.0
     if ruined.any():  # equity that reaches zero stays at zero

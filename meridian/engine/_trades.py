@@ -65,8 +65,8 @@ def _fills(sim: Simulation, mark: np.ndarray, close: np.ndarray):
     then time, the close-out of positions still open after the last bar included."""
     columns, bars = np.nonzero(sim.event.T)  # column-major: each column's fills in time order
     units_after = sim.held[bars, columns] * sim.equity_after_fill[bars, columns] / mark[bars]
-    same_column = np.concatenate([[False], columns[1:] == columns[:-1]])
-    units_before = np.where(same_column, np.roll(units_after, 1), 0.0)
+    units_before = np.zeros_like(units_after)  # the previous fill's units, in the same column
+    units_before[1:] = np.where(columns[1:] == columns[:-1], units_after[:-1], 0.0)
     prices = mark[bars]
 
     still_open = np.flatnonzero(sim.held[-1] != 0.0)

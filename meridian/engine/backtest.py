@@ -79,7 +79,7 @@ def as_positions(position, index: pd.Index) -> np.ndarray:
             raise EngineError(
                 f"position has shape {values.shape}; expected one value per bar ({len(index)},)"
             )
-    values = np.nan_to_num(values, nan=0.0, posinf=np.inf, neginf=-np.inf)
+    values = np.where(np.isnan(values), 0.0, values)
     bad = np.flatnonzero(~(np.abs(values) <= 1.0))
     if len(bad):
         first = bad[0]

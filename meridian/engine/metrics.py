@@ -35,30 +35,39 @@ def _safe_divide(numerator, denominator):
     return np.where(np.isfinite(out), out, np.nan)
 
 
+_NS_PER_UNIT = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+
+
 def _nanoseconds(index: pd.DatetimeIndex) -> np.ndarray:
-    """Timestamps as int64 nanoseconds whatever the index's resolution (pandas 3 defaults to µs)."""
-    return index.values.astype("datetime64[ns]").view("int64")
+    """Timestamps as int64 nanoseconds whatever the index's resolution (pandas 3 defaults to µs),
+    without copying the index when it is already in nanoseconds."""
+    values = index.values  # datetime64 (UTC for tz-aware indexes)
+    raw = values.view("int64")
+    return raw * _NS_PER_UNIT[np.datetime_data(values.dtype)[0]]
 
 
 def infer_periods_per_year(index: pd.DatetimeIndex) -> float:
     """Bars per year from the average bar spacing: 12 for monthly bars, 52 for weekly, otherwise
     bars per trading day × 252 (× 365 when a tenth or more of the bars fall on weekends, as crypto
-    does). Average, not median, spacing: O(1), and daily bars average 1.45 days, weekly 7."""
+    does). Average, not median, spacing: O(1), and daily bars average 1.45 days, weekly 7; the
+    weekend share is read from at most 257 evenly spaced bars, so this stays cheap per backtest."""
     if len(index) < 3:
         return 252.0
-    nanoseconds = _nanoseconds(index)
-    spacing_days = float(nanoseconds[-1] - nanoseconds[0]) / (len(index) - 1) / 86_400e9
+    stamps = _nanoseconds(index)
+    first, last = int(stamps[0]), int(stamps[-1])
+    spacing_days = (last - first) / (len(index) - 1) / 86_400e9
     if spacing_days >= 25:
         return 12.0
     if spacing_days >= 5:
         return 52.0
-    days = nanoseconds // 86_400_000_000_000
-    weekday = (days + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    step = max(1, len(index) // 256)
+    sampled_days = stamps[::step] // 86_400_000_000_000
+    weekday = (sampled_days + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
     days_per_year = 365.0 if np.mean(weekday >= 5) > 0.1 else 252.0
     if spacing_days >= 0.99:
         return days_per_year
-    bars_per_day = len(days) / (np.count_nonzero(np.diff(days)) + 1)
-    return days_per_year * bars_per_day
+    days = stamps // 86_400_000_000_000
+    return days_per_year * len(days) / (np.count_nonzero(np.diff(days)) + 1)
 
 
 def returns_from_equity(equity: np.ndarray, initial_capital: float) -> np.ndarray:
@@ -152,8 +161,12 @@ def max_drawdown_duration(
     # A spell is longest at its end: the bar that recovers the peak, or the last bar while
     # still under water.
     rows, cols = np.nonzero(at_peak[1:] & ~at_peak[:-1])
+    spells = times[rows + 1] - times[last_peak[rows, cols]]
     longest = np.zeros(values.shape[1], dtype=np.int64)
-    np.maximum.at(longest, cols, times[rows + 1] - times[last_peak[rows, cols]])
+    if values.shape[1] == 1:
+        longest[0] = spells.max(initial=0)
+    else:
+        np.maximum.at(longest, cols, spells)
     still_under = ~at_peak[-1]
     longest = np.where(still_under, np.maximum(longest, times[-1] - times[last_peak[-1]]), longest)
     days = longest / 86_400e9
@@ -293,8 +306,11 @@ def compute_metrics_batch(
         "buy_and_hold_return": buy_and_hold_return(result.close),
         "final_equity": sim.equity[-1],
     }
-    return {name: np.broadcast_to(np.asarray(values[name], dtype=float), (columns,))
-            for name in METRIC_NAMES}
+    out = {}
+    for name in METRIC_NAMES:
+        value = np.asarray(values[name], dtype=float)
+        out[name] = value.reshape(columns) if value.size == columns else np.full(columns, value)
+    return out
 
 
 def compute_metrics(
