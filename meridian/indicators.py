@@ -14,7 +14,9 @@ import pandas as pd
 def values(series) -> np.ndarray:
     """A float numpy view of a Series or array (NaN for missing)."""
     if isinstance(series, pd.Series):
-        return series.to_numpy(dtype=float, na_value=np.nan)
+        array = series.to_numpy()
+        return array if array.dtype == np.float64 else series.to_numpy(dtype=float,
+                                                                        na_value=np.nan)
     return np.asarray(series, dtype=float)
 
 
@@ -58,10 +60,17 @@ def cross_state(fast, slow) -> np.ndarray:
     """+1 after ``fast`` last crossed above ``slow``, −1 after it last crossed below, 0 before
     the first cross. Touching the line is not a cross: the previous side is kept."""
     with np.errstate(invalid="ignore"):
-        side = np.sign(values(fast) - values(slow))
+        side = np.sign(values(fast) - values(slow))  # NaN while either is undefined
     side[side == 0] = np.nan
-    side = forward_fill(side)
-    previous = shift(side, 1)
-    crossed = (side != previous) & ~np.isnan(previous) & ~np.isnan(side)
-    started = np.maximum.accumulate(crossed)
-    return np.where(started, side, 0.0)
+    defined = ~np.isnan(side)
+    if defined.any() and not defined[np.argmax(defined):].all():
+        side = forward_fill(side)  # ties and gaps keep the previous side
+    changed = np.zeros(len(side), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        changed[1:] = (side[1:] * side[:-1]) < 0  # false wherever a NaN is involved
+    if not changed.any():
+        return np.zeros(len(side))
+    first = int(np.argmax(changed))
+    out = np.zeros(len(side))
+    out[first:] = side[first:]  # defined from the first cross on: NaNs only come before it
+    return out

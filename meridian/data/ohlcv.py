@@ -347,6 +347,9 @@ def _build(frame: pd.DataFrame, label: str, row_label: Callable[[int], str]) -> 
     return pd.DataFrame(
         {k: v.to_numpy()[order] for k, v in out.items()},
         index=index.as_unit(DEFAULT_UNIT).rename("Date"),
+        # plain labels: pandas 3's Arrow-backed strings make every data["Close"] slower, and
+        # signals functions look columns up once per backtest, thousands of times in a sweep
+        columns=pd.Index(list(out), dtype=object),
     )
 
 

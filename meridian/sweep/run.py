@@ -8,6 +8,7 @@ best few combinations are turned into full notebook reports (``--reports``).
 from __future__ import annotations
 
 import math
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -118,6 +119,9 @@ def run_sweep(
     status = "success"
     started = time.perf_counter()
     bar = _progress(len(combinations), strategy, progress)
+    # The main process only waits while workers compute: meanwhile, load what the report needs.
+    warm = threading.Thread(target=_warm_up_report, daemon=True)
+    warm.start()
     try:
         work = executors.chunks(combinations, workers)
         for first, tables, chunk_errors in executors.run(
@@ -132,6 +136,7 @@ def run_sweep(
     finally:
         bar.close()
     duration = time.perf_counter() - started
+    warm.join()
 
     order = [i for i in rank(table[:, METRIC_INDEX[metric]], metric) if done[i]]
     chosen = order[:top]
@@ -166,6 +171,14 @@ def run_sweep(
 
     result.report_path = write_report(result, info, out)
     return result
+
+
+def _warm_up_report() -> None:
+    """Import plotly and build a throw-away figure (plotly loads its validators lazily)."""
+    from meridian import viz
+    from meridian.sweep import report  # noqa: F401
+
+    viz.sweep_chart(pd.DataFrame({"a": [1, 2], "b": [1, 2], "m": [0.0, 1.0]}), ["a", "b"], "m")
 
 
 def _progress(total: int, strategy: str, enabled: bool):
