@@ -157,12 +157,14 @@ def sweep_command(strategy, grid, metric, workers, executor, scheduler, data_pat
 @click.option("--no-input", is_flag=True, help="Hide code cells in the HTML report.")
 def run_command(strategy, params, params_file, output_dir, no_input) -> None:
     """Execute notebooks/STRATEGY.py with parameters: notebook, HTML report, registry row."""
-    from meridian.engine.metrics import format_metrics
     from meridian.pipeline.parameterize import parse_pairs
     from meridian.pipeline.run import run_notebook
 
+    # pandas and the engine load after the kernel has started (see pipeline.run)
     record = run_notebook(strategy, parse_pairs(params), params_file=params_file,
                           output_dir=output_dir, no_input=no_input)
+    from meridian.engine.metrics import format_metrics
+
     if record["status"] != "success":
         click.echo(f"meridian: error: run {record['run_id']} of {record['strategy_name']} failed: "
                    f"{record['error']} (report: {record['report_path']})", err=True)

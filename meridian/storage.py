@@ -703,24 +703,26 @@ def _prune_backups(folder: Path, keep: int) -> None:
 # --------------------------------------------------------------------------- notebooks
 
 
-def record_from_notebook(path: PathLike) -> dict:
+def record_from_notebook(path: PathLike, notebook: Any = None) -> dict:
     """A run record from an executed notebook written by the pipeline.
 
     The pipeline stores bookkeeping in the notebook metadata key ``meridian`` and glues the
     results with scrapbook (``metrics``, ``params``, ``equity``, ``trades_count``). A failed
     run has no scraps: its metrics are empty and its params come from papermill's injected
     parameters. A relative ``report_path`` in the metadata is taken relative to the notebook's
-    folder. :class:`RegistryError` when the notebook has no ``meridian`` metadata.
+    folder. :class:`RegistryError` when the notebook has no ``meridian`` metadata. Pass the
+    already loaded ``notebook`` (a NotebookNode) to skip reading it again.
     """
     import nbformat  # deferred: heavy, and only rebuilds need it
     import scrapbook
 
     path = Path(path).absolute()
-    notebook = nbformat.read(path, as_version=4)
+    if notebook is None:
+        notebook = nbformat.read(path, as_version=4)
     meta = notebook.metadata.get("meridian")
     if not isinstance(meta, Mapping) or not meta.get("run_id"):
         raise RegistryError(f"{path} has no 'meridian' run metadata: not written by the pipeline")
-    scraps = scrapbook.read_notebook(str(path)).scraps.data_dict
+    scraps = scrapbook.models.Notebook(notebook).scraps.data_dict
     papermill_params = notebook.metadata.get("papermill", {}).get("parameters") or {}
     record = {key: meta[key] for key in RECORD_DEFAULTS if key in meta}
     record.update(

@@ -8,7 +8,6 @@ from typing import Any
 
 import yaml
 
-from meridian.data import load_ohlcv
 from meridian.exceptions import ParameterError
 from meridian.parameters import parse_literal, validate_params
 from meridian.pipeline.notebooks import Parameter
@@ -61,4 +60,6 @@ def preflight(values: dict[str, Any]) -> None:
             if not Path(value).exists():
                 raise ParameterError(f"{name}: no such file {value!r}")
             if name == "data_path":
+                from meridian.data import load_ohlcv  # pandas: only when there is a file
+
                 load_ohlcv(value)

@@ -18,10 +18,8 @@ from typing import Any
 
 import nbformat
 
-from meridian import paths, storage
-from meridian.dashboard import refresh_dashboard
-from meridian.pipeline.execute import execute
-from meridian.pipeline.export import export_html, make_exporter, warm_up
+from meridian import paths
+from meridian.pipeline.kernel import Kernel
 from meridian.pipeline.notebooks import (
     find_notebook,
     notebook_parameters,
@@ -66,10 +64,18 @@ def run_notebook(
 
     started = time.perf_counter()
     timestamp = datetime.now(UTC).isoformat(timespec="seconds")
-    with ThreadPoolExecutor(max_workers=1) as background:
-        # Prepare the HTML exporter while the kernel works: the main thread is only waiting.
-        exporter = background.submit(warm_up, make_exporter(no_input))
-        failure = execute(notebook, executed_path, values, kernel_log=folder / "kernel.log")
+    kernel = Kernel(notebook.metadata["kernelspec"]["name"], log_file=folder / "kernel.log")
+    try:
+        # Imported while the kernel boots: papermill and nbconvert take a good part of a second.
+        from meridian.pipeline.execute import execute
+        from meridian.pipeline.export import export_html, make_exporter, warm_up
+
+        with ThreadPoolExecutor(max_workers=1) as background:
+            # Prepare the HTML exporter while the kernel works: the main thread only waits.
+            exporter = background.submit(warm_up, make_exporter(no_input))
+            failure = execute(notebook, executed_path, values, kernel=kernel)
+    finally:
+        kernel.close()
     executed = nbformat.read(executed_path, as_version=4)
     info = {
         "run_id": run_id, "timestamp": timestamp, "strategy_name": path.stem, "kind": kind,
@@ -88,7 +94,11 @@ def run_notebook(
     executed.metadata["meridian"] = info
     nbformat.write(executed, executed_path)
 
-    record = storage.record_from_notebook(executed_path)
+    from meridian import storage
+
+    record = storage.record_from_notebook(executed_path, executed)
     storage.save_run(record, out)
+    from meridian.dashboard import refresh_dashboard
+
     refresh_dashboard(out)  # outputs/index.html; logs and carries on if it cannot
     return storage.load_run_by_id(run_id, out)
