@@ -170,9 +170,11 @@ def test_a_run_killed_mid_execution_leaves_a_working_registry(outputs):
     )
     runs_before = set((outputs / "runs").iterdir())
     deadline = time.time() + 120
-    while set((outputs / "runs").iterdir()) == runs_before and time.time() < deadline:
-        time.sleep(0.02)  # the run folder appears once inputs are validated
-    time.sleep(1.0)  # the kernel is starting or executing now
+    while time.time() < deadline and not any(
+            (folder / "kernel.log").exists()
+            for folder in set((outputs / "runs").iterdir()) - runs_before):
+        time.sleep(0.02)  # the kernel is launched right after the inputs are validated
+    time.sleep(0.3)  # it is booting or executing now: a kernel alone takes longer to start
     assert victim.poll() is None, "the run finished before it could be killed"
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
