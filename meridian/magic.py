@@ -17,6 +17,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
+from meridian.authoring.extract import signals_arguments
 from meridian.exceptions import MeridianError
 from meridian.parameters import coerce, parse_literal
 
@@ -30,25 +31,20 @@ def cell_parameters(source: str) -> dict[str, Any]:
         text = (error.text or "").strip()
         raise UsageError(f"syntax error in the cell, line {error.lineno}: {error.msg}: `{text}`"
                          ) from None
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name == "signals":
-            positional = (node.args.posonlyargs + node.args.args)[1:]
-            defaults = node.args.defaults[len(node.args.defaults) - len(positional):] \
-                if positional else []
-            pairs = list(zip(positional[len(positional) - len(defaults):], defaults,
-                             strict=True))
-            pairs += [(a, d) for a, d in zip(node.args.kwonlyargs, node.args.kw_defaults,
-                                              strict=True) if d is not None]
-            params = {}
-            for arg, default in pairs:
-                try:
-                    params[arg.arg] = ast.literal_eval(default)
-                except ValueError:
-                    raise UsageError(f"signals parameter {arg.arg!r}: its default must be a "
-                                     "literal (a number, bool or string)") from None
-            return params
-    raise UsageError("the cell defines no `def signals(data, ...)`; %%backtest backtests that "
-                     "function")
+    arguments = signals_arguments([tree])
+    if arguments is None:
+        raise UsageError("the cell defines no `def signals(data, ...)`; %%backtest backtests "
+                         "that function")
+    params = {}
+    for name, default in arguments:
+        if default is None:
+            continue  # no default: signals must be called with it, which %%backtest cannot
+        try:
+            params[name] = ast.literal_eval(default)
+        except ValueError:
+            raise UsageError(f"signals parameter {name!r}: its default must be a literal "
+                             "(a number, bool or string)") from None
+    return params
 
 
 def _overrides(options: list[str], defaults: dict[str, Any]) -> dict[str, Any]:

@@ -111,23 +111,20 @@ def _check_cell(source: str, where: str) -> ast.Module:
     return tree
 
 
-def _signals_arguments(trees: list[ast.Module], source: str) -> list[tuple[str, ast.AST | None]]:
-    """Keyword parameters of ``signals(data, ...)``: name and its default expression."""
+def signals_arguments(trees: list[ast.Module]) -> list[tuple[str, ast.AST | None]] | None:
+    """Parameters after ``data`` of the top-level ``def signals(data, ...)`` in ``trees``: name
+    and default expression (None when it has none); None when no such function exists. Shared
+    by extraction (PARAMS) and ``%%backtest`` (the cell's parameters): read, never run."""
     for tree in trees:
         for node in tree.body:
             if isinstance(node, ast.FunctionDef) and node.name == "signals":
-                args = node.args.posonlyargs + node.args.args
-                if not args:
-                    raise ExtractError(f"{source}: signals must take the data as its first "
-                                       "argument: def signals(data, ...)")
-                positional = args[1:]
-                defaults = [None] * (len(positional) - len(node.args.defaults)) + list(
-                    node.args.defaults)
-                keyword = list(zip(node.args.kwonlyargs, node.args.kw_defaults, strict=True))
+                positional = (node.args.posonlyargs + node.args.args)[1:]
+                padding = [None] * (len(positional) - len(node.args.defaults))
+                defaults = padding + list(node.args.defaults)
                 return [(a.arg, d) for a, d in zip(positional, defaults, strict=True)] + [
-                    (a.arg, d) for a, d in keyword]
-    raise ExtractError(f"{source}: no `def signals(data, ...)` in the export cells; the strategy "
-                       "protocol needs it")
+                    (a.arg, d) for a, d in zip(node.args.kwonlyargs, node.args.kw_defaults,
+                                               strict=True)]
+    return None
 
 
 def _params(trees, notebook, source: str) -> dict:
@@ -136,7 +133,11 @@ def _params(trees, notebook, source: str) -> dict:
     if not cell_values:
         raise ExtractError(f"{source}: no cell tagged 'parameters'; its defaults become PARAMS")
     params = {}
-    for name, default in _signals_arguments(trees, source):
+    arguments = signals_arguments(trees)
+    if arguments is None:
+        raise ExtractError(f"{source}: no `def signals(data, ...)` in the export cells; the "
+                           "strategy protocol needs it")
+    for name, default in arguments:
         if name in cell_values:
             params[name] = cell_values[name].default
         elif default is not None and _is_constant(default):
