@@ -24,23 +24,26 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# PARAMS="fld_offset=15 cot_threshold=0.2" becomes -p fld_offset 15 -p cot_threshold 0.2
-PARAM_FLAGS = $(foreach p,$(PARAMS),-p $(firstword $(subst =, ,$(p))) $(patsubst $(firstword $(subst =, ,$(p)))=%,%,$(p)))
+# Values reach the shell only as quoted variables ("$$PARAMS"), never pasted into the command
+# line, so spaces work (PARAMS='cot_market="CRUDE OIL"') and `;` or backticks are never run.
+# PARAMS="fld_offset=15 cot_threshold=0.2" is split by meridian itself (shell-style quoting).
+export STRATEGY PARAMS NAME GRID SWEEP_ARGS
 
 run: $(STAMP)
-	$(BIN)/meridian run $(STRATEGY) $(PARAM_FLAGS)
+	$(BIN)/meridian run "$$STRATEGY" --params "$$PARAMS"
 
 # make new NAME=my_idea PARAMS="lookback=20 threshold=0.5"
 new: $(STAMP)
-	$(BIN)/meridian new $(NAME) $(foreach p,$(PARAMS),--param $(p))
+	$(BIN)/meridian new "$$NAME" --params "$$PARAMS"
 
 extract: $(STAMP)
-	$(BIN)/meridian extract notebooks/$(STRATEGY).py
+	$(BIN)/meridian extract "notebooks/$$STRATEGY.py"
 
 # make sweep STRATEGY=fld GRID="fld_offset=5:40:1 cot_threshold=-0.5,0,0.5" [SWEEP_ARGS="--top 5 --reports"]
 GRID ?= fld_offset=5:30:1 cot_threshold=-0.5,0,0.5
 sweep: $(STAMP)
-	$(BIN)/meridian sweep $(STRATEGY) $(foreach g,$(GRID),--grid $(g)) $(SWEEP_ARGS)
+	set -f; set --; for g in $$GRID; do set -- "$$@" --grid "$$g"; done; \
+	$(BIN)/meridian sweep "$$STRATEGY" "$$@" $$SWEEP_ARGS
 
 # outputs/index.html: every run in one offline page (make dashboard OPEN=1 opens it)
 dashboard: $(STAMP)

@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from meridian.data import load_ohlcv, load_sample
+from meridian.data import load_market_data, load_ohlcv
 from meridian.engine import backtest, compute_metrics
 from meridian.engine._trades import TRADE_COLUMNS
 from meridian.engine.metrics import format_metrics
 from meridian.exceptions import ParameterError
 from meridian.parameters import coerce, validate_params
-from meridian.strategies import get_strategy
+from meridian.strategies import find_strategy, get_strategy
 
 ENGINE_OPTIONS = {
     "commission": 0.0, "slippage": 0.0, "fill": "next_open", "risk_free_rate": 0.0,
@@ -132,9 +132,10 @@ def _engine_options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def resolve_data(data: pd.DataFrame | str | Path | None) -> pd.DataFrame:
-    """``None`` → the bundled synthetic sample (with its COT index); a path → ``load_ohlcv``."""
-    if data is None:
-        return load_sample()
+    """A frame as given; a path → ``load_ohlcv``; ``None`` → the project's default data
+    (``[tool.meridian] data``, with its ``cot``) or else the bundled synthetic sample."""
+    if data is None or (isinstance(data, str) and not data):
+        return load_market_data()[0]
     if isinstance(data, str | Path):
         return load_ohlcv(data)
     return data
@@ -156,9 +157,10 @@ def run_backtest(
     strategy or the engine does not propagate: it is recorded in ``status="failed"``,
     ``error`` and ``logs``, so a failed run can be saved like any other.
     """
-    module = get_strategy(strategy_name)
-    merged = validate_params(module.PARAMS, params, owner=strategy_name)
-    return backtest_signals(module.signals, merged, strategy_name=strategy_name,
+    name = find_strategy(strategy_name).name  # "FLD" is fld: record the module's own name
+    module = get_strategy(name)
+    merged = validate_params(module.PARAMS, params, owner=name)
+    return backtest_signals(module.signals, merged, strategy_name=name,
                             initial_capital=initial_capital, data=data, **engine_options)
 
 

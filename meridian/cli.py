@@ -32,33 +32,66 @@ def main() -> None:
 
 OUTPUT_DIR = click.option(
     "--output-dir", type=click.Path(file_okay=False),
-    help="Output directory [default: $MERIDIAN_HOME or ./outputs].",
+    help="Output directory [default: $MERIDIAN_HOME or the project's outputs/].",
 )
+
+
+@main.command("init")
+@click.argument("directory", default=".", type=click.Path())
+def init_command(directory) -> None:
+    """Create a project in DIRECTORY (default: here): pyproject.toml with [tool.meridian],
+    notebooks/ with the examples, strategies/, outputs/ (git-ignored) and a README."""
+    from meridian.authoring.init import init_project
+
+    root, created = init_project(directory)
+    for path in created:
+        click.echo(f"created {path.relative_to(root.parent).as_posix()}")
+    click.echo(f"project ready in {root}: cd into it and try `meridian run fld`")
 
 
 @main.command("strategies")
 def strategies_command() -> None:
-    """List the strategy modules `run_backtest` and sweeps can use."""
-    from meridian.strategies import get_strategy, list_strategies
+    """List the strategy modules `run_backtest` and sweeps can use, and where each comes from."""
+    from meridian.strategies import get_strategy, strategy_sources
 
-    for name in list_strategies():
-        click.echo(f"{name:<16} {get_strategy(name).PARAMS}")
+    for source in sorted(strategy_sources().values(), key=lambda s: s.name.lower()):
+        where = source.origin + (" (shadows the built-in)" if source.shadows_builtin else "")
+        click.echo(f"{source.name:<16} {where:<32} {get_strategy(source.name).PARAMS}")
+
+
+PARAMS_TEXT = click.option(
+    "--params", "params_text", metavar="'NAME=VALUE ...'",
+    help="Several NAME=VALUE in one shell-quoted string (what `make run PARAMS=...` passes).",
+)
+
+
+def _assignments(positional, pairs, params_text) -> dict:
+    """Parameters from NAME=VALUE arguments, ``-p NAME VALUE`` pairs and ``--params``, through
+    the one parser (:mod:`meridian.parameters`); a name given twice is an error."""
+    from meridian.parameters import parse_assignments, split_words
+
+    items = [*split_words(params_text or ""), *positional, *(f"{n}={v}" for n, v in pairs)]
+    return parse_assignments(items)
 
 
 @main.command("backtest")
 @click.argument("strategy")
+@click.argument("assignments", nargs=-1, metavar="[NAME=VALUE]...")
 @click.option("-p", "--param", "params", nargs=2, multiple=True, metavar="NAME VALUE",
-              help="Override a strategy parameter (repeatable); values parse as Python literals.")
+              help="Same as NAME=VALUE (repeatable); values parse as Python literals.")
+@PARAMS_TEXT
 @click.option("--data", "data_path", type=click.Path(), help="OHLCV file (CSV or Parquet).")
 @click.option("--capital", type=float, default=100_000, show_default=True)
 @click.option("--commission", type=float, default=0.0, show_default=True)
 @click.option("--slippage", type=float, default=0.0, show_default=True)
-def backtest_command(strategy, params, data_path, capital, commission, slippage) -> None:
-    """Backtest STRATEGY in-process (no notebook) and print its metrics."""
+def backtest_command(strategy, assignments, params, params_text, data_path, capital, commission,
+                     slippage) -> None:
+    """Backtest STRATEGY's module in-process (no notebook) and print its metrics."""
     from meridian.api import run_backtest
 
-    result = run_backtest(strategy, dict(params), initial_capital=capital, data=data_path,
-                          commission=commission, slippage=slippage)
+    result = run_backtest(strategy, _assignments(assignments, params, params_text),
+                          initial_capital=capital, data=data_path, commission=commission,
+                          slippage=slippage)
     click.echo(result.summary())
     if result.status != "success":
         sys.exit(1)
@@ -66,15 +99,19 @@ def backtest_command(strategy, params, data_path, capital, commission, slippage)
 
 @main.command("new")
 @click.argument("name")
+@click.argument("assignments", nargs=-1, metavar="[NAME=DEFAULT]...")
 @click.option("--param", "params", multiple=True, metavar="NAME=DEFAULT",
               help="A strategy parameter and its default (repeatable), e.g. --param lookback=20.")
+@PARAMS_TEXT
 @click.option("--template", default="strategy", show_default=True,
-              help="Template in templates/ to start from.")
-def new_command(name, params, template) -> None:
-    """Create notebooks/NAME.py from a template, ready for `meridian run NAME`."""
+              help="Template: the project's templates/ first, then the shipped ones.")
+def new_command(name, assignments, params, params_text, template) -> None:
+    """Create the project's notebooks/NAME.py from a template, ready for `meridian run NAME`."""
     from meridian.authoring.new import new_notebook, parse_param_options
+    from meridian.parameters import split_words
 
-    path = new_notebook(name, parse_param_options(params) or None, template)
+    options = [*split_words(params_text or ""), *assignments, *params]
+    path = new_notebook(name, parse_param_options(options) or None, template)
     click.echo(f"created {path}: edit its export cell, then `meridian run {name}` and "
                f"`meridian extract {path}`")
 
@@ -82,7 +119,8 @@ def new_command(name, params, template) -> None:
 @main.command("extract")
 @click.argument("notebooks", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--output", type=click.Path(dir_okay=False),
-              help="Module to write [default: meridian/strategies/NAME.py]; one notebook only.")
+              help="Module to write, in the project's strategies folder [default: "
+                   "strategies/NAME.py]; one notebook only.")
 @click.option("--check", is_flag=True,
               help="Write nothing; exit 1 with a diff when a module is missing or out of date.")
 @click.option("--force", is_flag=True, help="Replace a module that was not generated.")
@@ -106,8 +144,18 @@ def extract_command(notebooks, output, check, force) -> None:
             continue
         written = write(extraction, force=force)
         click.echo(f"{'wrote' if written else 'up to date:'} {extraction.output}")
+        _note_shadowing(extraction.output.stem)
     if stale:
         sys.exit(1)
+
+
+def _note_shadowing(name: str) -> None:
+    from meridian.strategies import find_strategy
+
+    source = find_strategy(name)
+    if source.shadows_builtin:
+        click.echo(f"note: {source.path} has the name of a built-in strategy; in this project "
+                   f"'{name}' means this module (the project's wins)", err=True)
 
 
 @main.command("sweep")
@@ -148,21 +196,28 @@ def sweep_command(strategy, grid, metric, workers, executor, scheduler, data_pat
 
 @main.command("run")
 @click.argument("strategy")
+@click.argument("assignments", nargs=-1, metavar="[NAME=VALUE]...")
 @click.option("-p", "--parameter", "params", nargs=2, multiple=True, metavar="NAME VALUE",
-              help="Set a notebook parameter (repeatable); values parse as Python literals.")
+              help="Same as NAME=VALUE (papermill's spelling; repeatable).")
+@PARAMS_TEXT
 @click.option("-f", "--params-file", type=click.Path(dir_okay=False),
-              help="YAML file of parameter values (command-line -p wins).")
+              help="YAML file of parameter values (command-line values win).")
 @click.option("--output-dir", type=click.Path(file_okay=False),
-              help="Where runs, registry and dashboard go [default: $MERIDIAN_HOME or ./outputs].")
+              help="Where runs, registry and dashboard go [default: $MERIDIAN_HOME or the "
+                   "project's outputs/].")
 @click.option("--no-input", is_flag=True, help="Hide code cells in the HTML report.")
-def run_command(strategy, params, params_file, output_dir, no_input) -> None:
-    """Execute notebooks/STRATEGY.py with parameters: notebook, HTML report, registry row."""
-    from meridian.pipeline.parameterize import parse_pairs
+def run_command(strategy, assignments, params, params_text, params_file, output_dir,
+                no_input) -> None:
+    """Execute notebook STRATEGY with parameters: notebook, HTML report, registry row.
+
+    STRATEGY is a notebook of the project (notebooks/STRATEGY.py), a shipped example, or a
+    path to a notebook; values are NAME=VALUE (Python literals; text needs no quotes).
+    """
     from meridian.pipeline.run import run_notebook
 
     # pandas and the engine load after the kernel has started (see pipeline.run)
-    record = run_notebook(strategy, parse_pairs(params), params_file=params_file,
-                          output_dir=output_dir, no_input=no_input)
+    record = run_notebook(strategy, _assignments(assignments, params, params_text),
+                          params_file=params_file, output_dir=output_dir, no_input=no_input)
     from meridian.engine.metrics import format_metrics
 
     if record["status"] != "success":
@@ -329,7 +384,7 @@ def runs_compare(run_ids, target, open_page, output_dir) -> None:
 @OUTPUT_DIR
 def runs_delete(run_ids, yes, output_dir) -> None:
     """Delete runs (rows and run folders), after backing up the registry once."""
-    from meridian import paths
+    from meridian import project
     from meridian.dashboard import refresh_dashboard
     from meridian.dashboard.terminal import run_lines
     from meridian.storage import delete_runs, load_run_by_id
@@ -344,7 +399,7 @@ def runs_delete(run_ids, yes, output_dir) -> None:
         click.echo("nothing deleted", err=True)
         sys.exit(1)
     deleted = delete_runs(list(runs), output_dir)
-    backups = paths.backups_dir(paths.output_dir(output_dir))
+    backups = project.backups_dir(project.output_dir(output_dir))
     click.echo(f"deleted {len(deleted)} {noun}; registry backed up first in {backups}")
     refresh_dashboard(output_dir)
 

@@ -43,3 +43,8 @@ class ExtractError(MeridianError, ValueError):
 
 class ScaffoldError(MeridianError, ValueError):
     """A ``meridian new`` request that would clash with something that exists."""
+
+
+class ProjectError(MeridianError):
+    """No project where one is needed, a broken ``[tool.meridian]`` table, or a request that
+    would write outside the project (``meridian init``, ``extract --output``)."""

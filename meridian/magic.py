@@ -19,7 +19,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from meridian.authoring.extract import signals_arguments
 from meridian.exceptions import MeridianError
-from meridian.parameters import coerce, parse_literal
+from meridian.parameters import coerce, parse_assignments
 
 
 def cell_parameters(source: str) -> dict[str, Any]:
@@ -48,16 +48,18 @@ def cell_parameters(source: str) -> dict[str, Any]:
 
 
 def _overrides(options: list[str], defaults: dict[str, Any]) -> dict[str, Any]:
-    """``--param NAME=VALUE`` options checked against the cell's parameters."""
+    """``NAME=VALUE`` options (the one parser of :mod:`meridian.parameters`) checked against
+    the cell's parameters."""
     values = {}
-    for option in options:
-        name, sep, text = option.partition("=")
-        if not sep:
-            raise UsageError(f"--param {option!r}: use NAME=VALUE, e.g. --param lookback=20")
+    try:
+        parsed = parse_assignments(options, "--param", "lookback=20")
+    except MeridianError as error:
+        raise UsageError(str(error)) from None
+    for name, value in parsed.items():
         if name not in defaults:
             raise UsageError(f"--param {name!r} is not a parameter of signals; its parameters: "
                              f"{', '.join(defaults) or '(none)'}")
-        values[name] = coerce(name, parse_literal(text), defaults[name], "signals")
+        values[name] = coerce(name, value, defaults[name], "signals")
     return values
 
 
@@ -72,7 +74,9 @@ class BacktestMagics(Magics):
     @argument("--slippage", type=float, default=0.0, help="Fraction of price, against you.")
     @argument("--name", default="cell", help="Name of the run in the registry.")
     @argument("--param", action="append", default=[], metavar="NAME=VALUE",
-              help="Override a default of signals (repeatable).")
+              help="Override a default of signals (repeatable); bare NAME=VALUE works too.")
+    @argument("assignments", nargs="*", metavar="NAME=VALUE",
+              help="Override defaults of signals, e.g. %%%%backtest lookback=30.")
     @argument("--no-save", action="store_true", help="Do not record the run.")
     @argument("--debug", action="store_true", help="Show full tracebacks.")
     @cell_magic
@@ -96,7 +100,7 @@ class BacktestMagics(Magics):
         from meridian.api import backtest_signals
 
         params = cell_parameters(cell)
-        params.update(_overrides(args.param, params))
+        params.update(_overrides([*args.assignments, *args.param], params))
         shell = self.shell
         try:
             shell.ex(shell.transform_cell(cell))  # in the user's namespace, like a normal cell

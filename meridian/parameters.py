@@ -8,6 +8,7 @@ kernel start and a misleading report.
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable
 from typing import Any
 
 from meridian.exceptions import ParameterError
@@ -23,6 +24,48 @@ def parse_literal(text: str) -> Any:
         return ast.literal_eval(stripped)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return text
+
+
+def split_assignment(text: str, option: str = "parameter", example: str = "fld_offset=15"
+                     ) -> tuple[str, str]:
+    """``"NAME=VALUE"`` → ``("NAME", "VALUE")`` (both stripped; the value may be empty or hold
+    more ``=``). The one place that reads ``NAME=VALUE``: ``run``, ``backtest``, ``new``,
+    ``sweep --grid``, ``runs search`` and ``%%backtest`` all come here."""
+    name, sep, value = str(text).partition("=")
+    name = name.strip()
+    if not sep or not name:
+        raise ParameterError(f"{option} {text!r}: use NAME=VALUE, e.g. {example}")
+    if not name.isidentifier():
+        raise ParameterError(f"{option} {text!r}: {name!r} is not a parameter name (letters, "
+                             "digits and underscores, not starting with a digit)")
+    return name, value.strip()
+
+
+def parse_assignments(items: Iterable[str], option: str = "parameter",
+                      example: str = "fld_offset=15") -> dict[str, Any]:
+    """``["a=1", "b=x"]`` → ``{"a": 1, "b": "x"}``: values parse with :func:`parse_literal`;
+    a name given twice is an error (which of the two was meant?)."""
+    parsed: dict[str, Any] = {}
+    for item in items:
+        name, value = split_assignment(item, option, example)
+        if not value:
+            raise ParameterError(f"{option} {item!r} has no value; use NAME=VALUE, e.g. {example}")
+        if name in parsed:
+            raise ParameterError(f"{option} {name!r} is given twice")
+        parsed[name] = parse_literal(value)
+    return parsed
+
+
+def split_words(text: str, option: str = "--params") -> list[str]:
+    """Shell-style words of ``text`` (``'a=1 b="x y"'`` → ``["a=1", "b=x y"]``), for values
+    passed through one variable, as ``make run PARAMS=...`` does; nothing is ever executed."""
+    import shlex
+
+    try:
+        return shlex.split(text or "")
+    except ValueError as error:
+        raise ParameterError(f"{option} {text!r}: {error} (quote values with spaces, e.g. "
+                             'cot_market="CRUDE OIL")') from None
 
 
 def _type_name(value: Any) -> str:

@@ -30,7 +30,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from meridian import paths
+from meridian import project
 from meridian.engine.metrics import METRIC_NAMES
 from meridian.exceptions import RegistryError, RunNotFoundError
 
@@ -138,8 +138,8 @@ class Registry:
     """The registry of one output directory; every method opens and closes its connection."""
 
     def __init__(self, output_dir: PathLike | None = None, db_path: PathLike | None = None):
-        self.output_dir = paths.output_dir(output_dir)
-        self.path = Path(db_path) if db_path is not None else paths.registry_path(self.output_dir)
+        self.output_dir = project.output_dir(output_dir)
+        self.path = Path(db_path) if db_path is not None else project.registry_path(self.output_dir)
 
     @property
     def exists(self) -> bool:
@@ -397,7 +397,7 @@ def _to_row(record: Mapping[str, Any], out: Path) -> dict[str, Any]:
         extra[key] = _store_path(extra.get(key), out)
     extra = {k: v for k, v in _clean(extra, "record").items() if v is not None}
     return {
-        "run_id": paths.check_run_id(str(record["run_id"])),
+        "run_id": project.check_run_id(str(record["run_id"])),
         "timestamp": normalize_timestamp(record.get("timestamp")),
         "strategy_name": str(record["strategy_name"]),
         "status": _choice(record, "status", STATUSES),
@@ -493,7 +493,7 @@ def delete_runs(run_ids: Iterable[str], output_dir: PathLike | None = None) -> l
 
 def _remove_run_folder(out: Path, run_id: str) -> None:
     try:
-        folder = paths.run_dir(out, run_id)
+        folder = project.run_dir(out, run_id)
     except RegistryError:
         log.warning("not removing a folder for run id %r: not a plain name", run_id)
         return
@@ -502,7 +502,7 @@ def _remove_run_folder(out: Path, run_id: str) -> None:
         return
     if not folder.is_dir():
         return
-    root = paths.runs_dir(out).resolve()
+    root = project.runs_dir(out).resolve()
     target = folder.resolve()
     if target.parent != root:
         log.warning("not removing %s: it resolves outside %s", folder, root)
@@ -664,7 +664,7 @@ def backup_registry(output_dir: PathLike | None = None, keep: int = 5) -> Path |
     registry = Registry(output_dir)
     if not registry.exists:
         return None
-    folder = paths.backups_dir(registry.output_dir)
+    folder = project.backups_dir(registry.output_dir)
     folder.mkdir(parents=True, exist_ok=True)
     target = _fresh_backup_name(folder)
     temp = target.with_name(target.name + ".tmp")
@@ -762,7 +762,7 @@ def rebuild_registry(
     fresh = Registry(out, db_path=temp_path)
     restored = 0
     try:
-        for notebook in sorted(paths.runs_dir(out).glob("*/*.ipynb")):
+        for notebook in sorted(project.runs_dir(out).glob("*/*.ipynb")):
             try:
                 fresh.save(record_from_notebook(notebook))
             except Exception as error:  # noqa: BLE001 - one bad notebook must not stop a rebuild

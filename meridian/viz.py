@@ -284,10 +284,16 @@ class BacktestSummary:
     trades: pd.DataFrame | None
     status: str = "success"
     error: str | None = None
+    shown_in_cell: int | None = None
 
     def _ipython_display_(self) -> None:
         from IPython.display import HTML, display
 
+        shell = _ipython()
+        cell = getattr(shell, "execution_count", None)
+        if cell is not None and cell == self.shown_in_cell:
+            return  # already shown by backtest_summary() in this very cell
+        self.shown_in_cell = cell
         display(HTML(f"<h3>{html.escape(self.title)}</h3>"))
         if self.error:
             display(HTML(f"<p><b>failed:</b> {html.escape(self.error)}</p>"))
@@ -310,7 +316,8 @@ class BacktestSummary:
 
 def backtest_summary(result: Any, metrics: Mapping[str, float | None] | None = None,
                      title: str | None = None) -> BacktestSummary:
-    """Equity with drawdown, metrics table and trades table of one run.
+    """Equity with drawdown, metrics table and trades table of one run, shown at once in a
+    Jupyter kernel (also from inside a loop) and returned for ``to_html()``.
 
     ``result`` is a BacktestResult, its ``to_dict()``, a registry record (which keeps no
     trades: ``trades`` is then None) or an engine result (pass ``metrics``, or they are
@@ -341,12 +348,27 @@ def backtest_summary(result: Any, metrics: Mapping[str, float | None] | None = N
     if title is None:
         title = f"{head} · run {view['run_id'][:8]}" if view["run_id"] else head
     error = result.get("error") if isinstance(result, Mapping) else getattr(result, "error", None)
-    return BacktestSummary(
+    summary = BacktestSummary(
         title=title, params=view["params"],
         figure=plot_equity_with_drawdown(equity, drawdown, title=None),
         metrics=metrics_table(dict(metrics)), trades=trades,
         status=str(view["status"] or "success"), error=error,
     )
+    if _ipython() is not None:  # shows inside loops too (the seed's `for run in ...:` usage)
+        summary._ipython_display_()
+    return summary
+
+
+def _ipython():
+    """The running IPython kernel's shell, None in plain Python or a terminal IPython."""
+    import sys
+
+    if "IPython" not in sys.modules:
+        return None
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell if shell is not None and getattr(shell, "kernel", None) is not None else None
 
 
 # --------------------------------------------------------------------------- sweeps

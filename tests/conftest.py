@@ -18,6 +18,18 @@ CHROMIUM_FLAGS = [
 
 
 @pytest.fixture
+def project(tmp_path: Path, monkeypatch) -> Path:
+    """A fresh project made by ``meridian init`` (examples, empty strategies/), and the
+    working directory of the test; ``MERIDIAN_HOME`` unset so its own outputs/ is used."""
+    from meridian.authoring.init import init_project
+
+    root, _ = init_project(tmp_path / "proj")
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("MERIDIAN_HOME", raising=False)
+    return root
+
+
+@pytest.fixture
 def outputs(tmp_path: Path) -> Path:
     """A fresh output directory (runs, registry, dashboard) for one test."""
     return tmp_path / "outputs"

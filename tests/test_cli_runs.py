@@ -130,12 +130,12 @@ def test_search_by_parameter_metric_bounds_and_time(samples):
 
 
 @pytest.mark.parametrize(("args", "fragments"), [
-    (["--min", "sharpe_ratio"], ["--min expects METRIC=NUMBER, got 'sharpe_ratio'"]),
+    (["--min", "sharpe_ratio"], ["--min 'sharpe_ratio': use NAME=VALUE"]),
     (["--min", "sharpe_ratio=high"], ["--min expects METRIC=NUMBER", "'high' is not a"]),
-    (["--max", "=1"], ["--max expects METRIC=NUMBER"]),
+    (["--max", "=1"], ["--max '=1': use NAME=VALUE"]),
     (["--min", "sharpe_ratio=nan"], ["not a finite number"]),
     (["--min", "sharpe=1"], ["unknown metric 'sharpe'", "sharpe_ratio"]),
-    (["--param", "fld_offset"], ["--param expects NAME=VALUE"]),
+    (["--param", "fld_offset"], ["--param 'fld_offset': use NAME=VALUE"]),
     (["--since", "yesterday"], ["timestamp 'yesterday' is not ISO 8601"]),
     (["--sort", "best"], ["cannot sort by 'best'"]),
 ], ids=["min-no-value", "min-not-a-number", "max-no-name", "min-nan", "unknown-metric",

@@ -7,10 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from meridian.authoring.extract import Extraction, build, diff, package_dir, write
-from meridian.exceptions import ExtractError
+from meridian.authoring.extract import Extraction, build, diff, write
+from meridian.exceptions import ExtractError, ProjectError
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _in_a_project(project):
+    """Every test works in a fresh project (its strategies/ folder is where modules go)."""
+    return project
 
 GOOD = '''\
 # %% [markdown]
@@ -64,7 +70,7 @@ def test_exports_tagged_and_nbdev_cells_with_params_from_the_parameters_cell(tmp
     assert "def helper" in text and "WINDOWS = (5, 10)" in text
     assert "print(" not in text and "#| export" not in text
     assert text.index("import numpy as np") < text.index("PARAMS")  # imports hoisted
-    assert extraction.output == package_dir() / "strategies" / "momentum.py"
+    assert extraction.output == Path.cwd() / "strategies" / "momentum.py"
     namespace: dict = {}
     exec(compile(text, "momentum.py", "exec"), namespace)
     assert namespace["PARAMS"] == {"lookback": 20} and callable(namespace["signals"])
@@ -77,7 +83,8 @@ def test_same_notebook_gives_byte_identical_modules(tmp_path):
         ROOT / "meridian" / "strategies" / "fld.py").read_text()
 
 
-def test_shipped_modules_are_in_sync_with_their_notebooks():
+def test_shipped_modules_are_in_sync_with_their_notebooks(monkeypatch):
+    monkeypatch.chdir(ROOT)  # this repository is the project whose strategies are built-in
     for name in ("fld", "sma_cross"):
         assert diff(build(ROOT / "notebooks" / f"{name}.py")) == ""
 
@@ -120,17 +127,45 @@ def test_no_signals_function(tmp_path):
         build(_notebook(tmp_path, text))
 
 
-@pytest.mark.parametrize("output", ["../../x.py", "/tmp/x.py", "strategies/../../../x.py"])
-def test_output_outside_the_package_is_refused(tmp_path, output):
-    with pytest.raises(ExtractError, match="outside the package directory"):
+@pytest.mark.parametrize("output", ["../../x.py", "/tmp/x.py", "strategies/../../../x.py",
+                                    "strategies/sub/x.py", "notebooks/x.py", "x.py"])
+def test_output_outside_the_strategies_folder_is_refused(tmp_path, output):
+    with pytest.raises(ExtractError, match="outside the project's strategies folder"):
         build(_notebook(tmp_path, GOOD), output)
+
+
+def test_output_inside_the_installed_package_is_refused(tmp_path):
+    import meridian
+
+    target = Path(meridian.__file__).parent / "api.py"
+    with pytest.raises(ExtractError, match="outside the project's strategies folder"):
+        build(_notebook(tmp_path, GOOD), target)
+
+
+def test_another_strategys_module_is_never_replaced_silently(project):
+    write(build(project / "notebooks" / "sma_cross.py"))
+    target = project / "strategies" / "sma_cross.py"
+    before = target.read_text()
+    clash = build(project / "notebooks" / "fld.py", "strategies/sma_cross.py")
+    with pytest.raises(ExtractError, match="is the module of notebooks/sma_cross.py, not of "
+                                           "notebooks/fld.py"):
+        write(clash)
+    assert target.read_text() == before
+
+
+def test_outside_a_project_extract_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ProjectError, match="meridian init"):
+        build(_notebook(tmp_path, GOOD))
 
 
 def test_names_that_are_not_identifiers_are_refused(tmp_path):
     with pytest.raises(ExtractError, match="'1abc' is not a valid Python identifier"):
         build(_notebook(tmp_path, GOOD, name="1abc"))
     with pytest.raises(ExtractError, match="must be a .py file named like a module"):
-        build(_notebook(tmp_path, GOOD), package_dir() / "strategies" / "my-mod.py")
+        build(_notebook(tmp_path, GOOD), Path.cwd() / "strategies" / "my-mod.py")
+    with pytest.raises(ExtractError, match="must be a .py file named like a module"):
+        build(_notebook(tmp_path, GOOD), Path.cwd() / "strategies" / "__init__.py")
 
 
 def test_write_is_atomic_and_never_replaces_a_hand_written_file(tmp_path):

@@ -5,15 +5,14 @@ from __future__ import annotations
 import pytest
 
 from meridian.authoring.extract import build
-from meridian.authoring.new import new_notebook, parse_param_options, render, templates_dir
-from meridian.exceptions import ScaffoldError
+from meridian.authoring.new import find_template, new_notebook, parse_param_options, render
+from meridian.exceptions import ProjectError, ScaffoldError
 from meridian.pipeline.notebooks import notebook_parameters, read_notebook
 
 
 @pytest.fixture
-def notebooks(tmp_path, monkeypatch):
-    monkeypatch.setenv("MERIDIAN_NOTEBOOKS", str(tmp_path))
-    return tmp_path
+def notebooks(project):
+    return project / "notebooks"
 
 
 def test_params_are_scaffolded_into_parameters_cell_signature_and_params(notebooks):
@@ -33,7 +32,7 @@ def test_params_are_scaffolded_into_parameters_cell_signature_and_params(noteboo
 
 
 def test_template_itself_is_a_valid_notebook():
-    parameters = notebook_parameters(read_notebook(templates_dir() / "strategy.py"))
+    parameters = notebook_parameters(read_notebook(find_template("strategy")))
     assert parameters["lookback"].default == 20
 
 
@@ -47,18 +46,22 @@ def test_unknown_region_in_a_template_is_an_error():
     [
         ("1abc", [], "'1abc' is not a valid strategy name"),
         ("class", [], "'class' is not a valid strategy name"),
-        ("fld", [], "a strategy called 'fld' already exists"),
-        ("ok", ["lookback"], "needs NAME=DEFAULT"),
-        ("ok", ["2x=1"], "must be a Python identifier"),
+        ("fld", [], "fld.py already exists"),
+        ("FLD", [], "a strategy called 'FLD' already exists"),
+        ("ok", ["lookback"], "use NAME=VALUE"),
+        ("ok", ["2x=1"], "is not a parameter name"),
+        ("ok", ["for=1"], "not a keyword"),
         ("ok", ["commission=0.1"], "'commission' is reserved"),
         ("ok", ["a=1", "a=2"], "'a' is given twice"),
         ("ok", ["a=[1, 2]"], "must be a number, a bool or a string"),
     ],
 )
 def test_bad_requests_are_one_line_errors(notebooks, name, params, message):
-    with pytest.raises(ScaffoldError, match=message):
+    before = sorted(notebooks.iterdir())
+    with pytest.raises(ScaffoldError, match=message) as error:
         new_notebook(name, parse_param_options(params))
-    assert list(notebooks.iterdir()) == []
+    assert "\n" not in str(error.value)
+    assert sorted(notebooks.iterdir()) == before
 
 
 def test_existing_notebook_is_never_overwritten(notebooks):
@@ -71,3 +74,18 @@ def test_existing_notebook_is_never_overwritten(notebooks):
 def test_unknown_template_lists_the_templates(notebooks):
     with pytest.raises(ScaffoldError, match="unknown template 'fancy'; templates: strategy"):
         new_notebook("ok", template="fancy")
+
+
+def test_a_template_of_the_project_wins_over_the_shipped_one(project):
+    (project / "templates").mkdir()
+    (project / "templates" / "strategy.py").write_text(
+        (find_template("strategy")).read_text().replace("placeholder rule", "HOUSE RULE"))
+    new_notebook("house")
+    assert "HOUSE RULE" in (project / "notebooks" / "house.py").read_text()
+
+
+def test_outside_a_project_new_says_so_and_names_init(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ProjectError, match="no Meridian project in .*run `meridian init`"):
+        new_notebook("idea")
+    assert list(tmp_path.iterdir()) == []

@@ -3,7 +3,12 @@ from __future__ import annotations
 import pytest
 
 from meridian.exceptions import ParameterError
-from meridian.parameters import parse_literal, validate_params
+from meridian.parameters import (
+    parse_assignments,
+    parse_literal,
+    split_words,
+    validate_params,
+)
 
 DEFAULTS = {"fld_offset": 10, "cot_threshold": 0.0, "allow_short": True, "data_path": ""}
 
@@ -40,3 +45,28 @@ def test_wrong_type_names_parameter_and_type(name, value):
     with pytest.raises(ParameterError, match=f"parameter '{name}' of fld expects") as error:
         validate_params(DEFAULTS, {name: value}, "fld")
     assert type(DEFAULTS[name]).__name__ in str(error.value)
+
+
+def test_one_parser_for_name_value_everywhere():
+    assert parse_assignments(["fld_offset=15", "allow_short=False", "data_path=a.csv",
+                              "expr=a=b"]) == {"fld_offset": 15, "allow_short": False,
+                                               "data_path": "a.csv", "expr": "a=b"}
+    assert split_words('fld_offset=15 cot_market="CRUDE OIL"') == [
+        "fld_offset=15", "cot_market=CRUDE OIL"]
+    assert split_words("a=1; touch x `id`") == ["a=1;", "touch", "x", "`id`"]  # words, never run
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [(["fld_offset"], "use NAME=VALUE"), (["=3"], "use NAME=VALUE"),
+     (["2x=1"], "'2x' is not a parameter name"), (["a="], "has no value"),
+     (["a=1", "a=2"], "'a' is given twice")],
+)
+def test_malformed_assignments_are_one_line_errors(items, message):
+    with pytest.raises(ParameterError, match=message):
+        parse_assignments(items)
+
+
+def test_unbalanced_quotes_are_an_error():
+    with pytest.raises(ParameterError, match="No closing quotation"):
+        split_words('cot_market="CRUDE OIL')

@@ -8,17 +8,11 @@ from meridian.exceptions import DataError, ParameterError
 from meridian.pipeline.notebooks import find_notebook, notebook_parameters, read_notebook
 from meridian.pipeline.parameterize import (
     load_params_file,
-    parse_pairs,
     preflight,
     resolve_params,
 )
 
 FLD = notebook_parameters(read_notebook(find_notebook("fld")))
-
-
-def test_cli_pairs_parse_as_literals():
-    assert parse_pairs([("fld_offset", "15"), ("allow_short", "False"), ("data_path", "a.csv")]) \
-        == {"fld_offset": 15, "allow_short": False, "data_path": "a.csv"}
 
 
 def test_resolve_converts_to_the_defaults_types():

@@ -17,7 +17,8 @@ import nbformat
 import papermill
 import pytest
 
-from meridian import paths, storage
+from meridian import project as locations
+from meridian import storage
 from meridian.exceptions import RegistryError, RunNotFoundError
 from meridian.storage import (
     backup_registry,
@@ -36,7 +37,7 @@ from meridian.storage import (
 
 @pytest.fixture
 def out(tmp_path, monkeypatch):
-    monkeypatch.delenv(paths.ENV_VAR, raising=False)
+    monkeypatch.delenv(locations.HOME_VARIABLE, raising=False)
     return tmp_path / "outputs"
 
 
@@ -56,7 +57,7 @@ def make_record(**overrides) -> dict:
 
 
 def raw_rows(out: Path, sql: str = "SELECT * FROM runs") -> list[sqlite3.Row]:
-    conn = sqlite3.connect(paths.registry_path(out))
+    conn = sqlite3.connect(locations.registry_path(out))
     conn.row_factory = sqlite3.Row
     try:
         return conn.execute(sql).fetchall()
@@ -200,7 +201,7 @@ def test_reading_an_empty_output_dir_creates_nothing(out):
 
 
 def test_output_dir_defaults_to_meridian_home(tmp_path, monkeypatch):
-    monkeypatch.setenv(paths.ENV_VAR, str(tmp_path / "home"))
+    monkeypatch.setenv(locations.HOME_VARIABLE, str(tmp_path / "home"))
     save_run(make_record(run_id="r1"))
     assert (tmp_path / "home" / "registry.sqlite").is_file()
     assert [r["run_id"] for r in load_all_runs()] == ["r1"]
@@ -224,7 +225,7 @@ def test_sqlite_settings_and_idempotent_schema(out):
 
 def test_a_registry_from_a_newer_meridian_is_refused(out):
     save_run(make_record(), out)
-    conn = sqlite3.connect(paths.registry_path(out))
+    conn = sqlite3.connect(locations.registry_path(out))
     conn.execute(f"PRAGMA user_version = {storage.SCHEMA_VERSION + 1}")
     conn.close()
     with pytest.raises(RegistryError, match="upgrade Meridian"):
@@ -250,7 +251,7 @@ def test_run_ids_resolve_exactly_or_by_unambiguous_prefix(out):
 
     with pytest.raises(RunNotFoundError) as info:
         load_run_by_id("9999", out)
-    assert str(info.value) == f"no run '9999' in {paths.registry_path(out)}"
+    assert str(info.value) == f"no run '9999' in {locations.registry_path(out)}"
 
     with pytest.raises(RunNotFoundError, match="4\\+ characters"):
         resolve_run_id("ab", out)
@@ -264,15 +265,15 @@ def test_delete_removes_the_row_and_only_that_folder_after_a_backup(out):
     keep, gone = make_record(run_id="keep-0001"), make_record(run_id="gone-0001")
     for record in (keep, gone):
         save_run(record, out)
-        folder = paths.run_dir(out, record["run_id"])
+        folder = locations.run_dir(out, record["run_id"])
         folder.mkdir(parents=True)
         (folder / "notebook.ipynb").write_text("{}")
     deleted = delete_run("gone", out)  # a prefix is enough
     assert deleted["run_id"] == "gone-0001" and deleted["params"] == gone["params"]
     assert [r["run_id"] for r in load_all_runs(out)] == ["keep-0001"]
-    assert not paths.run_dir(out, "gone-0001").exists()
-    assert (paths.run_dir(out, "keep-0001") / "notebook.ipynb").exists()
-    (backup,) = paths.backups_dir(out).glob("registry-*.sqlite")
+    assert not locations.run_dir(out, "gone-0001").exists()
+    assert (locations.run_dir(out, "keep-0001") / "notebook.ipynb").exists()
+    (backup,) = locations.backups_dir(out).glob("registry-*.sqlite")
     conn = sqlite3.connect(backup)
     assert {r[0] for r in conn.execute("SELECT run_id FROM runs")} == {"keep-0001", "gone-0001"}
     conn.close()
@@ -285,10 +286,10 @@ def test_delete_does_not_follow_a_symlinked_run_folder(out, tmp_path):
     precious.mkdir()
     (precious / "data.csv").write_text("1,2\n")
     save_run(make_record(run_id="linked"), out)
-    paths.runs_dir(out).mkdir(parents=True)
-    paths.run_dir(out, "linked").symlink_to(precious, target_is_directory=True)
+    locations.runs_dir(out).mkdir(parents=True)
+    locations.run_dir(out, "linked").symlink_to(precious, target_is_directory=True)
     delete_run("linked", out)
-    assert not paths.run_dir(out, "linked").exists()
+    assert not locations.run_dir(out, "linked").exists()
     assert (precious / "data.csv").read_text() == "1,2\n"
 
 
@@ -301,12 +302,12 @@ def test_a_run_without_a_folder_deletes_cleanly(out):
 def test_backups_keep_the_newest_five(out):
     save_run(make_record(), out)
     made = [backup_registry(out) for _ in range(8)]
-    kept = sorted(paths.backups_dir(out).glob("registry-*.sqlite"))
+    kept = sorted(locations.backups_dir(out).glob("registry-*.sqlite"))
     assert kept == sorted(made[-5:]) and len(set(made)) == 8
-    assert not list(paths.backups_dir(out).glob("*.tmp"))
-    assert len(sorted(paths.backups_dir(out).iterdir())) == 5
+    assert not list(locations.backups_dir(out).glob("*.tmp"))
+    assert len(sorted(locations.backups_dir(out).iterdir())) == 5
     backup_registry(out, keep=2)
-    assert len(list(paths.backups_dir(out).glob("registry-*.sqlite"))) == 2
+    assert len(list(locations.backups_dir(out).glob("registry-*.sqlite"))) == 2
     with pytest.raises(RegistryError, match="keep"):
         backup_registry(out, keep=0)
 
@@ -315,7 +316,7 @@ def test_a_backup_is_a_standalone_consistent_database(out):
     for _ in range(3):
         save_run(make_record(), out)
     backup = backup_registry(out)
-    assert backup.name.startswith("registry-") and backup.parent == paths.backups_dir(out)
+    assert backup.name.startswith("registry-") and backup.parent == locations.backups_dir(out)
     conn = sqlite3.connect(backup)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
@@ -563,7 +564,7 @@ def place(out: Path, template: Path, run_id: str, meta: dict | None) -> Path:
     notebook = nbformat.read(template, as_version=4)
     if meta is not None:
         notebook.metadata["meridian"] = {"run_id": run_id, **meta}
-    target = paths.run_dir(out, run_id) / "strategy.ipynb"
+    target = locations.run_dir(out, run_id) / "strategy.ipynb"
     target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, target)
     return target
@@ -612,7 +613,7 @@ def test_rebuild_recreates_a_deleted_registry_from_the_notebooks(out, executed):
         save_run(record_from_notebook(place(out, executed[template], run_id, meta)), out)
     place(out, executed["success"], "stray", None)
     before = load_all_runs(out)
-    paths.registry_path(out).unlink()
+    locations.registry_path(out).unlink()
     assert load_all_runs(out) == []
 
     skipped = []
@@ -636,7 +637,7 @@ def test_rebuild_over_a_live_registry_replaces_its_content_after_a_backup(out, e
     (restored,) = load_all_runs(out)
     assert restored["run_id"] == "nb-ok" and restored["strategy_name"] == "sma_cross"
     assert restored["metrics"]["sharpe_ratio"] == 1.25
-    (backup,) = paths.backups_dir(out).glob("registry-*.sqlite")
+    (backup,) = locations.backups_dir(out).glob("registry-*.sqlite")
     conn = sqlite3.connect(backup)
     assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
     conn.close()
@@ -650,7 +651,7 @@ def test_rebuild_over_a_live_registry_replaces_its_content_after_a_backup(out, e
 def test_rebuild_with_no_runs_gives_an_empty_registry(out):
     out.mkdir()
     assert rebuild_registry(out) == 0
-    assert load_all_runs(out) == [] and paths.registry_path(out).is_file()
+    assert load_all_runs(out) == [] and locations.registry_path(out).is_file()
 
 
 def test_nan_never_reaches_disk(out):
@@ -662,4 +663,4 @@ def test_nan_never_reaches_disk(out):
     loaded = load_run_by_id("nan", out)
     assert loaded["metrics"] == {"x": None} and loaded["params"] == {"p": None}
     assert loaded["duration"] is None
-    assert os.path.getsize(paths.registry_path(out)) > 0
+    assert os.path.getsize(locations.registry_path(out)) > 0

@@ -45,7 +45,7 @@ def test_specs_ranges_lists_and_types():
         (["fld_offset=1.5:3:1"], "'fld_offset' of fld expects int"),
         (["fld_offset=5:1:1"], "needs step > 0 and stop >= start"),
         (["fld_offset=1:5"], "a range is start:stop:step"),
-        (["fld_offset"], "use NAME=start:stop:step or NAME=a,b,c"),
+        (["fld_offset"], "--grid .fld_offset.: use NAME=VALUE, e.g. fld_offset=5:40:1"),
         (["fld_offset=1,2", "fld_offset=3"], "--grid fld_offset is given twice"),
     ],
 )

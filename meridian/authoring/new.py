@@ -1,6 +1,7 @@
 """``meridian new``: a strategy notebook from a template, ready to run and to extract.
 
-Templates are Jupytext notebooks in ``templates/`` that are valid, runnable Python themselves;
+Templates are Jupytext notebooks (the project's ``templates/`` folder first, then the ones
+shipped in the package) that are valid, runnable Python themselves;
 the parts ``new`` rewrites sit between ``# meridian:<key>`` and ``# meridian:end`` comment
 lines, so a template can be linted and tried like any notebook.
 """
@@ -13,9 +14,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from meridian.exceptions import ScaffoldError
-from meridian.parameters import parse_literal
-from meridian.pipeline.notebooks import notebooks_dir
+from meridian import project
+from meridian.exceptions import ParameterError, ScaffoldError
+from meridian.parameters import parse_assignments
+from meridian.pipeline.notebooks import list_notebooks
 from meridian.strategies import list_strategies
 
 RUN_SETTINGS = ("initial_capital", "commission", "slippage", "data_path", "start", "end",
@@ -28,32 +30,32 @@ REGION = re.compile(
 SCALARS = (bool, int, float, str)
 
 
-def templates_dir() -> Path:
-    """``./templates`` when it exists, else the templates next to the package."""
-    local = Path.cwd() / "templates"
-    return local.resolve() if local.is_dir() else Path(__file__).resolve().parents[2] / "templates"
+def find_template(name: str) -> Path:
+    """``<name>.py`` from the project's templates, else from the shipped ones."""
+    for folder in project.template_dirs():
+        if (folder / f"{name}.py").is_file():
+            return folder / f"{name}.py"
+    known = sorted({p.stem for folder in project.template_dirs() if folder.is_dir()
+                    for p in folder.glob("*.py")})
+    raise ScaffoldError(f"unknown template {name!r}; templates: {', '.join(known)}")
 
 
 def parse_param_options(options: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """``["lookback=20", "threshold=0.5"]`` → ``{"lookback": 20, "threshold": 0.5}``."""
-    params: dict[str, Any] = {}
-    for option in options:
-        name, sep, text = option.partition("=")
-        name = name.strip()
-        if not sep or not text.strip():
-            raise ScaffoldError(f"--param {option!r} needs NAME=DEFAULT, e.g. --param lookback=20")
-        if not name.isidentifier() or keyword.iskeyword(name):
-            raise ScaffoldError(f"--param {name!r}: a parameter name must be a Python identifier")
+    try:
+        params = parse_assignments(options, "--param", "lookback=20")
+    except ParameterError as error:
+        raise ScaffoldError(str(error)) from None
+    for name, value in params.items():
+        if keyword.iskeyword(name):
+            raise ScaffoldError(f"--param {name!r}: a parameter name must be a Python "
+                                "identifier, not a keyword")
         if name == "data" or name in RUN_SETTINGS:
             raise ScaffoldError(f"--param {name!r} is reserved; every notebook already has "
                                 f"data and {', '.join(RUN_SETTINGS)}")
-        if name in params:
-            raise ScaffoldError(f"--param {name!r} is given twice")
-        value = parse_literal(text)
         if not isinstance(value, SCALARS):
-            raise ScaffoldError(f"--param {name}={text}: the default must be a number, a bool "
-                                "or a string")
-        params[name] = value
+            raise ScaffoldError(f"--param {name}={value!r}: the default must be a number, a "
+                                "bool or a string")
     return params
 
 
@@ -89,20 +91,21 @@ def render(template: str, name: str, params: dict[str, Any]) -> str:
 
 def new_notebook(name: str, params: dict[str, Any] | None = None,
                  template: str = "strategy") -> Path:
-    """Write ``notebooks/<name>.py`` from ``templates/<template>.py``; never overwrites."""
+    """Write the project's ``notebooks/<name>.py`` from template ``<template>``; never
+    overwrites anything."""
     if not name.isidentifier() or keyword.iskeyword(name):
         raise ScaffoldError(f"{name!r} is not a valid strategy name; use a Python identifier "
                             "(letters, digits, underscores, not starting with a digit)")
-    target = notebooks_dir() / f"{name}.py"
+    folder = project.current_project().notebooks
+    target = folder / f"{name}.py"
     if target.exists():
         raise ScaffoldError(f"{target} already exists; pick another name")
-    if name in list_strategies():
-        raise ScaffoldError(f"a strategy called {name!r} already exists "
-                            f"(meridian/strategies/{name}.py); pick another name")
-    source = templates_dir() / f"{template}.py"
-    if not source.is_file():
-        known = sorted(p.stem for p in templates_dir().glob("*.py"))
-        raise ScaffoldError(f"unknown template {template!r}; templates: {', '.join(known)}")
+    if name.lower() in {n.lower() for n in list_strategies()}:
+        raise ScaffoldError(f"a strategy called {name!r} already exists; pick another name")
+    if name.lower() in {n.lower() for n in list_notebooks()}:
+        raise ScaffoldError(f"a notebook called {name!r} already exists (an example shipped "
+                            "with Meridian); pick another name")
+    source = find_template(template)
     text = render(source.read_text(), name, dict(params or {"lookback": 20}))
     target.parent.mkdir(parents=True, exist_ok=True)
     try:

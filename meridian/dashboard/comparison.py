@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from meridian import paths
+from meridian import project
 from meridian.dashboard.html import PLOTLY, document, relative_href, write_atomic
 from meridian.dashboard.page import metric_label, metric_rank
 from meridian.engine.metrics import format_metric, ordered_metric_names
@@ -31,7 +31,6 @@ from meridian.viz import (
     run_labels,
 )
 
-FOLDER = "comparisons"
 MAX_NAMED = 6
 _CHART_SCRIPT = """"use strict";
 (function () {
@@ -126,7 +125,7 @@ def comparison_path(runs: Sequence[dict], output_dir: str | os.PathLike[str] | N
     if len(ids) > MAX_NAMED:
         digest = hashlib.sha1("\n".join(ids).encode()).hexdigest()[:8]
         name += f"_and{len(ids) - MAX_NAMED}more-{digest}"
-    return paths.output_dir(output_dir) / FOLDER / f"{name}.html"
+    return project.comparisons_dir(project.output_dir(output_dir)) / f"{name}.html"
 
 
 def _esc(value: Any) -> str:

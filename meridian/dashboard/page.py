@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from meridian import paths
+from meridian import project
 from meridian.dashboard.html import PLOTLY_DEFERRED, document, locked, relative_href, write_atomic
 from meridian.engine.metrics import METRIC_KINDS, METRIC_NAMES, format_metric
 from meridian.storage import LOWER_IS_BETTER, Registry
@@ -33,7 +33,6 @@ from meridian.viz import comparison_chart, format_param_value, format_params
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
-INDEX_NAME = "index.html"
 LOCK_NAME = ".dashboard.lock"
 EQUITY_POINTS = 200
 """Points per equity curve in the page (the registry keeps up to 500; reports keep all)."""
@@ -70,7 +69,7 @@ FROM runs ORDER BY timestamp DESC, seq DESC
 
 def dashboard_path(output_dir: str | os.PathLike[str] | None = None) -> Path:
     """Where the dashboard of an output directory lives: ``<output dir>/index.html``."""
-    return paths.output_dir(output_dir) / INDEX_NAME
+    return project.dashboard_path(project.output_dir(output_dir))
 
 
 def metric_label(name: str) -> str:
@@ -225,8 +224,8 @@ def build_dashboard(output_dir: str | os.PathLike[str] | None = None) -> Path:
     Concurrent builds in one output directory take turns (a lock file), so whichever runs
     last reads the newest registry and no run finishing at the same time goes missing.
     """
-    out = paths.output_dir(output_dir)
-    target = out / INDEX_NAME
+    out = project.output_dir(output_dir)
+    target = project.dashboard_path(out)
     with locked(out / LOCK_NAME):
         return write_atomic(target, render_dashboard(dashboard_data(out)))
 

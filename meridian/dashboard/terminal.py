@@ -11,7 +11,8 @@ from typing import Any
 
 from meridian.engine.metrics import format_metric, ordered_metric_names
 from meridian.exceptions import ParameterError
-from meridian.parameters import parse_literal
+from meridian.parameters import parse_assignments as parse_literals
+from meridian.parameters import split_assignment
 from meridian.viz import format_param_value, format_params
 
 SHORT_ID = 8
@@ -124,24 +125,19 @@ def stats_text(stats: dict, registry: str) -> str:
 
 
 def parse_assignments(values: Sequence[str], option: str, number: bool) -> dict[str, Any]:
-    """``NAME=VALUE`` options → dict. Values are numbers (``number``) or Python literals
-    (text stays text). A malformed item is a :class:`ParameterError` naming the option."""
+    """``NAME=VALUE`` options → dict, through the one parser
+    (:func:`meridian.parameters.parse_assignments`); with ``number`` every value must be a
+    finite number (metric bounds)."""
+    if not number:
+        return parse_literals(values, option)
     parsed: dict[str, Any] = {}
     for item in values:
-        name, sep, raw = item.partition("=")
-        name, raw = name.strip(), raw.strip()
-        expected = "METRIC=NUMBER" if number else "NAME=VALUE"
-        if not sep or not name or not raw:
-            raise ParameterError(f"{option} expects {expected}, got {item!r}")
-        if number:
-            try:
-                parsed[name] = float(raw)
-            except ValueError:
-                parsed[name] = math.nan
-            if not math.isfinite(parsed[name]):
-                raise ParameterError(
-                    f"{option} expects {expected}, got {item!r}: {raw!r} is not a finite number"
-                )
-        else:
-            parsed[name] = parse_literal(raw)
+        name, raw = split_assignment(item, option, "sharpe_ratio=1")
+        try:
+            parsed[name] = float(raw)
+        except ValueError:
+            parsed[name] = math.nan
+        if not math.isfinite(parsed[name]):
+            raise ParameterError(f"{option} expects METRIC=NUMBER, got {item!r}: {raw!r} is not "
+                                 "a finite number")
     return parsed

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from meridian import project
 from meridian.data.cot import align_to_bars, attach_cot, cot_index, read_cot, release_dates
 from meridian.data.ohlcv import load_ohlcv
 
@@ -56,11 +57,17 @@ def load_market_data(
 ) -> tuple[pd.DataFrame, str]:
     """Prices (and COT index when available) the way notebooks and the API ask for them.
 
-    Empty ``data_path`` → the bundled synthetic sample, with its own COT unless ``cot_path``
-    names another file. Your own prices get a ``COT_Index`` only from a ``cot_path`` you give
-    (``cot_market`` picks the market in a multi-market CFTC file); without one the COT filter
-    is off. Returns the frame and a one-line note saying which COT source is in use.
+    Empty ``data_path`` → the project's default file (``[tool.meridian] data``, with its
+    ``cot`` unless ``cot_path`` is given) or else the bundled synthetic sample, with its own COT
+    unless ``cot_path`` names another file. Your own prices get a ``COT_Index`` only from a
+    ``cot_path`` you give (``cot_market`` picks the market in a multi-market CFTC file); without
+    one the COT filter is off. Returns the frame and a one-line note saying which COT source is
+    in use.
     """
+    if not str(data_path):
+        default, default_cot = project.default_data()
+        if default is not None:
+            data_path, cot_path = default, cot_path or default_cot or ""
     if not str(data_path):
         frame = load_sample(with_cot=not str(cot_path))
         note = "SYNTHETIC sample prices"

@@ -1,6 +1,7 @@
 """Finding strategy notebooks and reading their parameters, without starting a kernel.
 
-Notebooks are Jupytext percent-format ``.py`` files in ``notebooks/`` (or ``$MERIDIAN_NOTEBOOKS``).
+Notebooks are Jupytext percent-format ``.py`` files in the project's ``notebooks/``; the
+examples shipped with Meridian answer to names the project does not use.
 The ``parameters`` cell is the notebook's signature: each top-level ``name = literal  # help``
 line is a parameter whose type is its default's type.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 import ast
 import hashlib
 import io
-import os
 import tokenize
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 import jupytext
 import nbformat
 
+from meridian import project
 from meridian.exceptions import ParameterError, StrategyNotFoundError
 
 DEFAULT_KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
@@ -37,35 +38,37 @@ class Parameter:
         return type(self.default).__name__
 
 
-def notebooks_dir() -> Path:
-    """``$MERIDIAN_NOTEBOOKS``, else ``./notebooks``, else the notebooks next to the package."""
-    if os.environ.get("MERIDIAN_NOTEBOOKS"):
-        return Path(os.environ["MERIDIAN_NOTEBOOKS"]).resolve()
-    local = Path.cwd() / "notebooks"
-    if local.is_dir():
-        return local.resolve()
-    return Path(__file__).resolve().parents[2] / "notebooks"
+def _notebooks(directory: Path) -> dict[str, Path]:
+    """Lower-cased name → path of the ``.py`` notebooks in one folder."""
+    if not directory.is_dir():
+        return {}
+    return {p.stem.lower(): p for p in sorted(directory.glob("*.py"))
+            if not p.name.startswith("_")}
 
 
-def list_notebooks(directory: Path | None = None) -> list[str]:
-    """Strategy names: the ``.py`` notebooks in the notebooks directory, sorted."""
-    directory = directory or notebooks_dir()
-    return sorted(p.stem for p in directory.glob("*.py") if not p.name.startswith("_"))
+def list_notebooks() -> list[str]:
+    """Strategy names: the project's notebooks and the shipped examples, sorted."""
+    names: dict[str, str] = {}
+    for directory in reversed(project.notebook_dirs()):  # the project's spelling wins
+        names.update({key: path.stem for key, path in _notebooks(directory).items()})
+    return sorted(names.values())
 
 
-def find_notebook(strategy: str, directory: Path | None = None) -> Path:
-    """``notebooks/<strategy>.py``, or ``strategy`` itself when it is a path to a notebook."""
+def find_notebook(strategy: str) -> Path:
+    """The notebook of ``strategy`` (any case): the project's ``notebooks/<strategy>.py``, else
+    the shipped example of that name, or ``strategy`` itself when it is a path to a notebook."""
     as_path = Path(strategy)
     if as_path.suffix == ".py" and as_path.is_file():
-        return as_path.resolve()
-    directory = directory or notebooks_dir()
-    path = directory / f"{strategy}.py"
-    if not path.is_file():
-        raise StrategyNotFoundError(
-            f"unknown strategy {strategy!r}; notebooks in {directory}: "
-            f"{', '.join(list_notebooks(directory)) or '(none)'}"
-        )
-    return path
+        return as_path.absolute()
+    directories = project.notebook_dirs()
+    for directory in directories:
+        found = _notebooks(directory).get(strategy.lower())
+        if found is not None:
+            return found.absolute()
+    raise StrategyNotFoundError(
+        f"unknown strategy {strategy!r}; notebooks in {directories[0]} and the examples: "
+        f"{', '.join(list_notebooks()) or '(none)'}"
+    )
 
 
 def read_notebook(path: Path) -> nbformat.NotebookNode:

@@ -9,13 +9,8 @@ from typing import Any
 import yaml
 
 from meridian.exceptions import ParameterError
-from meridian.parameters import parse_literal, validate_params
+from meridian.parameters import validate_params
 from meridian.pipeline.notebooks import Parameter
-
-
-def parse_pairs(pairs: list[tuple[str, str]] | tuple = ()) -> dict[str, Any]:
-    """``-p NAME VALUE`` pairs → dict; values parse as Python literals where they can."""
-    return {name: parse_literal(value) for name, value in pairs}
 
 
 def load_params_file(path: str | Path | None) -> dict[str, Any]:

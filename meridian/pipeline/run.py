@@ -18,7 +18,7 @@ from typing import Any
 
 import nbformat
 
-from meridian import paths
+from meridian import project
 from meridian.pipeline.kernel import Kernel
 from meridian.pipeline.notebooks import (
     find_notebook,
@@ -55,9 +55,9 @@ def run_notebook(
     subclasses for bad input, before anything is written.
     """
     path, notebook, values = prepare(strategy, params, params_file)
-    out = paths.output_dir(output_dir)
+    out = project.output_dir(output_dir)
     run_id = str(uuid.uuid4())
-    folder = paths.run_dir(out, run_id)
+    folder = project.run_dir(out, run_id)
     folder.mkdir(parents=True)
     executed_path = folder / f"{path.stem}.ipynb"
     report_path = folder / "report.html"

@@ -1,41 +1,112 @@
-"""Strategy registry.
+"""Strategy registry: the project's strategy modules first, then the built-in ones.
 
-A strategy is a module in this package with ``PARAMS`` (parameter name → default) and
+A strategy is a module with ``PARAMS`` (parameter name → default) and
 ``signals(data, **params) -> pd.Series`` of target exposures in [−1, 1], decided at each bar's
-close. Any such module is found by its file name, including the ones ``meridian extract``
-writes, with no registration step.
+close. Modules are found by file name — in the project's ``strategies/`` folder (where
+``meridian extract`` writes) and then in this package — with no registration step and no need
+to be importable from ``sys.path``: project modules are loaded from their file. Names are
+case-insensitive (``"FLD"`` is ``fld``). A project module with a built-in's name wins, and
+``meridian strategies`` says so.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+import importlib.util
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 
+from meridian import project
 from meridian.exceptions import StrategyNotFoundError
+
+PROJECT_PACKAGE = "meridian_project_strategies"
+"""The name project modules are registered under in ``sys.modules`` (for pickling)."""
+
+
+@dataclass(frozen=True)
+class StrategySource:
+    """Where a strategy's module lives: ``origin`` is ``project`` or ``built-in``."""
+
+    name: str
+    path: Path
+    origin: str
+    shadows_builtin: bool = False
+
+
+def _modules(folder: Path) -> dict[str, Path]:
+    if not folder.is_dir():
+        return {}
+    return {p.stem.lower(): p for p in sorted(folder.glob("*.py"))
+            if not p.name.startswith("_") and p.stem.isidentifier()}
+
+
+def strategy_sources() -> dict[str, StrategySource]:
+    """Lower-cased name → :class:`StrategySource`, the project's modules winning."""
+    found: dict[str, StrategySource] = {}
+    for origin, folder in project.strategy_dirs():
+        for key, path in _modules(folder).items():
+            if key in found:
+                first = found[key]
+                found[key] = StrategySource(first.name, first.path, first.origin, True)
+                continue
+            found[key] = StrategySource(path.stem, path, origin)
+    return found
 
 
 def list_strategies() -> list[str]:
-    """Names of every strategy module in this package, sorted."""
-    return sorted(
-        info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_")
-    )
+    """Names of every strategy module (project and built-in), sorted."""
+    return sorted(source.name for source in strategy_sources().values())
+
+
+def find_strategy(name: str) -> StrategySource:
+    """The source of strategy ``name`` (any case); the error lists the names that exist."""
+    sources = strategy_sources()
+    source = sources.get(str(name).lower())
+    if source is None:
+        raise StrategyNotFoundError(
+            f"unknown strategy {name!r}; available strategies: "
+            f"{', '.join(list_strategies()) or '(none)'} (a notebook becomes one with "
+            "`meridian extract notebooks/NAME.py`)"
+        )
+    return source
 
 
 def get_strategy(name: str) -> ModuleType:
-    """The strategy module called ``name``; the error lists the names that exist."""
-    available = list_strategies()
-    if name not in available:
-        raise StrategyNotFoundError(
-            f"unknown strategy {name!r}; available strategies: {', '.join(available)}"
-        )
-    importlib.invalidate_caches()  # a module extracted since start-up must be importable
-    module = importlib.import_module(f"{__name__}.{name}")
+    """The strategy module called ``name`` (see :func:`find_strategy`)."""
+    source = find_strategy(name)
+    module = load_module(source)
     if not isinstance(getattr(module, "PARAMS", None), dict) or not callable(
         getattr(module, "signals", None)
     ):
         raise StrategyNotFoundError(
-            f"meridian/strategies/{name}.py is not a strategy: it needs a PARAMS dict and a "
+            f"{source.path} is not a strategy: it needs a PARAMS dict and a "
             "signals(data, **params) function"
         )
+    return module
+
+
+_loaded: dict[Path, tuple[int, ModuleType]] = {}
+
+
+def load_module(source: StrategySource) -> ModuleType:
+    """Import the module from its file; re-imported when the file changed (a module extracted
+    again in a long-lived process, such as ``meridian ui``, must not be stale)."""
+    if source.origin == "built-in":
+        return importlib.import_module(f"{__name__}.{source.path.stem}")
+    stamp = source.path.stat().st_mtime_ns
+    cached = _loaded.get(source.path)
+    if cached and cached[0] == stamp:
+        return cached[1]
+    qualified = f"{PROJECT_PACKAGE}.{source.path.stem}"
+    spec = importlib.util.spec_from_file_location(qualified, source.path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[qualified] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        sys.modules.pop(qualified, None)
+        raise StrategyNotFoundError(f"{source.path} cannot be imported: "
+                                    f"{type(error).__name__}: {error}") from None
+    _loaded[source.path] = (stamp, module)
     return module

@@ -1,5 +1,5 @@
 # Generated from notebooks/fld.py by meridian extract — edit the notebook, not this file.
-# Notebook SHA-256: 6677d2b3a319ceb6d658ca775c6d480e394886a8bf7a95bb1709bcfa47625200
+# Notebook SHA-256: 38d7ffb42c5f0167ce33363aa6fa56198bf505f3174e50b16feba3941b16893b
 """FLD with a Commitments-of-Traders filter
 
 J. M. Hurst's **Future Line of Demarcation** is the median price (High + Low) / 2 displaced

@@ -1,5 +1,5 @@
 # Generated from notebooks/sma_cross.py by meridian extract — edit the notebook, not this file.
-# Notebook SHA-256: b926476ef6006ba89b431df77401ae48aef53fb639e0193079f38fe640825e29
+# Notebook SHA-256: 822b7fc3e311d7204793bf20065aee5fa5cd4c61c3225e89b7b7f707863317eb
 """Moving-average crossover
 
 Long after the fast simple moving average crosses above the slow one, short after it crosses

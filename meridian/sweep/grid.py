@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from meridian.exceptions import ParameterError
-from meridian.parameters import coerce, parse_literal
+from meridian.parameters import coerce, parse_literal, split_assignment
 
 
 def _decimals(text: str) -> int:
@@ -58,10 +58,7 @@ def build_grid(params: dict[str, Any], options: list[str] | tuple[str, ...], own
     full parameter dict (defaults for names not in the grid)."""
     axes: dict[str, list] = {}
     for option in options:
-        name, sep, spec = option.partition("=")
-        name = name.strip()
-        if not sep:
-            raise ParameterError(f"--grid {option!r}: use NAME=start:stop:step or NAME=a,b,c")
+        name, spec = split_assignment(option, "--grid", "fld_offset=5:40:1 or fld_offset=5,10")
         if name not in params:
             raise ParameterError(f"unknown parameter {name!r} for {owner}; valid parameters: "
                                  f"{', '.join(params) or '(none)'}")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import plotly.io as pio
 
-from meridian import viz
+from meridian import project, viz
 from meridian.engine.metrics import format_metric
 
 KEY_METRICS = ("total_return", "cagr", "sharpe_ratio", "max_drawdown", "num_trades")
@@ -72,7 +72,7 @@ def _summary(result, info: dict) -> str:
 
 def write_report(result, info: dict, output_dir: Path) -> Path:
     """Write the report atomically and return its path."""
-    folder = Path(output_dir) / "sweeps" / result.sweep_id
+    folder = project.sweep_dir(Path(output_dir), result.sweep_id)
     folder.mkdir(parents=True, exist_ok=True)
     figure = viz.sweep_chart(result.table, list(result.axes), result.metric)
     chart = (pio.to_html(figure, include_plotlyjs=True, full_html=False,

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from meridian import paths
-from meridian.data import load_ohlcv, load_sample
+from meridian import project
+from meridian.data import load_market_data, load_ohlcv
 from meridian.engine import METRIC_NAMES
 from meridian.exceptions import ParameterError
-from meridian.strategies import get_strategy
+from meridian.strategies import find_strategy, get_strategy
 from meridian.sweep import executors
 from meridian.sweep.evaluate import Settings, Window, evaluate
 from meridian.sweep.grid import build_grid
@@ -95,6 +95,7 @@ def run_sweep(
     Everything is validated before any work starts. Ctrl-C stops cleanly: finished
     combinations are kept and the sweep is saved with status ``interrupted``.
     """
+    strategy = find_strategy(strategy).name
     module = get_strategy(strategy)
     axes, combinations = build_grid(module.PARAMS, grid, strategy)
     if metric not in METRIC_INDEX:
@@ -106,10 +107,10 @@ def run_sweep(
         raise ParameterError(f"--executor {executor!r}: use one of "
                              f"{', '.join(executors.EXECUTORS)}")
     workers = workers or executors.default_workers()
-    data = load_ohlcv(data_path) if data_path else load_sample()
+    data = load_ohlcv(data_path) if data_path else load_market_data()[0]
     in_sample, out_of_sample = _split_windows(data, split)
     settings = Settings(strategy, initial_capital, commission, slippage)
-    out = paths.output_dir(output_dir)
+    out = project.output_dir(output_dir)
 
     sweep_id = str(uuid.uuid4())
     timestamp = datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,157 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # FLD with a Commitments-of-Traders filter
+#
+# J. M. Hurst's **Future Line of Demarcation** is the median price (High + Low) / 2 displaced
+# forward by about half a cycle's wavelength. When the close crosses above the FLD the cycle has
+# turned up; below, it has turned down. We trade those crosses, but only in the direction the
+# commercial hedgers lean: their **COT index** (−1 … 1, Williams' 3-year stochastic of their net
+# position) must be at least `cot_threshold` for a long and at most −`cot_threshold` for a short.
+#
+# Positions are decided at each bar's close and filled at the next bar's open.
+
+# %% tags=["parameters"]
+fld_offset = 10  # bars the median price is displaced forward (about half the cycle's wavelength)
+cot_threshold = 0.0  # commercials' COT index (-1..1) needed: longs when >= it, shorts when <= -it
+allow_short = True  # False: stand aside instead of going short after a cross below the FLD
+initial_capital = 100_000.0  # starting equity, in account currency
+commission = 0.0  # fraction of traded notional paid on every fill (0.0005 = 5 basis points)
+slippage = 0.0  # fraction by which every fill price moves against you
+data_path = ""  # OHLCV file (CSV or Parquet); empty = the bundled SYNTHETIC sample
+cot_path = ""  # CFTC legacy COT file; empty = sample COT with the sample prices, none otherwise
+cot_market = ""  # market name or code to pick in a multi-market COT file, e.g. "CRUDE OIL"
+start = ""  # first date to trade, YYYY-MM-DD; empty = from the first bar
+end = ""  # last date to trade, YYYY-MM-DD; empty = to the last bar
+
+# %%
+from IPython.display import Markdown, display
+
+from meridian import viz
+from meridian.data import load_market_data
+from meridian.engine import backtest, compute_metrics
+from meridian.pipeline.scraps import glue_results
+
+data, data_note = load_market_data(data_path, cot_path, cot_market)
+display(Markdown(
+    f"**Data:** {data_note}. {len(data):,} bars from {data.index[0]:%Y-%m-%d} "
+    f"to {data.index[-1]:%Y-%m-%d}."
+))
+
+# %% [markdown]
+# ## The strategy
+#
+# This cell is the strategy: `meridian extract notebooks/fld.py` copies it (it is tagged
+# `export`) into your project's `strategies/fld.py`, which sweeps and the Python API import. Every
+# helper it uses reads only bars at or before t, so a position decided at bar t's close never
+# looks ahead.
+
+# %% tags=["export"]
+import numpy as np
+import pandas as pd
+
+from meridian.indicators import cross_state, median_price, shift, values
+
+
+def fld_line(data: pd.DataFrame, fld_offset: int = 10) -> pd.Series:
+    """The FLD itself, for charts: median price shifted forward by ``fld_offset`` bars."""
+    if fld_offset < 1:
+        raise ValueError(f"fld_offset must be >= 1 (got {fld_offset}); 0 or less looks ahead")
+    line = shift(median_price(data["High"], data["Low"]), fld_offset)
+    return pd.Series(line, index=data.index, name=f"FLD({fld_offset})")
+
+
+def signals(
+    data: pd.DataFrame, fld_offset: int = 10, cot_threshold: float = 0.0, allow_short: bool = True
+) -> pd.Series:
+    """Target exposure per bar: +1 after a close above the FLD, -1 (or 0) after one below.
+
+    FLD[t] = median[t - fld_offset] with median = (High + Low) / 2. Longs are held only while
+    the COT index is >= cot_threshold, shorts only while it is <= -cot_threshold; without a
+    COT_Index column in the data the filter is off.
+    """
+    if fld_offset < 1:
+        raise ValueError(f"fld_offset must be >= 1 (got {fld_offset}); 0 or less looks ahead")
+    fld = shift(median_price(data["High"], data["Low"]), fld_offset)
+    position = cross_state(data["Close"], fld)
+    if not allow_short:
+        position = np.maximum(position, 0.0)
+    if "COT_Index" in data.columns:
+        cot = values(data["COT_Index"])
+        with np.errstate(invalid="ignore"):
+            allowed = np.where(position > 0, cot >= cot_threshold, cot <= -cot_threshold)
+        position = np.where(allowed, position, 0.0)
+    return pd.Series(position, index=data.index, name="position")
+
+
+# %% [markdown]
+# ## Signals and backtest
+#
+# `signals` returns the target exposure for every bar (+1 long, −1 short, 0 flat). The engine
+# fills each change at the next open, charging `commission` and `slippage` on every fill.
+
+# %%
+strategy_params = {
+    "fld_offset": fld_offset, "cot_threshold": cot_threshold, "allow_short": allow_short,
+}
+position = signals(data, **strategy_params)
+result = backtest(
+    data, position, initial_capital=initial_capital, commission=commission,
+    slippage=slippage, start=start, end=end,
+)
+metrics = compute_metrics(result)
+
+# %% [markdown]
+# ## Equity and drawdown
+
+# %%
+viz.plot_equity_with_drawdown(result.equity, result.drawdown)
+
+# %% [markdown]
+# ## Metrics
+
+# %%
+viz.metrics_table(metrics)
+
+# %% [markdown]
+# ## Price, FLD and trades
+#
+# Triangles mark entries (up: long, down: short), crosses mark exits.
+
+# %%
+traded = data.loc[result.equity.index]
+fld = fld_line(data, fld_offset).loc[result.equity.index]
+viz.plot_price_with_signals(traded, result.trades, {f"FLD({fld_offset})": fld})
+
+# %% [markdown]
+# ## Monthly returns
+
+# %%
+viz.monthly_returns_heatmap(result.equity)
+
+# %% [markdown]
+# ## Trades
+
+# %%
+with pd.option_context("display.max_rows", None):
+    display(viz.trades_table(result.trades))
+
+# %%
+glue_results(
+    metrics,
+    {**strategy_params, "initial_capital": initial_capital, "commission": commission,
+     "slippage": slippage, "data_path": data_path, "cot_path": cot_path,
+     "cot_market": cot_market, "start": start, "end": end},
+    result.equity,
+    len(result.trades),
+)

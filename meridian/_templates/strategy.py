@@ -1,0 +1,130 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# meridian:title
+# # my_strategy
+# meridian:end
+#
+# Describe the idea here: what inefficiency it trades and why it should persist.
+#
+# The cell tagged `export` below is the strategy. `meridian extract` copies it into your
+# project's `strategies/` folder, so sweeps and the Python API use exactly this code. Positions are
+# decided at each bar's close and filled at the next bar's open.
+
+# %% tags=["parameters"]
+# meridian:parameters
+lookback = 20  # bars in the moving average of the placeholder rule
+# meridian:end
+initial_capital = 100_000.0  # starting equity, in account currency
+commission = 0.0  # fraction of traded notional paid on every fill (0.0005 = 5 basis points)
+slippage = 0.0  # fraction by which every fill price moves against you
+data_path = ""  # OHLCV file (CSV or Parquet); empty = the bundled SYNTHETIC sample
+start = ""  # first date to trade, YYYY-MM-DD; empty = from the first bar
+end = ""  # last date to trade, YYYY-MM-DD; empty = to the last bar
+
+# %%
+from IPython.display import Markdown, display
+
+from meridian import viz
+from meridian.data import load_market_data
+from meridian.engine import backtest, compute_metrics
+from meridian.pipeline.scraps import glue_results
+
+data, data_note = load_market_data(data_path)
+display(Markdown(
+    f"**Data:** {data_note}. {len(data):,} bars from {data.index[0]:%Y-%m-%d} "
+    f"to {data.index[-1]:%Y-%m-%d}."
+))
+
+# %% [markdown]
+# ## The strategy
+#
+# Replace the placeholder rule (long above a moving average of the close, short below) with
+# yours. Keep this cell to imports, definitions and constants: it is exported as a module.
+# Use helpers from `meridian.indicators` (they never look ahead) or write your own.
+
+# %% tags=["export"]
+import pandas as pd
+
+from meridian.indicators import cross_state, sma
+
+
+def signals(
+    data: pd.DataFrame,
+    # meridian:signature
+    lookback: int = 20,
+    # meridian:end
+) -> pd.Series:
+    """Target exposure per bar in [-1, 1], decided at the bar's close."""
+    # meridian:window
+    window = lookback
+    # meridian:end
+    position = cross_state(data["Close"], sma(data["Close"], window))
+    return pd.Series(position, index=data.index, name="position")
+
+
+# %% [markdown]
+# ## Signals and backtest
+
+# %%
+strategy_params = {
+    # meridian:params-dict
+    "lookback": lookback,
+    # meridian:end
+}
+position = signals(data, **strategy_params)
+result = backtest(
+    data, position, initial_capital=initial_capital, commission=commission,
+    slippage=slippage, start=start, end=end,
+)
+metrics = compute_metrics(result)
+
+# %% [markdown]
+# ## Equity and drawdown
+
+# %%
+viz.plot_equity_with_drawdown(result.equity, result.drawdown)
+
+# %% [markdown]
+# ## Metrics
+
+# %%
+viz.metrics_table(metrics)
+
+# %% [markdown]
+# ## Price and trades
+
+# %%
+viz.plot_price_with_signals(data.loc[result.equity.index], result.trades)
+
+# %% [markdown]
+# ## Monthly returns
+
+# %%
+viz.monthly_returns_heatmap(result.equity)
+
+# %% [markdown]
+# ## Trades
+
+# %%
+with pd.option_context("display.max_rows", None):
+    display(viz.trades_table(result.trades))
+
+# %%
+glue_results(
+    metrics,
+    {**strategy_params, "initial_capital": initial_capital, "commission": commission,
+     "slippage": slippage, "data_path": data_path, "start": start, "end": end},
+    result.equity,
+    len(result.trades),
+)

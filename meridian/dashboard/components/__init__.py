@@ -1,0 +1,1 @@
+"""The seed's import path for the dashboard's building blocks (they live in meridian.viz)."""
