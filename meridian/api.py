@@ -23,7 +23,13 @@ from meridian.engine import backtest, compute_metrics
 from meridian.engine._trades import TRADE_COLUMNS
 from meridian.engine.metrics import format_metrics
 from meridian.exceptions import ParameterError
-from meridian.parameters import coerce, validate_params
+from meridian.parameters import (
+    RUN_SETTING_RANGES,
+    check_dates,
+    check_ranges,
+    coerce,
+    validate_params,
+)
 from meridian.strategies import find_strategy, get_strategy
 
 ENGINE_OPTIONS = {
@@ -160,6 +166,7 @@ def run_backtest(
     name = find_strategy(strategy_name).name  # "FLD" is fld: record the module's own name
     module = get_strategy(name)
     merged = validate_params(module.PARAMS, params, owner=name)
+    check_ranges(merged, getattr(module, "PARAM_RANGES", {}), name)
     return backtest_signals(module.signals, merged, strategy_name=name,
                             initial_capital=initial_capital, data=data, **engine_options)
 
@@ -177,6 +184,8 @@ def backtest_signals(
     the function comes from a strategy module or from a notebook cell (``%%backtest``)."""
     options = _engine_options(engine_options)
     capital = coerce("initial_capital", initial_capital, 100_000.0, "the engine")
+    check_ranges({**options, "initial_capital": capital}, RUN_SETTING_RANGES, "the engine")
+    check_dates(options)
     result = BacktestResult(
         run_id=str(uuid.uuid4()),
         timestamp=datetime.now(UTC).isoformat(timespec="seconds"),

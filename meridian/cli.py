@@ -17,11 +17,17 @@ class _Group(click.Group):
     """Turns MeridianError into ``meridian: error: <one line>`` and a non-zero exit."""
 
     def invoke(self, ctx: click.Context):
+        from meridian._process import exit_code, sigterm_interrupts
+
         try:
-            return super().invoke(ctx)
+            with sigterm_interrupts():
+                return super().invoke(ctx)
         except MeridianError as error:
             click.echo(f"meridian: error: {error}", err=True)
             sys.exit(error.exit_code)
+        except KeyboardInterrupt as interrupt:
+            click.echo("meridian: interrupted", err=True)
+            sys.exit(exit_code(interrupt))
 
 
 @click.group(cls=_Group)
@@ -159,16 +165,18 @@ def _note_shadowing(name: str) -> None:
 
 
 @main.command("sweep")
-@click.argument("strategy")
-@click.option("--grid", "grid", multiple=True, required=True, metavar="NAME=SPEC",
+@click.argument("strategy", required=False)
+@click.option("--grid", "grid", multiple=True, metavar="NAME=SPEC",
               help="Parameter values: start:stop:step (stop included) or a,b,c (repeatable).")
+@click.option("--resume", metavar="ID",
+              help="Finish an interrupted sweep: only its missing combinations are computed.")
 @click.option("--metric", default="sharpe_ratio", show_default=True, help="Metric to rank by.")
 @click.option("--workers", type=click.IntRange(min=1), help="Processes [default: cores].")
 @click.option("--executor", type=click.Choice(["local", "dask"]), default="local",
               show_default=True)
 @click.option("--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786.")
 @click.option("--data", "data_path", type=click.Path(dir_okay=False),
-              help="Your OHLCV file [default: the bundled sample].")
+              help="Your OHLCV file [default: the project's data, else the bundled sample].")
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
               help="How many of the best combinations to show (and report).")
 @click.option("--reports", is_flag=True, help="Re-run the top combinations as notebooks.")
@@ -176,22 +184,41 @@ def _note_shadowing(name: str) -> None:
 @click.option("--capital", type=float, default=100_000.0, show_default=True)
 @click.option("--commission", type=float, default=0.0, show_default=True)
 @click.option("--slippage", type=float, default=0.0, show_default=True)
+@click.option("--max-combinations", type=click.IntRange(min=1), default=10_000_000,
+              show_default=True, help="Refuse larger grids before any work.")
 @OUTPUT_DIR
-def sweep_command(strategy, grid, metric, workers, executor, scheduler, data_path, top,
-                  reports, split, capital, commission, slippage, output_dir) -> None:
-    """Evaluate a parameter grid of STRATEGY's module in parallel; rank, record, report."""
+def sweep_command(strategy, grid, resume, metric, workers, executor, scheduler, data_path, top,
+                  reports, split, capital, commission, slippage, max_combinations,
+                  output_dir) -> None:
+    """Evaluate a parameter grid of STRATEGY's module in parallel; rank, record, report.
+
+    Exit codes: 0 all combinations succeeded (or some failed: status partial, counted), 1 all
+    failed, 130/143 interrupted by Ctrl-C/SIGTERM (finished work kept: --resume ID)."""
+    from meridian.exceptions import ParameterError
     from meridian.sweep.run import run_sweep
     from meridian.sweep.summary import summary_lines
 
+    if resume and (strategy or grid):
+        raise ParameterError("--resume ID takes the strategy and grid from the sweep; give "
+                             "neither STRATEGY nor --grid")
+    if not resume and (not strategy or not grid):
+        raise ParameterError("give STRATEGY and at least one --grid NAME=SPEC (or --resume ID)")
     result = run_sweep(
         strategy, grid, metric=metric, workers=workers, executor=executor, scheduler=scheduler,
         data_path=data_path, top=top, reports=reports, split=split, initial_capital=capital,
         commission=commission, slippage=slippage, output_dir=output_dir,
+        max_combinations=max_combinations, resume=resume,
     )
     for line in summary_lines(result):
         click.echo(line)
     if result.status == "interrupted":
-        sys.exit(130)
+        click.echo(f"meridian: sweep interrupted; `meridian sweep --resume "
+                   f"{result.sweep_id[:8]}` finishes it", err=True)
+        sys.exit(result.exit_code or 130)
+    if result.status == "failed":
+        click.echo(f"meridian: error: every combination failed, e.g. {result.first_error}",
+                   err=True)
+        sys.exit(1)
 
 
 @main.command("run")
@@ -249,14 +276,15 @@ def runs_export(fmt, target, output_dir) -> None:
 @runs_group.command("rebuild")
 @OUTPUT_DIR
 def runs_rebuild(output_dir) -> None:
-    """Recreate the registry from the executed notebooks in outputs/runs/."""
+    """Recreate the registry from the run and sweep folders (a damaged file is moved aside)."""
     from meridian.storage import rebuild_registry
 
     skipped: list[str] = []
-    count = rebuild_registry(output_dir, on_skip=lambda path, why: skipped.append(f"{path}: {why}"))
+    runs, sweeps = rebuild_registry(
+        output_dir, on_skip=lambda path, why: skipped.append(f"{path}: {why}"))
     for line in skipped:
         click.echo(f"skipped {line}", err=True)
-    click.echo(f"restored {count} runs")
+    click.echo(f"restored {runs} runs and {sweeps} sweeps")
     from meridian.dashboard import refresh_dashboard
 
     refresh_dashboard(output_dir)
@@ -264,7 +292,8 @@ def runs_rebuild(output_dir) -> None:
 
 # ------------------------------------------------------------------ runs: browse and compare
 
-STATUS = click.option("--status", type=click.Choice(["success", "failed", "running"]),
+STATUS = click.option("--status", type=click.Choice(["success", "failed", "running",
+                                                    "interrupted"]),
                       help="Only runs with this status.")
 SORT = click.option("--sort", metavar="METRIC",
                     help="Best first by this metric (e.g. sharpe_ratio), or a column: "

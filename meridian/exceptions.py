@@ -48,3 +48,7 @@ class ScaffoldError(MeridianError, ValueError):
 class ProjectError(MeridianError):
     """No project where one is needed, a broken ``[tool.meridian]`` table, or a request that
     would write outside the project (``meridian init``, ``extract --output``)."""
+
+
+class RegistryDamagedError(RegistryError):
+    """The registry file cannot be read by SQLite; ``meridian runs rebuild`` recovers it."""

@@ -8,6 +8,7 @@ kernel start and a misleading report.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -126,3 +127,54 @@ def validate_params(defaults: dict[str, Any], overrides: dict[str, Any] | None, 
     for name, value in overrides.items():
         merged[name] = coerce(name, value, defaults[name], owner)
     return merged
+
+
+_INTERVAL = re.compile(r"^\s*([\[(])\s*(-?inf|[-+0-9.eE]+)\s*,\s*(-?inf|[-+0-9.eE]+)\s*([\])])\s*$")
+
+
+def parse_interval(text: str, name: str) -> tuple[float, float, bool, bool]:
+    """``"[1, inf)"`` → (1.0, inf, True, False): bounds and whether each is included."""
+    match = _INTERVAL.match(str(text))
+    if not match:
+        raise ParameterError(f"range of {name!r} is {text!r}; write an interval such as "
+                             "'[1, inf)' or '(0, 0.5]'")
+    low, high = float(match[2]), float(match[3])
+    return low, high, match[1] == "[", match[4] == "]"
+
+
+def check_ranges(values: dict[str, Any], ranges: dict[str, str], owner: str) -> None:
+    """Each value named in ``ranges`` (name → interval, e.g. ``{"fld_offset": "[1, inf)"}``)
+    must lie in its interval: checks that need no data, run before any kernel or backtest.
+    A strategy declares them as ``PARAM_RANGES`` next to its ``PARAMS``."""
+    for name, interval in ranges.items():
+        if name not in values or isinstance(values[name], bool | str) or values[name] is None:
+            continue
+        low, high, closed_low, closed_high = parse_interval(interval, name)
+        value = values[name]
+        inside = ((value >= low) if closed_low else (value > low)) and (
+            (value <= high) if closed_high else (value < high))
+        if not inside:
+            raise ParameterError(f"{name}={value!r} is out of range for {owner}: it must lie "
+                                 f"in {interval}")
+
+
+RUN_SETTING_RANGES = {"initial_capital": "(0, inf)", "commission": "[0, 0.5)",
+                      "slippage": "[0, 0.5)"}
+"""Ranges of the run settings every notebook and the API share."""
+
+
+def check_dates(values: dict[str, Any]) -> None:
+    """``start`` / ``end`` (when set) are YYYY-MM-DD dates and ``start`` comes before ``end``."""
+    from datetime import date
+
+    parsed = {}
+    for name in ("start", "end"):
+        text = values.get(name)
+        if not text:
+            continue
+        try:
+            parsed[name] = date.fromisoformat(str(text).strip()[:10])
+        except ValueError:
+            raise ParameterError(f"{name}={text!r} is not a date; use YYYY-MM-DD") from None
+    if len(parsed) == 2 and parsed["start"] > parsed["end"]:
+        raise ParameterError(f"start={values['start']!r} is after end={values['end']!r}")

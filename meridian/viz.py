@@ -35,6 +35,16 @@ def _layout(fig: go.Figure, title: str | None, height: int) -> go.Figure:
     return fig
 
 
+def data_summary(data: pd.DataFrame, note: str):
+    """One line about the data a notebook runs on (source, bar count, span), as HTML in which
+    every user-given string (a file name) is escaped text, never Markdown or markup."""
+    from IPython.display import HTML
+
+    span = (f"{len(data):,} bars from {data.index[0]:%Y-%m-%d} to {data.index[-1]:%Y-%m-%d}"
+            if len(data) else "no bars")
+    return HTML(f"<p><b>Data:</b> {html.escape(note)}. {span}.</p>")
+
+
 def drawdown_of(equity: pd.Series) -> pd.Series:
     """Fall from the running peak as a fraction, for plotting when no drawdown is given."""
     peak = equity.cummax()

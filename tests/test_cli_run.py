@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -180,9 +181,17 @@ def test_a_run_killed_mid_execution_leaves_a_working_registry(outputs):
     victim.wait()
     connection = sqlite3.connect(outputs / "registry.sqlite")
     assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    (survivor,) = load_all_runs(outputs)
-    assert survivor["strategy_name"] == "sma_cross"
-    assert load_run_by_id(survivor["run_id"][:8], outputs)["status"] == "success"
+    killed, survivor = load_all_runs(outputs)
+    assert survivor["strategy_name"] == "sma_cross" and survivor["status"] == "success"
+    assert killed["strategy_name"] == "fld" and killed["status"] == "interrupted"
+    assert f"pid {victim.pid}" in killed["error"] and killed["params"]["fld_offset"] == 10
+    listed = meridian("runs", "list", "--status", "interrupted", "--output-dir", str(outputs))
+    assert killed["run_id"][:8] in listed.stdout
     assert meridian("run", "sma_cross", "-p", "fast", "5", "--output-dir", str(outputs)) \
         .returncode == 0
-    assert len(load_all_runs(outputs)) == 2
+    assert len(load_all_runs(outputs)) == 3
+    orphans = list(Path(tempfile.gettempdir()).glob(f"meridian-kernel-{victim.pid}-*"))
+    assert orphans == []  # the next run removed the killed run's socket folder
+    deleted = meridian("runs", "delete", killed["run_id"][:8], "-y", "--output-dir",
+                       str(outputs))
+    assert deleted.returncode == 0 and len(load_all_runs(outputs)) == 2

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 from meridian import storage
+from meridian._files import write_atomic
 from meridian.dashboard import build_dashboard, refresh_dashboard
-from meridian.dashboard.html import document, json_for_script, write_atomic
 from meridian.dashboard.page import EQUITY_POINTS, SCALE, _split_equity, dashboard_data
 from meridian.engine.metrics import METRIC_NAMES, format_metric
+from meridian.pages import document, json_for_script
 
 
 def _save(out, run_id, **extra):

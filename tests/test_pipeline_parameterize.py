@@ -45,11 +45,52 @@ def test_yaml_file(tmp_path):
         load_params_file(tmp_path / "missing.yaml")
 
 
+def _preflight(values: dict) -> None:
+    notebook = read_notebook(find_notebook("fld"))
+    preflight(notebook, {name: p.default for name, p in FLD.items()} | values, "fld")
+
+
 def test_preflight_checks_paths_and_data(tmp_path):
     with pytest.raises(ParameterError, match="data_path: no such file 'nope.csv'"):
-        preflight({"data_path": "nope.csv"})
+        _preflight({"data_path": "nope.csv"})
     broken = tmp_path / "broken.csv"
     broken.write_text("Date,Open,High,Low,Close\n2020-01-01,1,2,0.5,1\n2020-01-02,1,0.1,0.5,1\n")
     with pytest.raises(DataError, match="broken.csv line 3"):
-        preflight({"data_path": str(broken)})
-    preflight({"data_path": "", "fld_offset": 3})
+        _preflight({"data_path": str(broken)})
+    _preflight({"data_path": "", "fld_offset": 3})
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"fld_offset": 0}, "fld_offset=0 is out of range for fld: it must lie in \\[1, inf\\)"),
+        ({"cot_threshold": 1.5}, "cot_threshold=1.5 is out of range"),
+        ({"commission": 0.5}, "commission=0.5 is out of range for fld: it must lie in "
+                              "\\[0, 0.5\\)"),
+        ({"slippage": -0.1}, "slippage=-0.1 is out of range"),
+        ({"initial_capital": 0.0}, "initial_capital=0.0 is out of range"),
+        ({"start": "2020/01/01"}, "start='2020/01/01' is not a date; use YYYY-MM-DD"),
+        ({"start": "2021-01-01", "end": "2020-01-01"}, "start='2021-01-01' is after end"),
+        ({"cot_market": "CRUDE OIL"}, "cot_market='CRUDE OIL' needs cot_path"),
+    ],
+)
+def test_checks_that_need_no_data_fail_before_a_kernel(values, message):
+    with pytest.raises(ParameterError, match=message):
+        _preflight(values)
+
+
+def test_short_ambiguous_and_non_cot_files_are_refused(tmp_path):
+    short = tmp_path / "short.csv"
+    short.write_text("Date,Open,High,Low,Close\n2020-01-01,1,2,0.5,1\n2020-01-02,1,2,0.5,1\n"
+                     "2020-01-03,1,2,0.5,1\n")
+    with pytest.raises(DataError, match="short.csv has 3 bars; a backtest needs at least 20"):
+        _preflight({"data_path": str(short)})
+    ambiguous = tmp_path / "us.csv"
+    ambiguous.write_text("Date,Open,High,Low,Close\n"
+                         + "".join(f"0{m}/01/2020,1,2,0.5,1\n" for m in range(1, 10)))
+    with pytest.raises(DataError, match="read both as day/month and as month/day"):
+        _preflight({"data_path": str(ambiguous)})
+    not_cot = tmp_path / "cot.csv"
+    not_cot.write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match="cot.csv"):
+        _preflight({"cot_path": str(not_cot)})

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import signal
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import pytest
 
 from meridian import project as locations
 from meridian import storage
+from meridian.registry import db
 from meridian.exceptions import RegistryError, RunNotFoundError
 from meridian.storage import (
     backup_registry,
@@ -214,11 +216,11 @@ def test_sqlite_settings_and_idempotent_schema(out):
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 30_000
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == storage.SCHEMA_VERSION
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == db.SCHEMA_VERSION
         indexes = {row[1] for row in conn.execute("PRAGMA index_list(runs)")}
         assert {"idx_runs_timestamp", "idx_runs_strategy", "idx_runs_status"} <= indexes
         # running every migration again changes nothing
-        for statement in storage.MIGRATIONS[0]:
+        for statement in db.MIGRATIONS[0]:
             conn.execute(statement)
     assert len(load_all_runs(out)) == 1
 
@@ -226,7 +228,7 @@ def test_sqlite_settings_and_idempotent_schema(out):
 def test_a_registry_from_a_newer_meridian_is_refused(out):
     save_run(make_record(), out)
     conn = sqlite3.connect(locations.registry_path(out))
-    conn.execute(f"PRAGMA user_version = {storage.SCHEMA_VERSION + 1}")
+    conn.execute(f"PRAGMA user_version = {db.SCHEMA_VERSION + 1}")
     conn.close()
     with pytest.raises(RegistryError, match="upgrade Meridian"):
         load_all_runs(out)
@@ -266,12 +268,13 @@ def test_delete_removes_the_row_and_only_that_folder_after_a_backup(out):
     for record in (keep, gone):
         save_run(record, out)
         folder = locations.run_dir(out, record["run_id"])
-        folder.mkdir(parents=True)
         (folder / "notebook.ipynb").write_text("{}")
     deleted = delete_run("gone", out)  # a prefix is enough
     assert deleted["run_id"] == "gone-0001" and deleted["params"] == gone["params"]
     assert [r["run_id"] for r in load_all_runs(out)] == ["keep-0001"]
     assert not locations.run_dir(out, "gone-0001").exists()
+    kept = locations.backups_dir(out) / "deleted" / "gone-0001"  # whole, for a restore
+    assert (kept / "notebook.ipynb").exists() and (kept / "run.json").exists()
     assert (locations.run_dir(out, "keep-0001") / "notebook.ipynb").exists()
     (backup,) = locations.backups_dir(out).glob("registry-*.sqlite")
     conn = sqlite3.connect(backup)
@@ -286,7 +289,7 @@ def test_delete_does_not_follow_a_symlinked_run_folder(out, tmp_path):
     precious.mkdir()
     (precious / "data.csv").write_text("1,2\n")
     save_run(make_record(run_id="linked"), out)
-    locations.runs_dir(out).mkdir(parents=True)
+    shutil.rmtree(locations.run_dir(out, "linked"))
     locations.run_dir(out, "linked").symlink_to(precious, target_is_directory=True)
     delete_run("linked", out)
     assert not locations.run_dir(out, "linked").exists()
@@ -617,7 +620,10 @@ def test_rebuild_recreates_a_deleted_registry_from_the_notebooks(out, executed):
     assert load_all_runs(out) == []
 
     skipped = []
-    assert rebuild_registry(out, on_skip=lambda path, reason: skipped.append(path.parent.name)) == 2
+    for run_id in ("nb-ok", "nb-bad"):  # notebooks of an older Meridian: no run.json
+        locations.run_dir(out, run_id).joinpath("run.json").unlink()
+    assert rebuild_registry(out, on_skip=lambda path, reason: skipped.append(path.parent.name)) \
+        == (2, 0)
     assert skipped == ["stray"]
     after = load_all_runs(out)
     assert after == before
@@ -628,29 +634,31 @@ def test_rebuild_recreates_a_deleted_registry_from_the_notebooks(out, executed):
     assert not [p.name for p in out.iterdir() if p.name.startswith(".registry-rebuild")]
 
 
-def test_rebuild_over_a_live_registry_replaces_its_content_after_a_backup(out, executed, caplog):
-    place(out, executed["success"], "nb-ok", SUCCESS_META)
-    save_run(make_record(run_id="api-only", kind="api"), out)  # no notebook: not restorable
-    save_run(make_record(run_id="nb-ok", strategy_name="stale", metrics={}), out)
-    assert rebuild_registry(out) == 1
-    assert "1 run(s) have no notebook" in caplog.text and "api-only" in caplog.text
-    (restored,) = load_all_runs(out)
-    assert restored["run_id"] == "nb-ok" and restored["strategy_name"] == "sma_cross"
-    assert restored["metrics"]["sharpe_ratio"] == 1.25
+def test_rebuild_over_a_live_registry_replaces_its_content_after_a_backup(out, executed):
+    place(out, executed["success"], "nb-ok", SUCCESS_META)  # a notebook without a row
+    save_run(make_record(run_id="api-only", kind="api"), out)  # restorable from run.json
+    with storage.Registry(out).transaction() as conn:
+        conn.execute("UPDATE runs SET strategy_name = 'stale' WHERE run_id = 'api-only'")
+    assert rebuild_registry(out) == (2, 0)
+    restored = {r["run_id"]: r for r in load_all_runs(out)}
+    assert restored["nb-ok"]["strategy_name"] == "sma_cross"
+    assert restored["nb-ok"]["metrics"]["sharpe_ratio"] == 1.25
+    assert restored["api-only"]["strategy_name"] == make_record()["strategy_name"]
+    assert restored["api-only"]["kind"] == "api"
     (backup,) = locations.backups_dir(out).glob("registry-*.sqlite")
     conn = sqlite3.connect(backup)
-    assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
+    assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
     conn.close()
     with storage.Registry(out).connect() as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     save_run(make_record(run_id="later"), out)
-    assert len(load_all_runs(out)) == 2
+    assert len(load_all_runs(out)) == 3
 
 
 def test_rebuild_with_no_runs_gives_an_empty_registry(out):
     out.mkdir()
-    assert rebuild_registry(out) == 0
+    assert rebuild_registry(out) == (0, 0)
     assert load_all_runs(out) == [] and locations.registry_path(out).is_file()
 
 

@@ -19,7 +19,8 @@ from meridian.exceptions import ParameterError
 from meridian.strategies.fld import PARAMS as FLD
 from meridian.sweep.grid import build_grid, parse_spec
 from meridian.sweep.run import run_sweep
-from meridian.sweep.store import list_sweeps, load_sweep, load_sweep_rows
+from meridian.registry.sweeps import list_sweeps, load_sweep
+from meridian.sweep.store import load_sweep_rows
 
 
 def _same(a, b) -> bool:
@@ -32,9 +33,10 @@ def test_specs_ranges_lists_and_types():
     assert parse_spec("cot_threshold", "0:0.3:0.1", 0.0, "fld") == [0.0, 0.1, 0.2, 0.3]
     assert parse_spec("cot_threshold", "-0.5,0,0.5", 0.0, "fld") == [-0.5, 0.0, 0.5]
     assert parse_spec("allow_short", "True,False", True, "fld") == [True, False]
-    axes, combos = build_grid(FLD, ["fld_offset=5:6:1", "allow_short=True,False"], "fld")
-    assert len(combos) == 4 and combos[0] == {"fld_offset": 5, "cot_threshold": 0.0,
-                                              "allow_short": True}
+    grid = build_grid(FLD, ["fld_offset=5:6:1", "allow_short=True,False"], "fld")
+    assert grid.size == 4 and grid[0] == {"fld_offset": 5, "cot_threshold": 0.0,
+                                          "allow_short": True}
+    assert grid[3] == {"fld_offset": 6, "cot_threshold": 0.0, "allow_short": False}
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,7 @@ start = ""  # first date to trade, YYYY-MM-DD; empty = from the first bar
 end = ""  # last date to trade, YYYY-MM-DD; empty = to the last bar
 
 # %%
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from meridian import viz
 from meridian.data import load_market_data
@@ -43,10 +43,7 @@ from meridian.engine import backtest, compute_metrics
 from meridian.pipeline.scraps import glue_results
 
 data, data_note = load_market_data(data_path, cot_path, cot_market)
-display(Markdown(
-    f"**Data:** {data_note}. {len(data):,} bars from {data.index[0]:%Y-%m-%d} "
-    f"to {data.index[-1]:%Y-%m-%d}."
-))
+display(viz.data_summary(data, data_note))
 
 # %% [markdown]
 # ## The strategy
@@ -61,6 +58,9 @@ import numpy as np
 import pandas as pd
 
 from meridian.indicators import cross_state, median_price, shift, values
+
+# Checked before any run, sweep or backtest starts (a value outside is refused in one line).
+PARAM_RANGES = {"fld_offset": "[1, inf)", "cot_threshold": "[-1, 1]"}
 
 
 def fld_line(data: pd.DataFrame, fld_offset: int = 10) -> pd.Series:

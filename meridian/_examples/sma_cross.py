@@ -28,7 +28,7 @@ start = ""  # first date to trade, YYYY-MM-DD; empty = from the first bar
 end = ""  # last date to trade, YYYY-MM-DD; empty = to the last bar
 
 # %%
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from meridian import viz
 from meridian.data import load_market_data
@@ -36,10 +36,7 @@ from meridian.engine import backtest, compute_metrics
 from meridian.pipeline.scraps import glue_results
 
 data, data_note = load_market_data(data_path)
-display(Markdown(
-    f"**Data:** {data_note}. {len(data):,} bars from {data.index[0]:%Y-%m-%d} "
-    f"to {data.index[-1]:%Y-%m-%d}."
-))
+display(viz.data_summary(data, data_note))
 
 # %% [markdown]
 # ## The strategy
@@ -51,6 +48,9 @@ display(Markdown(
 import pandas as pd
 
 from meridian.indicators import cross_state, sma
+
+# Checked before any run, sweep or backtest starts (a value outside is refused in one line).
+PARAM_RANGES = {"fast": "[1, inf)", "slow": "[2, inf)"}
 
 
 def signals(data: pd.DataFrame, fast: int = 10, slow: int = 20) -> pd.Series:

@@ -14,7 +14,6 @@ import difflib
 import json
 import os
 import re
-import tempfile
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +21,17 @@ from pathlib import Path
 import nbformat
 
 from meridian import project
+from meridian._files import write_atomic
 from meridian.exceptions import ExtractError
-from meridian.pipeline.notebooks import notebook_parameters, read_notebook, source_hash
+from meridian.pipeline.notebooks import (
+    exported_source,
+    notebook_parameters,
+    read_notebook,
+    source_hash,
+)
 
 HEADER = "# Generated from {source} by meridian extract — edit the notebook, not this file."
 HASH_LINE = "# Notebook SHA-256: {digest}"
-NBDEV_EXPORT = re.compile(r"^#\s*\|\s*export\s*$")
 ALLOWED_STATEMENTS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef,
                       ast.ClassDef)
 
@@ -39,18 +43,6 @@ class Extraction:
     notebook: Path
     output: Path
     text: str
-
-
-def _exported_source(cell: nbformat.NotebookNode) -> str | None:
-    """The code of a cell marked for export (Jupytext tag or nbdev ``#| export``), else None."""
-    if cell.cell_type != "code":
-        return None
-    lines = cell.source.splitlines()
-    if "export" in cell.metadata.get("tags", []):
-        return cell.source
-    if lines and NBDEV_EXPORT.match(lines[0].strip()):
-        return "\n".join(lines[1:])
-    return None
 
 
 def _is_constant(node: ast.AST) -> bool:
@@ -206,11 +198,18 @@ def build(notebook_path: str | Path, output: str | Path | None = None) -> Extrac
     source = project.display_path(notebook_path)
     if not notebook_path.is_file():
         raise ExtractError(f"{source}: no such notebook")
+    if notebook_path.suffix not in (".py", ".ipynb"):
+        raise ExtractError(f"{source}: not a notebook; extract reads Jupytext .py notebooks "
+                           "(or .ipynb)")
     target = _output_path(name, output)
-    notebook = read_notebook(notebook_path)
+    try:
+        notebook = read_notebook(notebook_path)
+    except Exception as error:  # noqa: BLE001 - any unreadable file is one line, not a traceback
+        raise ExtractError(f"{source}: not a readable notebook ({type(error).__name__}: "
+                           f"{str(error).splitlines()[0] if str(error) else ''})") from None
     sources, trees = [], []
     for number, cell in enumerate(notebook.cells, start=1):
-        code = _exported_source(cell)
+        code = exported_source(cell)
         if code is not None:
             trees.append(_check_cell(code, f"{source} cell {number}"))
             sources.append(code)
@@ -294,10 +293,5 @@ def write(extraction: Extraction, force: bool = False) -> bool:
             raise ExtractError(f"{project.display_path(target)} is the module of {origin}, not "
                                f"of {ours}; refusing to replace another strategy (choose "
                                "another --output, or --force)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}-",
-                                         suffix=".tmp")
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        stream.write(extraction.text)
-    os.replace(temporary, target)
+    write_atomic(target, extraction.text)
     return True

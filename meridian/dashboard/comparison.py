@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from meridian import project
-from meridian.dashboard.html import PLOTLY, document, relative_href, write_atomic
+from meridian._files import write_atomic
 from meridian.dashboard.page import metric_label, metric_rank
 from meridian.engine.metrics import format_metric, ordered_metric_names
 from meridian.exceptions import RegistryError
+from meridian.pages import PLOTLY, document, relative_href
 from meridian.storage import load_run_by_id
 from meridian.viz import (
     as_series,

@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 
 from meridian import project
-from meridian.dashboard.html import PLOTLY_DEFERRED, document, locked, relative_href, write_atomic
-from meridian.engine.metrics import METRIC_KINDS, METRIC_NAMES, format_metric
-from meridian.storage import LOWER_IS_BETTER, Registry
+from meridian._files import remove_stale_temps, write_atomic
+from meridian.engine.metrics import KEY_METRICS, METRIC_NAMES, format_metric, metric_info
+from meridian.pages import PLOTLY_DEFERRED, document, locked, relative_href
+from meridian.storage import Registry
 from meridian.viz import comparison_chart, format_param_value, format_params
 
 log = logging.getLogger(__name__)
@@ -38,26 +39,13 @@ EQUITY_POINTS = 200
 """Points per equity curve in the page (the registry keeps up to 500; reports keep all)."""
 SCALE = 10_000
 """Equity is stored as round(equity / first equity × SCALE): 4 decimals of growth."""
-TABLE_METRICS = ("total_return", "cagr", "sharpe_ratio", "max_drawdown", "num_trades")
-"""Metric columns of the runs table (every metric shows in details and comparisons)."""
-METRIC_LABELS = {
-    "total_return": "Total return", "cagr": "CAGR", "sharpe_ratio": "Sharpe",
-    "sortino_ratio": "Sortino", "calmar_ratio": "Calmar", "max_drawdown": "Max drawdown",
-    "max_drawdown_duration": "Max drawdown duration", "num_trades": "Trades",
-    "win_rate": "Win rate", "profit_factor": "Profit factor", "avg_trade": "Average trade",
-    "sqn": "SQN", "buy_and_hold_return": "Buy & hold return",
-}
 ERROR_CHARS = 2_000
-UNRANKED = frozenset({"exposure", "num_trades", "buy_and_hold_return"})
-"""Metrics with no better direction (more trades or exposure is not better; buy and hold is
-the same for every run on the same data): never marked best in comparisons."""
 
 
 def metric_rank(name: str) -> str | None:
     """"higher" or "lower" (which value is best in a comparison), None when neither is."""
-    if name in UNRANKED:
-        return None
-    return "lower" if name in LOWER_IS_BETTER else "higher"
+    return metric_info(name).better
+
 
 _QUERY = """
 SELECT run_id, timestamp, strategy_name, status, kind, name, duration, trades_count, params,
@@ -73,7 +61,7 @@ def dashboard_path(output_dir: str | os.PathLike[str] | None = None) -> Path:
 
 
 def metric_label(name: str) -> str:
-    return METRIC_LABELS.get(name, name.replace("_", " ").capitalize())
+    return metric_info(name).label
 
 
 _EQUITY_HEAD, _EQUITY_MIDDLE = '{"index":', ',"values":'
@@ -197,9 +185,9 @@ def dashboard_data(output_dir: str | os.PathLike[str] | None = None) -> dict[str
         "output_dir": str(out),
         "scale": SCALE,
         "metrics": [{"key": name, "label": metric_label(name),
-                     "kind": METRIC_KINDS.get(name, "ratio"),
+                     "kind": metric_info(name).kind,
                      "rank": metric_rank(name)} for name in names],
-        "table_metrics": [name for name in TABLE_METRICS if name in names],
+        "table_metrics": [name for name in KEY_METRICS if name in names],
         "axes": axes.axes,
         "layout": _chart_layout(),
         "runs": runs,
@@ -227,6 +215,7 @@ def build_dashboard(output_dir: str | os.PathLike[str] | None = None) -> Path:
     out = project.output_dir(output_dir)
     target = project.dashboard_path(out)
     with locked(out / LOCK_NAME):
+        remove_stale_temps(out)  # left by a writer killed mid-write
         return write_atomic(target, render_dashboard(dashboard_data(out)))
 
 

@@ -9,16 +9,13 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from meridian.engine.metrics import format_metric, ordered_metric_names
+from meridian.engine.metrics import KEY_METRICS, format_metric, metric_info, ordered_metric_names
 from meridian.exceptions import ParameterError
 from meridian.parameters import parse_assignments as parse_literals
 from meridian.parameters import split_assignment
 from meridian.viz import format_param_value, format_params
 
 SHORT_ID = 8
-LINE_METRICS = (("return", "total_return"), ("cagr", "cagr"), ("sharpe", "sharpe_ratio"),
-                ("maxdd", "max_drawdown"), ("trades", "num_trades"))
-"""(label, metric) pairs every line of ``runs list`` shows."""
 ERROR_WIDTH = 120
 
 
@@ -46,7 +43,7 @@ def _columns(rows: Sequence[Sequence[str]]) -> list[str]:
 def run_lines(runs: Iterable[dict], sort: str | None = None) -> list[str]:
     """One aligned line per run: id prefix, time, strategy, status, key metrics (plus the
     ``sort`` metric when it is not one of them), parameters or, for a failed run, its error."""
-    shown = list(LINE_METRICS)
+    shown = [(metric_info(name).short, name) for name in KEY_METRICS]
     if sort and sort not in {metric for _, metric in shown} and not _is_column(sort):
         shown.append((sort, sort))
     rows = []

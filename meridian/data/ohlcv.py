@@ -232,7 +232,17 @@ def _parse_stamps(raw: pd.Series) -> pd.Series:
         )
         for c in candidates
     ]
-    return candidates[scores.index(min(scores))]
+    best = candidates[scores.index(min(scores))]
+    rivals = [c for c, score in zip(candidates, scores, strict=True) if score == min(scores)]
+    slashed = len(present) and re.fullmatch(r"\d{1,2}/\d{1,2}/\d{2,4}.*", present.iloc[0])
+    if (slashed and min(scores) == (0, False) and len(rivals) > 1
+            and not all(r.equals(rivals[0]) for r in rivals[1:])):
+        raise AmbiguousDates(str(present.iloc[0]))  # day/month and month/day both fit
+    return best
+
+
+class AmbiguousDates(ValueError):
+    """Every date reads as day/month and as month/day (no day above 12 to tell them apart)."""
 
 
 def _to_datetime(text: pd.Series, fmt: str) -> pd.Series:
@@ -312,7 +322,13 @@ def _build(frame: pd.DataFrame, label: str, row_label: Callable[[int], str]) -> 
         when = "" if stamp is None or pd.isna(stamp) else f" ({_fmt_stamp(stamp)})"
         return DataError(f"{label} {row_label(i)}{when}: {problem}")
 
-    stamps = _parse_stamps(raw_stamps)
+    try:
+        stamps = _parse_stamps(raw_stamps)
+    except AmbiguousDates as ambiguous:
+        raise DataError(
+            f"{label}: dates like {str(ambiguous)!r} read both as day/month and as month/day "
+            "(no day above 12 tells them apart); write them as YYYY-MM-DD"
+        ) from None
     bad = np.flatnonzero(stamps.isna().to_numpy())
     if bad.size:
         i = int(bad[0])

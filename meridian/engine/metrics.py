@@ -13,18 +13,65 @@ Equity-based functions accept a 1-D array or a bars × columns array (one value 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 NAN = float("nan")
 
-METRIC_NAMES = (
-    "total_return", "cagr", "volatility", "sharpe_ratio", "sortino_ratio", "calmar_ratio",
-    "max_drawdown", "max_drawdown_duration", "exposure", "num_trades", "win_rate",
-    "profit_factor", "avg_trade", "best_trade", "worst_trade", "expectancy", "sqn",
-    "buy_and_hold_return", "final_equity",
+
+@dataclass(frozen=True)
+class Metric:
+    """One row of the metrics table: everything Meridian knows about a metric besides its
+    formula (which is the docstring of the function that computes it).
+
+    ``kind`` says how to show a value (``percent`` values are fractions, 0.12 = 12 %);
+    ``better`` is ``"higher"``, ``"lower"`` or None when no direction is better (exposure, the
+    trade count, buy & hold); ``key`` metrics appear in run lists, tables and summaries under
+    their ``short`` label."""
+
+    name: str
+    label: str
+    kind: str
+    better: str | None
+    key: bool = False
+    short: str = ""
+
+
+METRICS = (
+    Metric("total_return", "Total return", "percent", "higher", True, "return"),
+    Metric("cagr", "CAGR", "percent", "higher", True, "cagr"),
+    Metric("volatility", "Volatility", "percent", "lower"),
+    Metric("sharpe_ratio", "Sharpe", "ratio", "higher", True, "sharpe"),
+    Metric("sortino_ratio", "Sortino", "ratio", "higher"),
+    Metric("calmar_ratio", "Calmar", "ratio", "higher"),
+    Metric("max_drawdown", "Max drawdown", "percent", "higher", True, "maxdd"),
+    Metric("max_drawdown_duration", "Max drawdown duration", "days", "lower"),
+    Metric("exposure", "Exposure", "percent", None),
+    Metric("num_trades", "Trades", "count", None, True, "trades"),
+    Metric("win_rate", "Win rate", "percent", "higher"),
+    Metric("profit_factor", "Profit factor", "ratio", "higher"),
+    Metric("avg_trade", "Average trade", "percent", "higher"),
+    Metric("best_trade", "Best trade", "percent", "higher"),
+    Metric("worst_trade", "Worst trade", "percent", "higher"),
+    Metric("expectancy", "Expectancy", "currency", "higher"),
+    Metric("sqn", "SQN", "ratio", "higher"),
+    Metric("buy_and_hold_return", "Buy & hold return", "percent", None),
+    Metric("final_equity", "Final equity", "currency", "higher"),
 )
+"""The metrics table: storage, the dashboard, sweeps, reports and the terminal all read it.
+Adding a metric is one row here plus its line in :func:`compute_metrics_batch`."""
+METRIC_NAMES = tuple(metric.name for metric in METRICS)
+KEY_METRICS = tuple(metric.name for metric in METRICS if metric.key)
+_BY_NAME = {metric.name: metric for metric in METRICS}
+
+
+def metric_info(name: str) -> Metric:
+    """The table's row for ``name``; a metric it does not know (e.g. from an older or newer
+    Meridian) reads as a ratio where higher is better, labelled from its name."""
+    return _BY_NAME.get(name) or Metric(name, name.replace("_", " ").capitalize(), "ratio",
+                                        "higher")
 
 
 def _safe_divide(numerator, denominator):
@@ -322,23 +369,12 @@ def compute_metrics(
     return {name: float(values[0]) for name, values in batch.items()}
 
 
-METRIC_KINDS = {
-    "total_return": "percent", "cagr": "percent", "volatility": "percent",
-    "sharpe_ratio": "ratio", "sortino_ratio": "ratio", "calmar_ratio": "ratio",
-    "max_drawdown": "percent", "max_drawdown_duration": "days", "exposure": "percent",
-    "num_trades": "count", "win_rate": "percent", "profit_factor": "ratio",
-    "avg_trade": "percent", "best_trade": "percent", "worst_trade": "percent",
-    "expectancy": "currency", "sqn": "ratio", "buy_and_hold_return": "percent",
-    "final_equity": "currency",
-}
-
-
 def format_metric(name: str, value: float | None) -> str:
     """A metric as people read it: ``12.34%``, ``1.23``, ``$101,234.56``, ``45 days``; ``n/a``
     for an undefined value. Unknown names are shown as ratios."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    kind = METRIC_KINDS.get(name, "ratio")
+    kind = metric_info(name).kind
     if kind == "percent":
         return f"{value * 100:.2f}%"
     if kind == "currency":

@@ -9,8 +9,6 @@ once per report, so a report is a single self-contained file.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import nbformat
@@ -18,6 +16,9 @@ import plotly.io as pio
 from nbconvert import HTMLExporter
 from nbconvert.preprocessors import Preprocessor
 from plotly.offline import get_plotlyjs
+
+from meridian._files import write_atomic
+from meridian.pages import lock_down
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -102,9 +103,5 @@ def export_html(
     )
     if needs_plotly:
         body = body.replace(PLOTLY_JS_SLOT, get_plotlyjs(), 1)
-    html_path = Path(html_path)
-    handle, temporary = tempfile.mkstemp(dir=html_path.parent, suffix=".html.tmp")
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        stream.write(body)
-    os.replace(temporary, html_path)
-    return html_path
+    body = lock_down(body)
+    return write_atomic(html_path, body)

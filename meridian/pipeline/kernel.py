@@ -5,7 +5,9 @@ validated and only then imports papermill and nbconvert, so the two overlap.
 
 Kernels talk over IPC sockets in a private temporary folder rather than TCP: many runs
 started at the same instant cannot collide on ports (papermill #511) or on socket files, and
-nothing listens on the network. Their own stdout/stderr go to a log file in the run folder.
+nothing listens on the network. The connection file lives there too, so closing the kernel
+leaves nothing behind; a folder left by a process killed with -9 is removed by the next run.
+Their own stdout/stderr go to a log file in the run folder.
 """
 
 from __future__ import annotations
@@ -41,6 +43,28 @@ class LoggedKernelManager(AsyncKernelManager):
             return await super()._async_launch_kernel(kernel_cmd, **kw)
 
 
+PREFIX = "meridian-kernel-"
+
+
+def remove_orphaned_socket_folders() -> None:
+    """Remove socket folders whose creating process is gone (it was killed with -9 and had no
+    chance to clean up); the folder name carries that process's pid."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{PREFIX}*-*"):
+        pid = folder.name[len(PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Kernel:
     """A started kernel and the private folder of its sockets; ``close()`` ends both."""
 
@@ -49,10 +73,12 @@ class Kernel:
         # Figures as Plotly JSON in the notebook (what JupyterLab renders); the HTML export
         # turns them into live charts. Users may choose another renderer with this variable.
         os.environ.setdefault("PLOTLY_RENDERER", "plotly_mimetype")
-        self.sockets = Path(tempfile.mkdtemp(prefix="meridian-kernel-"))
+        remove_orphaned_socket_folders()
+        self.sockets = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
         self.manager = LoggedKernelManager(
             kernel_name=kernel_name, transport="ipc",
             ip=str(self.sockets / "k"),  # short: socket paths are limited to ~100 bytes
+            connection_file=str(self.sockets / "kernel.json"),  # removed with the folder
             log_file=str(log_file or ""),
         )
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import io
+import re
 import tokenize
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,3 +130,39 @@ def notebook_parameters(notebook: nbformat.NotebookNode, owner: str = "notebook"
             default = None  # an expression: any value is accepted
         found[target.id] = Parameter(target.id, default, comments.get(node.lineno, ""))
     return found
+
+
+NBDEV_EXPORT = re.compile(r"^#\s*\|\s*export\s*$")
+
+
+def exported_source(cell: nbformat.NotebookNode) -> str | None:
+    """The code of a cell marked for export (Jupytext tag or nbdev ``#| export``), else None."""
+    if cell.cell_type != "code":
+        return None
+    lines = cell.source.splitlines()
+    if "export" in cell.metadata.get("tags", []):
+        return cell.source
+    if lines and NBDEV_EXPORT.match(lines[0].strip()):
+        return "\n".join(lines[1:])
+    return None
+
+
+def exported_constant(notebook: nbformat.NotebookNode, name: str) -> Any:
+    """The literal value of ``name = <literal>`` in the export cells (read, never run), or
+    None. How the preflight finds a strategy's ``PARAM_RANGES`` without a kernel."""
+    for cell in notebook.cells:
+        code = exported_source(cell)
+        if code is None:
+            continue
+        try:
+            tree = ast.parse(code)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                    and isinstance(node.targets[0], ast.Name) and node.targets[0].id == name):
+                try:
+                    return ast.literal_eval(node.value)
+                except ValueError:
+                    return None
+    return None

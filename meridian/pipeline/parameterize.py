@@ -6,11 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import yaml
 
-from meridian.exceptions import ParameterError
-from meridian.parameters import validate_params
-from meridian.pipeline.notebooks import Parameter
+from meridian.exceptions import DataError, ParameterError
+from meridian.parameters import (
+    RUN_SETTING_RANGES,
+    check_dates,
+    check_ranges,
+    validate_params,
+)
+from meridian.pipeline.notebooks import Parameter, exported_constant
 
 
 def load_params_file(path: str | Path | None) -> dict[str, Any]:
@@ -47,14 +53,39 @@ def resolve_params(
     return {name: merged[name] for name in overrides}
 
 
-def preflight(values: dict[str, Any]) -> None:
-    """Fail fast on inputs the notebook would only trip over after a kernel start: a
-    ``*_path`` that does not exist, and a ``data_path`` that is not a valid OHLCV file."""
-    for name, value in values.items():
-        if name.endswith("_path") and isinstance(value, str) and value:
-            if not Path(value).exists():
-                raise ParameterError(f"{name}: no such file {value!r}")
-            if name == "data_path":
-                from meridian.data import load_ohlcv  # pandas: only when there is a file
+MIN_BARS = 20
+"""Fewer bars than this cannot make a meaningful backtest (a 3-row file is a mistake)."""
 
-                load_ohlcv(value)
+
+def preflight(notebook: nbformat.NotebookNode, values: dict[str, Any], owner: str) -> None:
+    """Everything checkable before a kernel starts, so a typo costs one line, not a kernel
+    start, a failed run and a misleading report: the strategy's declared ``PARAM_RANGES``
+    (read from its export cells), the run settings' ranges, the dates, and the files — a
+    ``*_path`` that does not exist, a ``data_path`` that is not a usable OHLCV file, a
+    ``cot_path`` that is not a CFTC COT file (or lacks ``cot_market``)."""
+    ranges = exported_constant(notebook, "PARAM_RANGES")
+    if isinstance(ranges, dict):
+        check_ranges(values, ranges, owner)
+    check_ranges(values, RUN_SETTING_RANGES, owner)
+    check_dates(values)
+    for name, value in values.items():
+        if (name.endswith("_path") and isinstance(value, str) and value
+                and not Path(value).expanduser().exists()):
+            raise ParameterError(f"{name}: no such file {value!r}")
+    if values.get("data_path"):
+        from meridian.data import load_ohlcv  # pandas: only when there is a file
+
+        check_bars(load_ohlcv(Path(values["data_path"]).expanduser()), values["data_path"])
+    if values.get("cot_market") and not values.get("cot_path"):
+        raise ParameterError(f"cot_market={values['cot_market']!r} needs cot_path, a CFTC COT "
+                             "file holding that market (the sample COT has only one)")
+    if values.get("cot_path"):
+        from meridian.data import read_cot
+
+        read_cot(Path(values["cot_path"]).expanduser(), market=values.get("cot_market") or None)
+
+
+def check_bars(frame, label: str) -> None:
+    """A data set long enough to backtest (:data:`MIN_BARS`)."""
+    if len(frame) < MIN_BARS:
+        raise DataError(f"{label} has {len(frame)} bars; a backtest needs at least {MIN_BARS}")

@@ -18,7 +18,7 @@ from typing import Any
 
 import nbformat
 
-from meridian import project
+from meridian import _process, project
 from meridian.pipeline.kernel import Kernel
 from meridian.pipeline.notebooks import (
     find_notebook,
@@ -31,13 +31,16 @@ from meridian.pipeline.parameterize import load_params_file, preflight, resolve_
 
 def prepare(strategy: str, params: dict[str, Any] | None = None,
             params_file: str | Path | None = None):
-    """Locate and read the notebook and validate the parameters; no kernel, no files."""
+    """Locate and read the notebook and validate the parameters; no kernel, no files.
+    Returns the path, the notebook, the values given and every parameter's value."""
     path = find_notebook(strategy)
     notebook = read_notebook(path)
+    parameters = notebook_parameters(notebook, path.stem)
     overrides = {**load_params_file(params_file), **(params or {})}
-    values = resolve_params(notebook_parameters(notebook, path.stem), overrides, path.stem)
-    preflight(values)
-    return path, notebook, values
+    values = resolve_params(parameters, overrides, path.stem)
+    full = {name: p.default for name, p in parameters.items()} | values
+    preflight(notebook, full, path.stem)
+    return path, notebook, values, full
 
 
 def run_notebook(
@@ -52,53 +55,78 @@ def run_notebook(
     """Execute ``notebooks/<strategy>.py`` with ``params`` and record the run.
 
     Returns the registry record (``status`` "success" or "failed"). Raises MeridianError
-    subclasses for bad input, before anything is written.
+    subclasses for bad input, before anything is written. The run is recorded as ``running``
+    (with this process's pid and host) before its kernel starts, and every way out records
+    how it ended: Ctrl-C or SIGTERM mark it ``interrupted`` (and re-raise), kill -9 is noticed
+    the next time the registry opens.
     """
-    path, notebook, values = prepare(strategy, params, params_file)
+    from meridian import storage
+
+    path, notebook, values, full = prepare(strategy, params, params_file)
     out = project.output_dir(output_dir)
+    storage.Registry(out).check()  # a damaged registry: one line now, not after the run
     run_id = str(uuid.uuid4())
     folder = project.run_dir(out, run_id)
     folder.mkdir(parents=True)
     executed_path = folder / f"{path.stem}.ipynb"
     report_path = folder / "report.html"
+    record: dict[str, Any] = {
+        "run_id": run_id, "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "strategy_name": path.stem, "kind": kind, "status": "running", "params": full,
+        "source_hash": source_hash(path), "source_path": str(path),
+        "notebook_path": str(executed_path), "report_path": str(report_path),
+        "owner": _process.identity(),
+    }
+    storage.save_run(record, out)
 
     started = time.perf_counter()
-    timestamp = datetime.now(UTC).isoformat(timespec="seconds")
-    kernel = Kernel(notebook.metadata["kernelspec"]["name"], log_file=folder / "kernel.log")
     try:
-        # Imported while the kernel boots: papermill and nbconvert take a good part of a second.
-        from meridian.pipeline.execute import execute
-        from meridian.pipeline.export import export_html, make_exporter, warm_up
+        with _process.sigterm_interrupts():
+            kernel = Kernel(notebook.metadata["kernelspec"]["name"],
+                            log_file=folder / "kernel.log")
+            try:
+                # Imported while the kernel boots: papermill and nbconvert take most of a second.
+                from meridian.pipeline.execute import execute
+                from meridian.pipeline.export import export_html, make_exporter, warm_up
 
-        with ThreadPoolExecutor(max_workers=1) as background:
-            # Prepare the HTML exporter while the kernel works: the main thread only waits.
-            exporter = background.submit(warm_up, make_exporter(no_input))
-            failure = execute(notebook, executed_path, values, kernel=kernel)
-    finally:
-        kernel.close()
+                with ThreadPoolExecutor(max_workers=1) as background:
+                    # Prepare the HTML exporter while the kernel works: the main thread waits.
+                    exporter = background.submit(warm_up, make_exporter(no_input))
+                    failure = execute(notebook, executed_path, values, kernel=kernel)
+            finally:
+                kernel.close()
+    except KeyboardInterrupt as interrupt:
+        how = "SIGTERM" if isinstance(interrupt, _process.Terminated) else "Ctrl-C"
+        record.update(status="interrupted", error=f"interrupted by {how} while running",
+                      duration=round(time.perf_counter() - started, 3))
+        record.pop("owner", None)
+        storage.save_run(record, out)
+        _refresh(out)
+        raise
     executed = nbformat.read(executed_path, as_version=4)
-    info = {
-        "run_id": run_id, "timestamp": timestamp, "strategy_name": path.stem, "kind": kind,
-        "status": "failed" if failure else "success",
-        "error": f"{failure.ename}: {failure.evalue}" if failure else None,
-        "traceback": "\n".join(failure.traceback) if failure else None,
-        "source_hash": source_hash(path), "report_path": str(report_path),
-        "notebook_path": str(executed_path),
-    }
+    record.update(
+        status="failed" if failure else "success",
+        error=f"{failure.ename}: {failure.evalue}" if failure else None,
+        traceback="\n".join(failure.traceback) if failure else None,
+    )
     try:
         export_html(executed, report_path, exporter=exporter.result())
     except Exception as error:  # noqa: BLE001 - the run itself is what we must not lose
-        info.update(status="failed", error=f"report export failed: {error}",
-                    traceback=traceback.format_exc())
-    info["duration"] = round(time.perf_counter() - started, 3)
-    executed.metadata["meridian"] = info
+        record.update(status="failed", error=f"report export failed: {error}",
+                      traceback=traceback.format_exc())
+    record["duration"] = round(time.perf_counter() - started, 3)
+    record.pop("owner", None)
+    executed.metadata["meridian"] = {k: v for k, v in record.items() if k != "params"}
     nbformat.write(executed, executed_path)
-
-    from meridian import storage
-
-    record = storage.record_from_notebook(executed_path, executed)
+    scraps = storage.record_from_notebook(executed_path, executed)
+    record.update(metrics=scraps["metrics"], equity=scraps["equity"],
+                  trades_count=scraps["trades_count"])
     storage.save_run(record, out)
+    _refresh(out)
+    return storage.load_run_by_id(run_id, out)
+
+
+def _refresh(out: Path) -> None:
     from meridian.dashboard import refresh_dashboard
 
     refresh_dashboard(out)  # outputs/index.html; logs and carries on if it cannot
-    return storage.load_run_by_id(run_id, out)

@@ -1,5 +1,5 @@
 # Generated from notebooks/fld.py by meridian extract — edit the notebook, not this file.
-# Notebook SHA-256: 38d7ffb42c5f0167ce33363aa6fa56198bf505f3174e50b16feba3941b16893b
+# Notebook SHA-256: 489e09cf6ea9e71384f901b37adf03cdd16934db1ad5cbcee5655179b1fc0239
 """FLD with a Commitments-of-Traders filter
 
 J. M. Hurst's **Future Line of Demarcation** is the median price (High + Low) / 2 displaced
@@ -21,6 +21,10 @@ PARAMS = {
     "cot_threshold": 0.0,
     "allow_short": True,
 }
+
+
+# Checked before any run, sweep or backtest starts (a value outside is refused in one line).
+PARAM_RANGES = {"fld_offset": "[1, inf)", "cot_threshold": "[-1, 1]"}
 
 
 def fld_line(data: pd.DataFrame, fld_offset: int = 10) -> pd.Series:

@@ -1,5 +1,5 @@
 # Generated from notebooks/sma_cross.py by meridian extract — edit the notebook, not this file.
-# Notebook SHA-256: 822b7fc3e311d7204793bf20065aee5fa5cd4c61c3225e89b7b7f707863317eb
+# Notebook SHA-256: 459b4245c88cafac282e605a6b860cffbc7614fae2bd661858076ef0a887707d
 """Moving-average crossover
 
 Long after the fast simple moving average crosses above the slow one, short after it crosses
@@ -15,6 +15,10 @@ PARAMS = {
     "fast": 10,
     "slow": 20,
 }
+
+
+# Checked before any run, sweep or backtest starts (a value outside is refused in one line).
+PARAM_RANGES = {"fast": "[1, inf)", "slow": "[2, inf)"}
 
 
 def signals(data: pd.DataFrame, fast: int = 10, slow: int = 20) -> pd.Series:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from meridian.engine import METRIC_NAMES, as_positions, backtest_batch, compute_metrics_batch
-from meridian.strategies import get_strategy
+from meridian.strategies import StrategySource, get_strategy, load_module
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class Settings:
     """Everything but the parameters: the same for every combination of a sweep."""
 
     strategy: str
+    source: StrategySource | None = None  # where the module lives (workers load it by path)
     initial_capital: float = 100_000.0
     commission: float = 0.0
     slippage: float = 0.0
@@ -45,7 +46,7 @@ def evaluate(
 
     A combination whose ``signals`` raises gets NaN metrics and its error; the others go on.
     """
-    module = get_strategy(settings.strategy)
+    module = load_module(settings.source) if settings.source else get_strategy(settings.strategy)
     targets = np.zeros((len(data), len(combinations)), order="F")
     errors: list[str | None] = [None] * len(combinations)
     for column, params in enumerate(combinations):

@@ -1,8 +1,13 @@
 """Where batches run: this process, a local process pool, or a Dask cluster.
 
-Data goes to each worker once (pool initializer / ``Client.scatter(broadcast=True)``), never
-with every task; a task is a chunk of combinations, so per-task overhead stays small.
-Results stream back as they finish, in any order, as ``(first_index, tables, errors)``.
+A task is an array of combination indices; workers decode the parameters from the grid they
+received once (pool initializer / ``Client.scatter(broadcast=True)``) with the data, so tasks
+stay tiny and nothing proportional to the grid is ever pickled. Results stream back as they
+finish, in any order, as ``(indices, tables, errors)``.
+
+Workers never outlive the sweep: they ignore Ctrl-C (the parent handles it and keeps finished
+work), the pool is shut down on every exit path, and each worker exits on its own as soon as
+its parent is gone, even when the parent was killed with -9 and could not stop them.
 """
 
 from __future__ import annotations
@@ -12,57 +17,65 @@ import signal
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+import numpy as np
 import pandas as pd
 
+from meridian import _process
 from meridian.exceptions import ParameterError
 from meridian.sweep.evaluate import Settings, Window, evaluate
+from meridian.sweep.grid import Grid
 
 EXECUTORS = ("local", "dask")
-Chunk = tuple[int, list[dict]]
+SCHEDULER_TIMEOUT = "5s"
 _worker_state: dict = {}
 
 
-def chunks(combinations: list[dict], workers: int) -> list[Chunk]:
-    """Combinations split so each worker gets several tasks of 8–32 combinations: enough to
-    amortize a task's overhead, small enough to keep the bars × combinations arrays in cache."""
-    size = max(8, min(32, len(combinations) // max(1, workers * 8)))
-    return [(i, combinations[i:i + size]) for i in range(0, len(combinations), size)]
+def chunk_size(total: int, workers: int) -> int:
+    """Combinations per task: several tasks per worker of 8–32 combinations, enough to amortize
+    a task's overhead, small enough to keep the bars × combinations arrays in cache."""
+    return max(8, min(32, total // max(1, workers * 8)))
 
 
-def _init_worker(data: pd.DataFrame, settings: Settings, windows: tuple[Window, ...]) -> None:
-    # Ctrl-C is the parent's to handle (it keeps finished work); workers just finish a chunk.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _worker_state.update(data=data, settings=settings, windows=windows)
+def tasks(indices: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    """``indices`` cut into consecutive tasks of ``size`` (lazily)."""
+    for start in range(0, len(indices), size):
+        yield indices[start:start + size]
 
 
-def _run_chunk(chunk: Chunk):
-    first, combinations = chunk
+def _init_worker(data: pd.DataFrame, settings: Settings, grid: Grid,
+                 windows: tuple[Window, ...]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _process.watch_parent()
+    _worker_state.update(data=data, settings=settings, grid=grid, windows=windows)
+
+
+def _run_task(indices: np.ndarray):
     state = _worker_state
-    return (first, *evaluate(state["data"], state["settings"], combinations, state["windows"]))
+    return _evaluate(state["data"], state["settings"], state["grid"], state["windows"], indices)
 
 
-def _evaluate_chunk(data, settings, windows, chunk: Chunk):
-    first, combinations = chunk
-    return (first, *evaluate(data, settings, combinations, windows))
+def _evaluate(data, settings, grid: Grid, windows, indices: np.ndarray):
+    return (indices, *evaluate(data, settings, grid.combinations(indices), windows))
 
 
 def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def run_local(data, settings, windows, work: list[Chunk], workers: int) -> Iterator[tuple]:
+def run_local(data, settings, grid, windows, work: Iterator[np.ndarray],
+              workers: int) -> Iterator[tuple]:
     """A process pool of ``workers`` (this process alone when 1)."""
     if workers <= 1:
-        for chunk in work:
-            yield _evaluate_chunk(data, settings, windows, chunk)
+        for indices in work:
+            yield _evaluate(data, settings, grid, windows, indices)
         return
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
-                               initargs=(data, settings, windows))
+                               initargs=(data, settings, grid, windows))
     pending = set()
-    queue = iter(work)
     try:
-        for chunk in queue:  # keep a bounded number of tasks in flight
-            pending.add(pool.submit(_run_chunk, chunk))
+        for indices in work:  # keep a bounded number of tasks in flight
+            pending.add(pool.submit(_run_task, indices))
             if len(pending) >= workers * 4:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 yield from (future.result() for future in done)
@@ -73,39 +86,87 @@ def run_local(data, settings, windows, work: list[Chunk], workers: int) -> Itera
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def run_dask(data, settings, windows, work: list[Chunk], workers: int,
-             scheduler: str | None) -> Iterator[tuple]:
-    """A ``dask.distributed`` client: to ``scheduler`` (a running cluster, which must have
-    meridian installed on its workers) or to a ``LocalCluster`` of ``workers`` processes."""
-    from dask.distributed import Client, LocalCluster, as_completed
+class _ParentWatch:
+    """A Dask nanny plugin: the nanny (and so its worker) exits when the sweep's process is
+    gone, even killed with -9."""
 
-    cluster = None
+    name = "meridian-parent-watch"
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def setup(self, nanny) -> None:
+        import threading
+        import time
+
+        def poll() -> None:
+            while True:
+                time.sleep(0.5)
+                try:
+                    os.kill(self.pid, 0)
+                except ProcessLookupError:
+                    process = getattr(getattr(nanny, "process", None), "process", None)
+                    if process is not None and process.pid:
+                        os.kill(process.pid, signal.SIGKILL)
+                    os._exit(1)
+
+        threading.Thread(target=poll, daemon=True).start()
+
+
+def connect_dask(workers: int, scheduler: str | None):
+    """A ``dask.distributed`` client: to ``scheduler`` (a running cluster, whose workers must
+    have meridian installed) or to a new ``LocalCluster``; (client, cluster or None).
+    An unreachable scheduler is a one-line error within seconds."""
+    from dask.distributed import Client, LocalCluster
+    from distributed.diagnostics.plugin import NannyPlugin
+
     if scheduler:
-        client = Client(scheduler, timeout="30s")
-    else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        client = Client(cluster)
+        try:
+            return Client(scheduler, timeout=SCHEDULER_TIMEOUT), None
+        except (OSError, TimeoutError, ValueError) as error:
+            raise ParameterError(f"--scheduler {scheduler}: cannot reach a Dask scheduler "
+                                 f"there within {SCHEDULER_TIMEOUT} ({type(error).__name__}); "
+                                 "is it running, and is the address tcp://HOST:PORT?") from None
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None)
+    client = Client(cluster)
+    watch = type("MeridianParentWatch", (_ParentWatch, NannyPlugin), {})(os.getpid())
+    client.register_plugin(watch)
+    return client, cluster
+
+
+def run_dask(data, settings, grid, windows, work: Iterator[np.ndarray], workers: int,
+             scheduler: str | None, connection=None) -> Iterator[tuple]:
+    """Tasks on a Dask cluster, a bounded number in flight."""
+    from dask.distributed import wait as dask_wait
+
+    client, cluster = connection or connect_dask(workers, scheduler)
+    pending: set = set()
     try:
         shared = client.scatter(data, broadcast=True)
-        futures = [client.submit(_evaluate_chunk, shared, settings, windows, chunk, pure=False)
-                   for chunk in work]
-        try:
-            for future in as_completed(futures):
-                yield future.result()
-        finally:
-            client.cancel(futures)
+        for indices in work:
+            pending.add(client.submit(_evaluate, shared, settings, grid, windows, indices,
+                                      pure=False))
+            if len(pending) >= workers * 8:
+                done, pending = dask_wait(pending, return_when="FIRST_COMPLETED")
+                yield from (future.result() for future in done)
+        while pending:
+            done, pending = dask_wait(pending, return_when="FIRST_COMPLETED")
+            yield from (future.result() for future in done)
     finally:
+        if pending:
+            client.cancel(list(pending))
         client.close()
         if cluster is not None:
             cluster.close()
 
 
-def run(executor: str, data, settings, windows, work, workers, scheduler=None):
+def run(executor: str, data, settings, grid, windows, work, workers, scheduler=None,
+        connection=None):
     if executor not in EXECUTORS:
         raise ParameterError(f"--executor {executor!r}: use one of {', '.join(EXECUTORS)}")
     if executor == "dask":
-        return run_dask(data, settings, windows, work, workers, scheduler)
+        return run_dask(data, settings, grid, windows, work, workers, scheduler, connection)
     if scheduler:
         raise ParameterError("--scheduler needs --executor dask")
-    return run_local(data, settings, windows, work, workers)
+    return run_local(data, settings, grid, windows, work, workers)

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import html
 import os
-import tempfile
 from pathlib import Path
 
 import plotly.io as pio
 
 from meridian import project, viz
-from meridian.engine.metrics import format_metric
-
-KEY_METRICS = ("total_return", "cagr", "sharpe_ratio", "max_drawdown", "num_trades")
+from meridian._files import write_atomic
+from meridian.engine.metrics import KEY_METRICS, format_metric
 
 
 def _cell(text) -> str:
@@ -56,7 +54,8 @@ def _summary(result, info: dict) -> str:
     facts = {
         "strategy": result.strategy,
         "status": result.status,
-        "combinations": f"{info['completed']:,} of {info['combinations']:,}",
+        "combinations": f"{info['completed']:,} of {info['combinations']:,}"
+                        + (f" ({info['failed']:,} failed)" if info.get("failed") else ""),
         "ranked by": result.metric,
         "time": f"{info['duration']:.2f} s ({info['combinations_per_second'] or 0:,.0f} "
                 "combinations/s)",
@@ -74,7 +73,8 @@ def write_report(result, info: dict, output_dir: Path) -> Path:
     """Write the report atomically and return its path."""
     folder = project.sweep_dir(Path(output_dir), result.sweep_id)
     folder.mkdir(parents=True, exist_ok=True)
-    figure = viz.sweep_chart(result.table, list(result.axes), result.metric)
+    figure = (viz.sweep_chart(result.chart, list(result.axes), result.metric)
+              if result.chart is not None else None)
     chart = (pio.to_html(figure, include_plotlyjs=True, full_html=False,
                          config={"responsive": True}) if figure is not None else "")
     title = f"Sweep {result.sweep_id[:8]} · {result.strategy} by {result.metric}"
@@ -95,9 +95,4 @@ th {{ background: #f4f6f8; }}
 {_best_table(result, info, folder)}
 </body></html>
 """
-    target = folder / "report.html"
-    handle, temporary = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        stream.write(body)
-    os.replace(temporary, target)
-    return target
+    return write_atomic(folder / "report.html", body)

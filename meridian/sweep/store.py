@@ -1,113 +1,168 @@
-"""Sweeps in the registry: one ``sweeps`` row (id, strategy, grid, metric, timing) and one
-``sweep_results`` row per combination (parameters and metrics, no curves)."""
+"""A sweep's combinations on disk: ``sweeps/<id>/results/part-*.parquet``, appended as they finish.
+
+Each part holds finished combinations: ``idx`` (the combination's index in the grid), the grid
+parameters, ``error`` and one float64 column per metric (``oos_<metric>`` for out-of-sample
+values). Parts are written whole, atomically, every few seconds while a sweep runs, so a sweep
+stopped in any way keeps what it finished; ``--resume`` reads which indices are done. Columns
+are looked up by name and a missing one reads as NaN, so adding a metric never breaks an
+existing sweep. The header (``sweep.json``) and the registry row are
+:mod:`meridian.registry.sweeps`'.
+"""
 
 from __future__ import annotations
 
-import json
-import math
+import os
+import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from meridian.engine.metrics import METRIC_NAMES
-from meridian.exceptions import RegistryError, RunNotFoundError
-from meridian.storage import MIN_PREFIX, Registry, normalize_timestamp
+from meridian._files import file_mode
+from meridian.engine.metrics import METRIC_NAMES, metric_info
+from meridian.exceptions import RegistryError
+from meridian.registry.sweeps import load_sweep, results_dir
+from meridian.sweep.grid import Grid
 
-LOWER_IS_BETTER = frozenset({"max_drawdown_duration", "volatility"})
-
-
-def _number(value: float) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
-
-
-def save_sweep(info: dict[str, Any], combinations: list[dict], tables: list[np.ndarray],
-               errors: list[str | None], done: np.ndarray, output_dir=None) -> None:
-    """Write (or replace) a sweep and the rows of its finished combinations, in one transaction.
-
-    ``tables[0]`` holds the metrics (combinations × METRIC_NAMES), ``tables[1]`` the
-    out-of-sample ones when the sweep was split."""
-    registry = Registry(output_dir)
-    columns = ["sweep_id", "idx", "params", "error", *METRIC_NAMES,
-               *(f"oos_{n}" for n in METRIC_NAMES)]
-    oos = tables[1] if len(tables) > 1 else None
-    nothing = [None] * len(METRIC_NAMES)
-
-    def rows():  # generated one at a time: 100,000 rows never sit in memory as lists
-        for index in np.flatnonzero(done):
-            metrics = [_number(v) for v in tables[0][index]]
-            outside = [_number(v) for v in oos[index]] if oos is not None else nothing
-            yield [info["sweep_id"], int(index), json.dumps(combinations[index]),
-                   errors[index], *metrics, *outside]
-
-    head = {key: info[key] for key in ("sweep_id", "strategy_name", "status", "metric",
-                                       "combinations", "completed", "duration")}
-    extra = {k: v for k, v in info.items() if k not in head and k != "timestamp"}
-    with registry.transaction() as conn:
-        conn.execute("DELETE FROM sweep_results WHERE sweep_id = ?", (info["sweep_id"],))
-        conn.execute(
-            "INSERT OR REPLACE INTO sweeps (sweep_id, timestamp, strategy_name, status, metric, "
-            "combinations, completed, duration, info) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (head["sweep_id"], normalize_timestamp(info["timestamp"]), head["strategy_name"],
-             head["status"], head["metric"], head["combinations"], head["completed"],
-             head["duration"], json.dumps(extra)),
-        )
-        conn.executemany(
-            f"INSERT INTO sweep_results ({', '.join(columns)}) "
-            f"VALUES ({', '.join('?' for _ in columns)})", rows())
+PathLike = str | os.PathLike[str]
+OOS_PREFIX = "oos_"
 
 
-def resolve_sweep_id(prefix: str, output_dir=None) -> str:
-    """The sweep id equal to ``prefix`` or uniquely starting with it (4+ characters)."""
-    registry = Registry(output_dir)
-    prefix = str(prefix).strip()
-    rows = registry.query(
-        "SELECT sweep_id FROM sweeps WHERE sweep_id = ? OR (length(?) >= ? AND "
-        "substr(sweep_id, 1, length(?)) = ?) ORDER BY sweep_id LIMIT 3",
-        (prefix, prefix, MIN_PREFIX, prefix, prefix),
-    )
-    exact = [r["sweep_id"] for r in rows if r["sweep_id"] == prefix]
-    if exact:
-        return exact[0]
-    if not rows:
-        raise RunNotFoundError(f"no sweep {prefix!r} in {registry.path}")
-    if len(rows) > 1:
-        raise RunNotFoundError(f"sweep id prefix {prefix!r} is ambiguous in {registry.path}")
-    return rows[0]["sweep_id"]
+class ResultWriter:
+    """Buffers finished combinations and writes them as one Parquet part every
+    ``flush_seconds`` (or ``flush_rows``), and on :meth:`flush` — so at most a few seconds of
+    work is ever unwritten, and a 10-million-row sweep is a few hundred files, not millions."""
+
+    def __init__(self, out: Path, sweep_id: str, grid: Grid, flush_seconds: float = 3.0,
+                 flush_rows: int = 100_000) -> None:
+        self.folder = results_dir(out, sweep_id)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.grid = grid
+        self.flush_seconds, self.flush_rows = flush_seconds, flush_rows
+        self.pending: list[tuple[np.ndarray, np.ndarray, list[str | None]]] = []
+        self.pending_rows = 0
+        self.last_flush = time.monotonic()
+        self.number = len(list(self.folder.glob("part-*.parquet")))
+
+    def add(self, indices: np.ndarray, table: np.ndarray, errors: list[str | None]) -> None:
+        self.pending.append((np.asarray(indices, dtype=np.int64), table, errors))
+        self.pending_rows += len(indices)
+        if (self.pending_rows >= self.flush_rows
+                or time.monotonic() - self.last_flush >= self.flush_seconds):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is pending as one part (atomically: a temporary name, then a rename)."""
+        self.last_flush = time.monotonic()
+        if not self.pending:
+            return
+        indices = np.concatenate([p[0] for p in self.pending])
+        table = np.concatenate([p[1] for p in self.pending])
+        errors = [e for p in self.pending for e in p[2]]
+        self.pending, self.pending_rows = [], 0
+        write_part(self.folder, self.number, self.grid, indices, table, errors)
+        self.number += 1
 
 
-def load_sweep(sweep_id: str, output_dir=None) -> dict:
-    """A sweep's record: id, timestamp, strategy, status, metric, counts, timing, grid, …"""
-    registry = Registry(output_dir)
-    (row,) = registry.query("SELECT * FROM sweeps WHERE sweep_id = ?",
-                            (resolve_sweep_id(sweep_id, output_dir),))
-    record = dict(row)
-    record.update(json.loads(record.pop("info")))
-    return record
+def write_part(folder: Path, number: int, grid: Grid, indices: np.ndarray, table: np.ndarray,
+               errors: list[str | None], prefix: str = "") -> Path:
+    """One Parquet file of rows: ``idx``, the grid's parameters, ``error``, the metrics."""
+    columns: dict[str, Any] = {"idx": pa.array(indices, pa.int64())}
+    for (name, values), positions in zip(grid.axes.items(), grid.positions(indices),
+                                         strict=True):
+        columns[name] = pa.array([values[p] for p in positions])
+    columns["error"] = pa.array(errors, pa.string())
+    for j, name in enumerate(METRIC_NAMES):
+        columns[prefix + name] = pa.array(table[:, j], pa.float64())
+    target = folder / f"{'oos' if prefix else 'part'}-{number:06d}.parquet"
+    temporary = folder / f".{target.name}.{os.getpid()}.tmp"
+    pq.write_table(pa.table(columns), temporary, compression="zstd")
+    os.chmod(temporary, file_mode())
+    os.replace(temporary, target)
+    return target
 
 
-def list_sweeps(output_dir=None) -> list[dict]:
-    """Every sweep, newest first."""
-    registry = Registry(output_dir)
-    rows = registry.query("SELECT sweep_id FROM sweeps ORDER BY timestamp DESC")
-    return [load_sweep(row["sweep_id"], output_dir) for row in rows]
+def _parts(folder: Path, kind: str = "part") -> list[Path]:
+    return sorted(folder.glob(f"{kind}-*.parquet"))
+
+
+def done_indices(out: Path, sweep_id: str) -> np.ndarray:
+    """Indices of the combinations already on disk (sorted, unique)."""
+    parts = _parts(results_dir(out, sweep_id))
+    if not parts:
+        return np.array([], dtype=np.int64)
+    return np.unique(np.concatenate([pq.read_table(p, columns=["idx"])["idx"].to_numpy()
+                                     for p in parts]))
+
+
+def read_results(out: Path, sweep_id: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """Every finished combination as a frame (``columns`` to read fewer; ``idx`` always).
+    Metric columns missing from older parts (a metric added since) come back as NaN."""
+    folder = results_dir(out, sweep_id)
+    frames = []
+    for part in _parts(folder):
+        available = pq.ParquetFile(part).schema_arrow.names
+        wanted = available if columns is None else [c for c in ["idx", *columns]
+                                                    if c in available]
+        frames.append(pq.read_table(part, columns=list(dict.fromkeys(wanted))).to_pandas())
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"idx": []})
+    for name in columns or [*METRIC_NAMES, "error"]:
+        if name not in frame.columns:
+            frame[name] = None if name == "error" else np.nan
+    oos = _parts(folder, "oos")
+    if oos and (columns is None or any(c.startswith(OOS_PREFIX) for c in columns)):
+        outside = pd.concat([pq.read_table(p).to_pandas() for p in oos], ignore_index=True)
+        keep = ["idx", *[c for c in outside.columns if c.startswith(OOS_PREFIX)]]
+        frame = frame.merge(outside[keep].drop_duplicates("idx", keep="last"), on="idx",
+                            how="left")
+    return frame.drop_duplicates("idx", keep="last")
+
+
+def rank_order(values: np.ndarray, metric: str) -> np.ndarray:
+    """Positions best first by the metrics table's direction; NaN (undefined, failed) last."""
+    key = np.asarray(values, dtype=float)
+    key = key if metric_info(metric).better == "lower" else -key
+    return np.argsort(np.where(np.isnan(key), np.inf, key), kind="stable")
 
 
 def load_sweep_rows(sweep_id: str, sort: str | None = None, limit: int | None = None,
-                    output_dir=None) -> list[dict]:
+                    output_dir: PathLike | None = None) -> list[dict]:
     """Combinations of a sweep, best first by ``sort`` (default: the sweep's metric)."""
+    from meridian import project
+
     sweep = load_sweep(sweep_id, output_dir)
     sort = sort or sweep["metric"]
     if sort not in METRIC_NAMES:
         raise RegistryError(f"cannot sort by {sort!r}; metrics: {', '.join(METRIC_NAMES)}")
-    direction = "ASC" if sort in LOWER_IS_BETTER else "DESC"
-    sql = (f"SELECT * FROM sweep_results WHERE sweep_id = ? "
-           f"ORDER BY {sort} IS NULL, {sort} {direction}, idx")
+    out = project.output_dir(output_dir)
+    frame = read_results(out, sweep["sweep_id"])
+    order = rank_order(frame[sort].to_numpy(dtype=float), sort)
     if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    rows = Registry(output_dir).query(sql, (sweep["sweep_id"],))
-    return [{
-        "index": row["idx"], "params": json.loads(row["params"]), "error": row["error"],
-        "metrics": {n: row[n] for n in METRIC_NAMES},
-        "oos_metrics": ({n: row[f"oos_{n}"] for n in METRIC_NAMES}
-                        if any(row[f"oos_{n}"] is not None for n in METRIC_NAMES) else None),
-    } for row in rows]
+        order = order[:int(limit)]
+    grid = list(sweep.get("grid") or {})
+    oos_columns = [OOS_PREFIX + n for n in METRIC_NAMES]
+    rows = []
+    for position in order:
+        row = frame.iloc[int(position)]
+        outside = {n: _value(row.get(OOS_PREFIX + n)) for n in METRIC_NAMES}
+        rows.append({
+            "index": int(row["idx"]),
+            "params": {**(sweep.get("defaults") or {}),
+                       **{name: _plain(row[name]) for name in grid if name in row}},
+            "error": row["error"] if isinstance(row["error"], str) else None,
+            "metrics": {n: _value(row[n]) for n in METRIC_NAMES},
+            "oos_metrics": outside if any(c in frame.columns for c in oos_columns)
+            and any(v is not None for v in outside.values()) else None,
+        })
+    return rows
+
+
+def _value(value) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value

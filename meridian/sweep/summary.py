@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from meridian.engine.metrics import format_metric
+from meridian.engine.metrics import KEY_METRICS, format_metric
 from meridian.viz import format_param_value
-
-SHOWN = ("total_return", "cagr", "sharpe_ratio", "max_drawdown", "num_trades")
 
 
 def summary_lines(result) -> list[str]:
     """Lines to print after ``meridian sweep``."""
-    done = len(result.table)
+    done = result.completed
     rate = done / result.duration if result.duration else 0.0
-    lines = [f"sweep {result.sweep_id} · {result.strategy} · {done:,} combinations in "
+    of = f" of {result.combinations:,}" if done != result.combinations else ""
+    lines = [f"sweep {result.sweep_id} · {result.strategy} · {done:,}{of} combinations in "
              f"{result.duration:.2f} s ({rate:,.0f}/s) · {result.status}"]
-    metrics = [result.metric, *[m for m in SHOWN if m != result.metric]]
+    metrics = [result.metric, *[m for m in KEY_METRICS if m != result.metric]]
     split = any(entry["oos_metrics"] for entry in result.best)
     head = ["#", *result.axes, *metrics] + ([f"{result.metric} (oos)", "return (oos)"]
                                             if split else [])
@@ -36,22 +35,22 @@ def summary_lines(result) -> list[str]:
             check = "same metrics" if entry.get("matches_notebook") else "METRICS DIFFER"
             lines.append(f"  report #{result.best.index(entry) + 1}: {entry['report_path']} "
                          f"({check})")
-    failed = int(result.table["error"].notna().sum())
-    if failed:
-        first = result.table.loc[result.table["error"].notna(), "error"].iloc[0]
-        lines.append(f"{failed} combinations failed, e.g. {first}")
+    if result.failed:
+        lines.append(f"{result.failed:,} of {done:,} combinations failed, e.g. "
+                     f"{result.first_error}")
     lines.append(f"report: {result.report_path}")
     return lines
 
 
 def sweep_row_lines(sweep_id: str, sort: str | None, limit: int | None, output_dir) -> list[str]:
     """``meridian runs list --sweep ID``: a header line, then one line per combination."""
-    from meridian.sweep.store import load_sweep, load_sweep_rows
+    from meridian.registry.sweeps import load_sweep
+    from meridian.sweep.store import load_sweep_rows
 
     sweep = load_sweep(sweep_id, output_dir)
     rows = load_sweep_rows(sweep["sweep_id"], sort, limit, output_dir)
     order = sort or sweep["metric"]
-    shown = [order, *[m for m in SHOWN if m != order]]
+    shown = [order, *[m for m in KEY_METRICS if m != order]]
     lines = [f"sweep {sweep['sweep_id']} · {sweep['strategy_name']} · {sweep['completed']:,} of "
              f"{sweep['combinations']:,} combinations · {sweep['status']} · best by {order}"]
     for rank, row in enumerate(rows, start=1):

@@ -1,4 +1,4 @@
-"""Building blocks of Meridian's static pages: one self-contained HTML file each.
+"""The HTML shell of every page Meridian writes: run reports, the dashboard, comparisons, sweeps.
 
 Every page is written to work from ``file://`` with no network: plotly.js is inlined (once),
 data travels as JSON inside ``<script type="application/json">``, and a Content-Security-Policy
@@ -16,7 +16,7 @@ import hashlib
 import html
 import json
 import os
-import tempfile
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,33 @@ when it first needs a chart by appending a ``<script>`` with that text (the CSP 
 its hash). Parsing plotly.js costs about a second in a slow browser; most visits never chart."""
 
 
+def csp(script_hashes: Sequence[str]) -> str:
+    """The Content-Security-Policy of every page: only the listed inline scripts run, nothing
+    is fetched, no form posts, no ``javascript:`` URL (it would need ``'unsafe-inline'``)."""
+    return ("default-src 'none'; "
+            f"script-src {' '.join(dict.fromkeys(script_hashes)) or chr(39) + 'none' + chr(39)}; "
+            "style-src 'unsafe-inline'; img-src data: blob:; font-src data:; "
+            "base-uri 'none'; form-action 'none'")
+
+
+_INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)(?P<attrs>[^>]*)>(?P<body>.*?)</script>",
+                            re.DOTALL | re.IGNORECASE)
+
+
+def lock_down(page: str) -> str:
+    """``page`` (a rendered notebook) with a CSP allowing exactly its inline ``<script>``
+    elements, by hash, inserted at the top of its ``<head>``: nothing is fetched, and an event
+    handler attribute (``onerror=``) or a ``javascript:`` link that a user string smuggled into
+    the markup cannot run. (User strings are escaped where they are rendered; this is the
+    second line of defence.)"""
+    hashes = [_script_hash(m["body"]) for m in _INLINE_SCRIPT.finditer(page)]
+    meta = f'<meta http-equiv="Content-Security-Policy" content="{html.escape(csp(hashes))}">'
+    head = re.search(r"<head[^>]*>", page, re.IGNORECASE)
+    if head is None:
+        return meta + page
+    return page[:head.end()] + "\n" + meta + page[head.end():]
+
+
 def document(title: str, body: str, scripts: Sequence[str | object], *, css: str = "",
              data: Any = None) -> str:
     """A complete HTML page.
@@ -77,12 +104,7 @@ def document(title: str, body: str, scripts: Sequence[str | object], *, css: str
     """
     hashes = [_plotly_hash() if s in (PLOTLY, PLOTLY_DEFERRED) else _script_hash(str(s))
               for s in scripts]
-    policy = (
-        "default-src 'none'; "
-        f"script-src {' '.join(hashes) or chr(39) + 'none' + chr(39)}; "
-        "style-src 'unsafe-inline'; img-src data: blob:; font-src data:; "
-        "base-uri 'none'; form-action 'none'"
-    )
+    policy = csp(hashes)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -125,24 +147,6 @@ def locked(lock_path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def write_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename,
-    so a browser (or another process) never sees half a page."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                         suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def relative_href(target: Path, start: Path) -> str:

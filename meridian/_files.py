@@ -1,0 +1,55 @@
+"""Writing files so that nobody ever sees half of one, all with the same permissions.
+
+Every file Meridian writes (reports, pages, run and sweep records, modules, exports, backups)
+goes through :func:`write_atomic`: a temporary file in the same folder, then a rename. A reader
+(a browser, another process, ``runs rebuild`` after a crash) sees the old file or the new one,
+never a torn one. Temporary files start with a dot and end in ``.tmp``; :func:`remove_stale_temps`
+clears those a killed writer left behind. Files get the usual ``0666 & ~umask`` (0644 under the
+common umask), the mode ``open()`` would give, not ``mkstemp``'s private 0600.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+
+def file_mode() -> int:
+    """``0o666`` minus the process umask (read without changing it for long)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> Path:
+    """Write ``data`` (text as UTF-8) to ``path`` atomically; return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                         suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.chmod(temporary, file_mode())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def remove_stale_temps(folder: Path, older_than: float = 3600.0) -> int:
+    """Delete ``.*.tmp`` files in ``folder`` older than ``older_than`` seconds (left by a
+    writer killed mid-write; a live writer renames its file within seconds)."""
+    removed = 0
+    cutoff = time.time() - older_than
+    for temporary in Path(folder).glob(".*.tmp"):
+        try:
+            if temporary.stat().st_mtime < cutoff:
+                temporary.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed
