@@ -10,6 +10,7 @@ common umask), the mode ``open()`` would give, not ``mkstemp``'s private 0600.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import time
@@ -53,3 +54,13 @@ def remove_stale_temps(folder: Path, older_than: float = 3600.0) -> int:
         except OSError:
             continue
     return removed
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The file's SHA-256: which bytes a run saw (data, notebook, module); runs record it and
+    ``meridian rerun`` compares it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

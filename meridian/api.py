@@ -1,27 +1,26 @@
-"""The Python API: ``run_backtest`` and ``quick_backtest``.
+"""The Python API: ``run_backtest``, ``quick_backtest`` and ``backtest_signals``.
 
-Everything else (notebooks, sweeps, the ``%%backtest`` magic) goes through the same path:
-strategy module → ``signals`` → :func:`meridian.engine.backtest` → metrics.
+Everything else (notebooks, sweeps, the ``%%backtest`` magic, ``meridian rerun``) goes through
+the same path: strategy module → ``signals`` → :func:`meridian.engine.backtest` → metrics, and
+the result is a :class:`~meridian.record.RunRecord` (``BacktestResult``) carrying its own
+provenance, ready for ``save_run(result.to_dict())``.
 """
 
 from __future__ import annotations
 
-import math
-import traceback
+import inspect
+import os
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from meridian._files import file_sha256
 from meridian.data import load_market_data, load_ohlcv
 from meridian.engine import backtest, compute_metrics
-from meridian.engine._trades import TRADE_COLUMNS
-from meridian.engine.metrics import format_metrics
 from meridian.exceptions import ParameterError
 from meridian.parameters import (
     RUN_SETTING_RANGES,
@@ -30,101 +29,18 @@ from meridian.parameters import (
     coerce,
     validate_params,
 )
+from meridian.record import RunRecord, data_provenance, environment
 from meridian.strategies import find_strategy, get_strategy
+
+BacktestResult = RunRecord
+"""What every backtest returns (the seed's name for :class:`~meridian.record.RunRecord`)."""
 
 ENGINE_OPTIONS = {
     "commission": 0.0, "slippage": 0.0, "fill": "next_open", "risk_free_rate": 0.0,
     "start": "", "end": "",
 }
-
-
-def _series_to_dict(series: pd.Series) -> dict:
-    return {"index": [ts.isoformat() for ts in series.index], "values": series.tolist()}
-
-
-def _series_from_dict(payload: dict | None, name: str) -> pd.Series:
-    payload = payload or {"index": [], "values": []}
-    index = pd.DatetimeIndex(pd.to_datetime(payload["index"]), name="Date")
-    return pd.Series(payload["values"], index=index, name=name, dtype=float)
-
-
-def _json_float(value: float) -> float | None:
-    """Floats for JSON: NaN (an undefined metric) becomes null."""
-    value = float(value)
-    return None if math.isnan(value) or math.isinf(value) else value
-
-
-@dataclass
-class BacktestResult:
-    """One backtest, as the registry, the reports and the dashboard see it."""
-
-    run_id: str
-    timestamp: str
-    strategy_name: str
-    params: dict[str, Any]
-    metrics: dict[str, float] = field(default_factory=dict)
-    equity: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
-    drawdown: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
-    trades: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TRADE_COLUMNS))
-    logs: list[str] = field(default_factory=list)
-    status: str = "success"
-    error: str | None = None
-
-    def to_dict(self) -> dict:
-        """A JSON-serializable dict (timestamps as ISO 8601 strings, undefined metrics as null)."""
-        trades = self.trades.copy()
-        for column in ("entry_time", "exit_time"):
-            if column in trades:
-                trades[column] = [ts.isoformat() for ts in trades[column]]
-        records = [
-            {k: (_json_float(v) if isinstance(v, float) else v) for k, v in row.items()}
-            for row in trades.to_dict("records")
-        ]
-        for row in records:
-            for key, value in row.items():
-                if isinstance(value, np.integer):
-                    row[key] = int(value)
-        return {
-            "run_id": self.run_id,
-            "timestamp": self.timestamp,
-            "strategy_name": self.strategy_name,
-            "params": dict(self.params),
-            "metrics": {k: _json_float(v) for k, v in self.metrics.items()},
-            "equity": _series_to_dict(self.equity),
-            "drawdown": _series_to_dict(self.drawdown),
-            "trades": records,
-            "logs": list(self.logs),
-            "status": self.status,
-            "error": self.error,
-        }
-
-    @classmethod
-    def from_dict(cls, payload: dict) -> BacktestResult:
-        """The inverse of :meth:`to_dict`."""
-        trades = pd.DataFrame(payload.get("trades") or [], columns=TRADE_COLUMNS)
-        for column in ("entry_time", "exit_time"):
-            trades[column] = pd.to_datetime(trades[column])
-        return cls(
-            run_id=payload["run_id"],
-            timestamp=payload["timestamp"],
-            strategy_name=payload["strategy_name"],
-            params=dict(payload.get("params") or {}),
-            metrics={k: (math.nan if v is None else float(v))
-                     for k, v in (payload.get("metrics") or {}).items()},
-            equity=_series_from_dict(payload.get("equity"), "equity"),
-            drawdown=_series_from_dict(payload.get("drawdown"), "drawdown"),
-            trades=trades,
-            logs=list(payload.get("logs") or []),
-            status=payload.get("status", "success"),
-            error=payload.get("error"),
-        )
-
-    def summary(self) -> str:
-        """Metrics as aligned text lines, for terminals."""
-        head = f"{self.strategy_name} {self.params}  [{self.status}]  run {self.run_id}"
-        if self.status != "success":
-            return f"{head}\n  error: {self.error}"
-        return f"{head}\n{format_metrics(self.metrics)}"
+RUN_ID_VARIABLE = "MERIDIAN_RUN_ID"
+"""Set by ``meridian run`` for its kernel: a backtest made inside the notebook is that run."""
 
 
 def _engine_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -153,22 +69,27 @@ def run_backtest(
     initial_capital: float = 100_000,
     data: pd.DataFrame | str | Path | None = None,
     **engine_options: Any,
-) -> BacktestResult:
-    """Backtest a registered strategy and measure it.
+) -> RunRecord:
+    """Backtest a strategy module (the project's, else a built-in; any case) and measure it.
 
-    ``params`` override the strategy's ``PARAMS`` (unknown names and wrong types raise
-    :class:`~meridian.exceptions.ParameterError` before anything runs). ``engine_options`` are
-    ``commission``, ``slippage``, ``fill``, ``risk_free_rate`` and the trading window
-    ``start`` / ``end`` (signals still see the bars before ``start``). An exception raised by the
-    strategy or the engine does not propagate: it is recorded in ``status="failed"``,
-    ``error`` and ``logs``, so a failed run can be saved like any other.
+    ``params`` override the strategy's ``PARAMS`` (unknown names, wrong types and values
+    outside its ``PARAM_RANGES`` raise :class:`~meridian.exceptions.ParameterError` before
+    anything runs). ``engine_options`` are ``commission``, ``slippage``, ``fill``,
+    ``risk_free_rate`` and the trading window ``start`` / ``end`` (signals still see the bars
+    before ``start``). An exception raised by the strategy or the engine does not propagate:
+    it is recorded in ``status="failed"``, ``error`` and ``traceback``, so a failed run can be
+    saved like any other.
     """
-    name = find_strategy(strategy_name).name  # "FLD" is fld: record the module's own name
-    module = get_strategy(name)
-    merged = validate_params(module.PARAMS, params, owner=name)
-    check_ranges(merged, getattr(module, "PARAM_RANGES", {}), name)
-    return backtest_signals(module.signals, merged, strategy_name=name,
-                            initial_capital=initial_capital, data=data, **engine_options)
+    source = find_strategy(strategy_name)  # "FLD" is fld: record the module's own name
+    module = get_strategy(source.name)
+    merged = validate_params(module.PARAMS, params, owner=source.name)
+    check_ranges(merged, getattr(module, "PARAM_RANGES", {}), source.name)
+    result = backtest_signals(module.signals, merged, strategy_name=source.name,
+                              initial_capital=initial_capital, data=data, **engine_options)
+    result.changed = [name for name, value in merged.items() if module.PARAMS[name] != value]
+    result.code = {"module": str(source.path), "module_sha256": file_sha256(source.path),
+                   "origin": source.origin}
+    return result
 
 
 def backtest_signals(
@@ -178,21 +99,26 @@ def backtest_signals(
     strategy_name: str,
     initial_capital: float = 100_000,
     data: pd.DataFrame | str | Path | None = None,
+    kind: str = "api",
+    raise_errors: bool = False,
     **engine_options: Any,
-) -> BacktestResult:
+) -> RunRecord:
     """``signals(data, **params)`` → engine → metrics: the path every backtest takes, whether
-    the function comes from a strategy module or from a notebook cell (``%%backtest``)."""
+    the function comes from a strategy module or from a notebook cell (``%%backtest``). An
+    exception in the strategy or the engine becomes a failed result, unless ``raise_errors``
+    (a notebook's cell should fail where the error is)."""
     options = _engine_options(engine_options)
     capital = coerce("initial_capital", initial_capital, 100_000.0, "the engine")
     check_ranges({**options, "initial_capital": capital}, RUN_SETTING_RANGES, "the engine")
     check_dates(options)
-    result = BacktestResult(
-        run_id=str(uuid.uuid4()),
-        timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
-        strategy_name=strategy_name,
-        params=dict(params),
-    )
     frame = resolve_data(data)
+    result = RunRecord(
+        run_id=os.environ.get(RUN_ID_VARIABLE) or str(uuid.uuid4()),
+        timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
+        strategy_name=strategy_name, params=dict(params), kind=kind,
+        settings={"initial_capital": capital, **options},
+        data=data_provenance(frame), environment=environment(), prices=frame,
+    )
     result.logs.append(f"{len(frame)} bars from {frame.index[0]} to {frame.index[-1]}")
     if "COT_Index" not in frame.columns:
         result.logs.append("the data has no COT_Index column: COT filter off")
@@ -203,20 +129,37 @@ def backtest_signals(
             slippage=options["slippage"], fill=options["fill"], start=options["start"],
             end=options["end"],
         )
+        result.metrics = compute_metrics(outcome, risk_free_rate=options["risk_free_rate"])
     except Exception as error:  # noqa: BLE001 - a failing strategy is a result, not a crash
-        result.status = "failed"
-        result.error = f"{type(error).__name__}: {error}"
-        result.logs.append(traceback.format_exc())
-        return result
-    result.metrics = compute_metrics(outcome, risk_free_rate=options["risk_free_rate"])
+        if raise_errors:
+            raise
+        return result.fail(error)
     result.equity = outcome.equity
     result.drawdown = outcome.drawdown
     result.trades = outcome.trades
+    if result.metrics.get("num_trades") == 0:
+        result.logs.append("warning: no trades (is a window or offset longer than the data?)")
     return result
 
 
-def quick_backtest(strategy_name: str, **params: Any) -> BacktestResult:
-    """``run_backtest`` on the bundled sample with ``params``, printing a metrics summary."""
+def notebook_backtest(signals: Callable[..., Any], namespace: Mapping[str, Any],
+                      data: pd.DataFrame | None = None, strategy_name: str | None = None
+                      ) -> RunRecord:
+    """The backtest of a strategy notebook, from its own variables: ``signals``' arguments and
+    the run settings (``initial_capital``, ``commission``, ``slippage``, ``start``, ``end``)
+    are read from ``namespace`` (pass ``globals()``), so the parameters cell is the only list
+    of parameters a notebook has. Inside ``meridian run`` the result is that run."""
+    names = list(inspect.signature(signals).parameters)[1:]
+    params = {name: namespace[name] for name in names if name in namespace}
+    options = {name: namespace[name] for name in ENGINE_OPTIONS if name in namespace}
+    name = strategy_name or os.environ.get("MERIDIAN_STRATEGY") or "notebook"
+    return backtest_signals(signals, params, strategy_name=name,
+                            initial_capital=namespace.get("initial_capital", 100_000.0),
+                            data=data, kind="notebook", raise_errors=True, **options)
+
+
+def quick_backtest(strategy_name: str, **params: Any) -> RunRecord:
+    """``run_backtest`` on the default data with ``params``, printing a metrics summary."""
     result = run_backtest(strategy_name, params)
     print(result.summary())
     return result

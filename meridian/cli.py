@@ -256,6 +256,88 @@ def run_command(strategy, assignments, params, params_text, params_file, output_
     click.echo(f"report: {record['report_path']}")
 
 
+@main.command("rerun")
+@click.argument("run_id")
+@click.argument("assignments", nargs=-1, metavar="[NAME=VALUE]...")
+@click.option("-p", "--parameter", "params", nargs=2, multiple=True, metavar="NAME VALUE",
+              help="Same as NAME=VALUE (repeatable).")
+@OUTPUT_DIR
+def rerun_command(run_id, assignments, params, output_dir) -> None:
+    """Run RUN_ID again with its recorded notebook (or module), parameters and data.
+
+    The new run links to the original (parent_id); the command warns first when the data file
+    or the notebook changed since, and says whether the metrics are identical."""
+    from meridian.pipeline.rerun import rerun
+
+    done = rerun(run_id, _assignments(assignments, params, None), output_dir,
+                 on_warning=lambda line: click.echo(f"warning: {line}", err=True))
+    record = done.record
+    if record["status"] != "success":
+        click.echo(f"meridian: error: rerun {record['run_id']} failed: {record['error']}",
+                   err=True)
+        sys.exit(1)
+    click.echo(f"rerun of {done.original['run_id'][:8]}: {record['strategy_name']} run "
+               f"{record['run_id']}")
+    if done.identical:
+        click.echo("metrics identical to the original run")
+    else:
+        click.echo(f"metrics differ from the original run in {len(done.differences)}:")
+        for line in done.differences:
+            click.echo(f"  {line}")
+    if record.get("report_path"):
+        click.echo(f"report: {record['report_path']}")
+
+
+@main.command("report")
+@click.argument("target")
+@click.option("--standalone", is_flag=True,
+              help="One self-contained file (plotly.js inlined) to share or archive.")
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False),
+              help="File to write [default: for a run, its report; for a notebook, "
+                   "NOTEBOOK.html beside it].")
+@OUTPUT_DIR
+def report_command(target, standalone, output, output_dir) -> None:
+    """The HTML report of a run (RUN_ID) or of any executed notebook (NOTEBOOK.ipynb).
+
+    A notebook's export keeps its charts working offline (Plotly outputs become live charts,
+    %%backtest results included) and is always standalone."""
+    from pathlib import Path
+
+    from meridian.exceptions import RegistryError
+
+    if target.endswith(".ipynb"):
+        import nbformat
+
+        from meridian.pipeline.export import export_html
+
+        source = Path(target)
+        if not source.is_file():
+            raise RegistryError(f"no notebook {target!r}")
+        try:
+            notebook = nbformat.read(source, as_version=4)
+        except Exception as error:  # noqa: BLE001 - any unreadable file: one line
+            raise RegistryError(f"{target}: not a readable notebook ({error})") from None
+        page = export_html(notebook, Path(output or source.with_suffix(".html")))
+        click.echo(str(page))
+        return
+    from meridian._files import write_atomic
+    from meridian.pages import inline_plotly
+    from meridian.storage import load_run_by_id
+
+    run = load_run_by_id(target, output_dir)
+    report = Path(run.get("report_path") or "")
+    if not report.is_file():
+        raise RegistryError(f"run {run['run_id'][:8]} has no report file ({run['kind']} run); "
+                            "reports come from `meridian run`")
+    if not standalone and not output:
+        click.echo(str(report))
+        return
+    text = report.read_text(encoding="utf-8")
+    page = write_atomic(Path(output or report.with_name("report-standalone.html")),
+                        inline_plotly(text) if standalone else text)
+    click.echo(str(page))
+
+
 @main.group("runs")
 def runs_group() -> None:
     """Inspect and maintain the run registry (outputs/registry.sqlite)."""
@@ -300,6 +382,7 @@ SORT = click.option("--sort", metavar="METRIC",
                          "timestamp, strategy_name, status, duration, trades_count.")
 LIMIT = click.option("--limit", type=click.IntRange(min=1), metavar="N",
                      help="At most N runs.")
+TAG = click.option("--tag", metavar="TAG", help="Only runs with this tag.")
 
 
 def _print_runs(runs: list[dict], sort: str | None, output_dir) -> None:
@@ -318,10 +401,11 @@ def _print_runs(runs: list[dict], sort: str | None, output_dir) -> None:
 @STATUS
 @SORT
 @LIMIT
+@TAG
 @click.option("--sweep", "sweep_id", metavar="ID",
               help="The combinations of sweep ID (a prefix works), best first.")
 @OUTPUT_DIR
-def runs_list(strategy, status, sort, limit, sweep_id, output_dir) -> None:
+def runs_list(strategy, status, sort, limit, tag, sweep_id, output_dir) -> None:
     """One line per run, newest first: id prefix, time, strategy, status, key metrics."""
     if sweep_id:
         from meridian.sweep.summary import sweep_row_lines
@@ -331,7 +415,7 @@ def runs_list(strategy, status, sort, limit, sweep_id, output_dir) -> None:
         return
     from meridian.storage import search_runs
 
-    runs = search_runs(strategy=strategy, status=status, sort=sort, limit=limit,
+    runs = search_runs(strategy=strategy, status=status, sort=sort, limit=limit, tag=tag,
                        output_dir=output_dir)
     _print_runs(runs, sort, output_dir)
 
@@ -351,8 +435,9 @@ def runs_list(strategy, status, sort, limit, sweep_id, output_dir) -> None:
                    "drawdowns of 10% or deeper. Repeatable.")
 @SORT
 @LIMIT
+@TAG
 @OUTPUT_DIR
-def runs_search(strategy, status, since, until, params, minimum, maximum, sort, limit,
+def runs_search(strategy, status, since, until, params, minimum, maximum, sort, limit, tag,
                 output_dir) -> None:
     """Runs matching every filter given (metrics with no value never match a bound)."""
     from meridian.dashboard.terminal import parse_assignments
@@ -363,7 +448,7 @@ def runs_search(strategy, status, since, until, params, minimum, maximum, sort, 
         params=parse_assignments(params, "--param", number=False),
         metric_min=parse_assignments(minimum, "--min", number=True),
         metric_max=parse_assignments(maximum, "--max", number=True),
-        sort=sort, limit=limit, output_dir=output_dir,
+        sort=sort, limit=limit, output_dir=output_dir, tag=tag,
     )
     _print_runs(runs, sort, output_dir)
 
@@ -431,6 +516,35 @@ def runs_delete(run_ids, yes, output_dir) -> None:
     backups = project.backups_dir(project.output_dir(output_dir))
     click.echo(f"deleted {len(deleted)} {noun}; registry backed up first in {backups}")
     refresh_dashboard(output_dir)
+
+
+@runs_group.command("tag")
+@click.argument("run_id")
+@click.argument("tags", nargs=-1)
+@click.option("--note", help="A note kept with the run (replaces the previous one).")
+@OUTPUT_DIR
+def runs_tag(run_id, tags, note, output_dir) -> None:
+    """Add TAGS (words) to a run, and optionally a note."""
+    from meridian.exceptions import RegistryError
+    from meridian.storage import tag_run
+
+    if not tags and note is None:
+        raise RegistryError("give one or more tags, or --note TEXT")
+    run = tag_run(run_id, tags, note, output_dir)
+    click.echo(f"{run['run_id'][:8]}  tags: {', '.join(run['tags']) or '(none)'}"
+               + (f"  note: {run['note']}" if run.get("note") else ""))
+
+
+@runs_group.command("untag")
+@click.argument("run_id")
+@click.argument("tags", nargs=-1, required=True)
+@OUTPUT_DIR
+def runs_untag(run_id, tags, output_dir) -> None:
+    """Remove TAGS from a run."""
+    from meridian.storage import tag_run
+
+    run = tag_run(run_id, tags, None, output_dir, remove=True)
+    click.echo(f"{run['run_id'][:8]}  tags: {', '.join(run['tags']) or '(none)'}")
 
 
 @runs_group.command("stats")

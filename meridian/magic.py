@@ -11,6 +11,8 @@ left in ``_backtest``.
 from __future__ import annotations
 
 import ast
+import hashlib
+import html
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -77,6 +79,8 @@ class BacktestMagics(Magics):
               help="Override a default of signals (repeatable); bare NAME=VALUE works too.")
     @argument("assignments", nargs="*", metavar="NAME=VALUE",
               help="Override defaults of signals, e.g. %%%%backtest lookback=30.")
+    @argument("--tag", action="append", default=[], metavar="TAG",
+              help="Tag the recorded run (repeatable).")
     @argument("--no-save", action="store_true", help="Do not record the run.")
     @argument("--debug", action="store_true", help="Show full tracebacks.")
     @cell_magic
@@ -94,7 +98,7 @@ class BacktestMagics(Magics):
             raise UsageError(f"{type(error).__name__}: {message}") from None
 
     def _backtest(self, args, cell: str):
-        from IPython.display import Markdown, display
+        from IPython.display import HTML, display
 
         from meridian import viz
         from meridian.api import backtest_signals
@@ -113,26 +117,28 @@ class BacktestMagics(Magics):
             raise UsageError("after running the cell, `signals` is not a function")
         result = backtest_signals(signals, params, strategy_name=args.name,
                                   initial_capital=args.capital, data=args.data,
-                                  commission=args.commission, slippage=args.slippage)
+                                  commission=args.commission, slippage=args.slippage,
+                                  kind="magic")
         if result.status != "success":
             if args.debug:
-                print(result.logs[-1])
+                print(result.traceback)
             raise UsageError(f"signals failed: {result.error}")
+        result.name, result.tags = args.name, list(args.tag)
+        result.code = {"cell_sha256": hashlib.sha256(cell.encode("utf-8")).hexdigest()}
         shell.user_ns["_backtest"] = result
-        display(viz.plot_equity_with_drawdown(result.equity, result.drawdown, title=None))
-        display(viz.metrics_table(result.metrics))
-        saved = "" if args.no_save else self._save(result, cell, args.name)
-        display(Markdown(f"run `{result.run_id}` · {args.name} · {viz.format_params(params)}"
-                         f"{saved}"))
+        viz.report(result)
+        saved = "" if args.no_save else self._save(result, cell)
+        display(HTML(f"<p>run <code>{html.escape(result.run_id)}</code> · "
+                     f"{html.escape(args.name)} · {html.escape(viz.format_params(params))}"
+                     f"{saved}</p>"))
 
     @staticmethod
-    def _save(result, cell: str, name: str) -> str:
+    def _save(result, cell: str) -> str:
         from meridian import storage
         from meridian.dashboard import refresh_dashboard
 
         try:
-            storage.save_run({**result.to_dict(), "kind": "magic", "name": name,
-                              "source": cell})
+            storage.save_run({**result.to_dict(), "source": cell})
         except MeridianError as error:
             raise UsageError(f"the run was not saved: {error}") from None
         refresh_dashboard()

@@ -59,18 +59,50 @@ def _plotly_hash() -> str:
 
 
 PLOTLY = object()
-"""Put in ``document``'s ``scripts`` where the inlined plotly.js should run."""
+"""Put in ``document``'s ``scripts`` where plotly.js should load."""
 PLOTLY_DEFERRED = object()
-"""plotly.js inlined but not run: ``<script type="text/plain" id="plotly-js">``. A page runs it
-when it first needs a chart by appending a ``<script>`` with that text (the CSP allows it by
-its hash). Parsing plotly.js costs about a second in a slow browser; most visits never chart."""
+"""plotly.js loaded only when the page first needs a chart: from the shared file (the page's
+data carries ``plotly_src``), or, in a standalone page, inlined as inert text
+(``<script type="text/plain" id="plotly-js">``) that the page runs on demand (the CSP allows it
+by its hash). Parsing plotly.js costs about a second in a slow browser; most visits never
+chart."""
+
+
+def plotly_asset(out: str | os.PathLike[str]) -> Path:
+    """The outputs folder's one copy of plotly.js (``assets/plotly-<version>.min.js``), written
+    the first time a page needs it: every report, the dashboard, sweep and comparison pages
+    load it relatively instead of each carrying 4.6 MB."""
+    import plotly
+
+    from meridian._files import write_atomic
+
+    target = Path(out) / "assets" / f"plotly-{plotly.__version__}.min.js"
+    if not target.is_file():
+        write_atomic(target, plotly_js())
+    return target
+
+
+def plotly_src(page: str | os.PathLike[str], out: str | os.PathLike[str]) -> str:
+    """The relative URL from ``page`` to the shared plotly.js of ``out`` (written if needed)."""
+    return relative_href(plotly_asset(out), Path(page).parent)
+
+
+def inline_plotly(page: str) -> str:
+    """A page that loads the shared plotly.js made standalone: the library inlined in place of
+    the ``<script src>`` and allowed by its hash (for ``meridian report --standalone``)."""
+    found = re.search(r'<script src="[^"]*plotly-[^"]*\.min\.js"></script>', page)
+    if found is None:
+        return page
+    inlined = page[:found.start()] + f"<script>{plotly_js()}</script>" + page[found.end():]
+    return re.sub(r"(script-src )", lambda m: m[1] + _plotly_hash() + " ", inlined, count=1)
 
 
 def csp(script_hashes: Sequence[str]) -> str:
-    """The Content-Security-Policy of every page: only the listed inline scripts run, nothing
-    is fetched, no form posts, no ``javascript:`` URL (it would need ``'unsafe-inline'``)."""
+    """The Content-Security-Policy of every page: only the listed inline scripts and script
+    files beside the page (the shared plotly.js) run, nothing is fetched, no form posts, no
+    ``javascript:`` URL (it would need ``'unsafe-inline'``)."""
     return ("default-src 'none'; "
-            f"script-src {' '.join(dict.fromkeys(script_hashes)) or chr(39) + 'none' + chr(39)}; "
+            f"script-src 'self' {' '.join(dict.fromkeys(script_hashes))}; "
             "style-src 'unsafe-inline'; img-src data: blob:; font-src data:; "
             "base-uri 'none'; form-action 'none'")
 
@@ -94,16 +126,17 @@ def lock_down(page: str) -> str:
 
 
 def document(title: str, body: str, scripts: Sequence[str | object], *, css: str = "",
-             data: Any = None) -> str:
+             data: Any = None, plotly: str | None = None) -> str:
     """A complete HTML page.
 
     ``body`` is trusted markup (escape user text before putting it there); ``scripts`` are
     inline script sources run in order after the body, :data:`PLOTLY` standing for plotly.js
-    (placed last, the page's own content shows before the 4 MB library is parsed); ``data``
+    (placed last, the page's own content shows before the 4 MB library is parsed) — loaded
+    from ``plotly`` (a relative URL to the shared copy) when given, else inlined; ``data``
     is embedded as ``<script type="application/json" id="meridian-data">``.
     """
     hashes = [_plotly_hash() if s in (PLOTLY, PLOTLY_DEFERRED) else _script_hash(str(s))
-              for s in scripts]
+              for s in scripts if not (plotly and s in (PLOTLY, PLOTLY_DEFERRED))]
     policy = csp(hashes)
     parts = [
         "<!DOCTYPE html>",
@@ -122,8 +155,12 @@ def document(title: str, body: str, scripts: Sequence[str | object], *, css: str
         parts.append(f'<script type="application/json" id="meridian-data">'
                      f"{json_for_script(data)}</script>")
     for script in scripts:
+        if script is PLOTLY_DEFERRED and plotly:
+            continue  # the page loads plotly.js from the shared file when it needs it
         if script is PLOTLY_DEFERRED:
             parts.append(f'<script type="text/plain" id="plotly-js">{plotly_js()}</script>')
+        elif script is PLOTLY and plotly:
+            parts.append(f'<script src="{html.escape(plotly, quote=True)}"></script>')
         else:
             parts.append(f"<script>{plotly_js() if script is PLOTLY else script}</script>")
     parts.append("</body>\n</html>\n")

@@ -30,6 +30,8 @@ from meridian.registry.records import (
     downsample_equity,
     dumps,
     normalize_timestamp,
+    read_record_file,
+    record_file,
     write_record_file,
 )
 
@@ -37,7 +39,7 @@ __all__ = [
     "MIN_PREFIX", "RECORD_DEFAULTS", "SORT_COLUMNS", "STATUSES", "Registry", "backup_registry",
     "delete_run", "delete_runs", "downsample_equity", "export_runs", "get_registry_stats",
     "load_all_runs", "load_run_by_id", "normalize_timestamp", "rebuild_registry",
-    "record_from_notebook", "resolve_run_id", "save_run", "search_runs",
+    "record_from_notebook", "resolve_run_id", "save_run", "search_runs", "tag_run",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -175,17 +177,22 @@ def search_runs(
     sort: str | None = None,
     limit: int | None = None,
     output_dir: PathLike | None = None,
+    tag: str | None = None,
 ) -> list[dict]:
     """Runs matching every given filter, newest first unless ``sort`` says otherwise.
 
     ``since``/``until`` bound the timestamp (both inclusive); ``params`` match by exact equality
     of each value; ``metric_min``/``metric_max`` are inclusive bounds, and a run whose metric is
     null never matches them. ``sort`` is a metric name (highest first, nulls last) or one of
-    :data:`SORT_COLUMNS`. The filters run in SQL through ``json_extract``.
+    :data:`SORT_COLUMNS`; ``tag`` keeps runs carrying that tag. The filters run in SQL through
+    ``json_extract``.
     """
     registry = Registry(output_dir)
     clauses: list[str] = []
     args: list[Any] = []
+    if tag is not None:
+        clauses.append("EXISTS (SELECT 1 FROM json_each(runs.extra, '$.tags') WHERE value = ?)")
+        args.append(tag)
     for column, value in (("strategy_name", strategy), ("status", status)):
         if value is not None:
             clauses.append(f"{column} = ?")
@@ -240,3 +247,31 @@ def export_runs(path: PathLike | None = None, output_dir: PathLike | None = None
     return write_atomic(target, text + "\n").absolute()
 
 
+
+
+def tag_run(run_id: str, tags: Iterable[str] = (), note: str | None = None,
+            output_dir: PathLike | None = None, remove: bool = False) -> dict:
+    """Add (or with ``remove``, take away) ``tags`` and set ``note`` on a run, in its record
+    file and its row; returns the updated record. Tags are words: no spaces or commas."""
+    registry = Registry(output_dir)
+    record = load_run_by_id(run_id, output_dir=registry.output_dir)
+    for tag in tags:
+        if not tag or any(c.isspace() or c == "," for c in tag):
+            raise RegistryError(f"tag {tag!r}: a tag is one word (no spaces or commas), "
+                                "e.g. keeper or idea-3")
+    current = list(record.get("tags") or [])
+    if remove:
+        current = [t for t in current if t not in set(tags)]
+    else:
+        current += [t for t in tags if t not in current]
+    updated = {**_record_file_or(record, registry), "tags": current}
+    if note is not None:
+        updated["note"] = note
+    save_run(updated, registry.output_dir)
+    return load_run_by_id(record["run_id"], output_dir=registry.output_dir)
+
+
+def _record_file_or(record: dict, registry: Registry) -> dict:
+    """The run's full record (its file keeps the whole curve and trades), else the row's."""
+    path = record_file(registry.output_dir, record["run_id"])
+    return read_record_file(path, registry.output_dir) if path.is_file() else record

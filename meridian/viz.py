@@ -26,6 +26,20 @@ SHORT_COLOR = "#c0392b"
 TEMPLATE = "plotly_white"
 
 
+def _dates(index: pd.Index) -> list[str] | pd.Index:
+    """Bar times as short text for a chart: ``2024-01-31`` for daily bars (no time of day),
+    full ISO otherwise. A report carries thousands of them per trace: this halves its size."""
+    if isinstance(index, pd.DatetimeIndex) and len(index) and index.tz is None \
+            and (index == index.normalize()).all():
+        return list(index.strftime("%Y-%m-%d"))
+    return index
+
+
+def _values(values, digits: int = 4) -> np.ndarray:
+    """Values rounded for display (a chart needs 4 significant decimals, not 17)."""
+    return np.round(np.asarray(values, dtype=float), digits)
+
+
 def _layout(fig: go.Figure, title: str | None, height: int) -> go.Figure:
     fig.update_layout(
         template=TEMPLATE, title=title, height=height, hovermode="x unified",
@@ -69,7 +83,8 @@ def plot_equity_curve(
     """One equity curve (a Series or a registry ``{"index", "values"}`` dict); with
     ``initial_capital``, a dotted line marks the starting equity."""
     equity = as_series(equity)
-    fig = go.Figure(go.Scatter(x=equity.index, y=equity.to_numpy(), name=_plotly_text(name),
+    fig = go.Figure(go.Scatter(x=_dates(equity.index), y=_values(equity, 2),
+                               name=_plotly_text(name),
                                line={"color": EQUITY_COLOR, "width": 1.6}))
     if initial_capital is not None:
         fig.add_hline(y=initial_capital, line={"color": "#95a5a6", "width": 1, "dash": "dot"})
@@ -84,9 +99,10 @@ def plot_equity_with_drawdown(
     drawdown = drawdown_of(equity) if drawdown is None else drawdown
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3],
                         vertical_spacing=0.04)
-    fig.add_trace(go.Scatter(x=equity.index, y=equity.to_numpy(), name="Equity",
+    fig.add_trace(go.Scatter(x=_dates(equity.index), y=_values(equity, 2), name="Equity",
                              line={"color": EQUITY_COLOR, "width": 1.6}), row=1, col=1)
-    fig.add_trace(go.Scatter(x=drawdown.index, y=drawdown.to_numpy() * 100, name="Drawdown",
+    fig.add_trace(go.Scatter(x=_dates(drawdown.index), y=_values(drawdown * 100, 3),
+                             name="Drawdown",
                              fill="tozeroy", line={"color": DRAWDOWN_COLOR, "width": 1}),
                   row=2, col=1)
     fig.update_yaxes(title_text="Equity", tickformat=",.0f", row=1, col=1)
@@ -102,10 +118,10 @@ def plot_price_with_signals(
 ) -> go.Figure:
     """Close price, indicator ``lines`` (e.g. the FLD) and each trade's entry and exit."""
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=data.index, y=data["Close"].to_numpy(), name="Close",
+    fig.add_trace(go.Scatter(x=_dates(data.index), y=_values(data["Close"]), name="Close",
                              line={"color": "#34495e", "width": 1.2}))
     for name, series in (lines or {}).items():
-        fig.add_trace(go.Scatter(x=series.index, y=series.to_numpy(), name=name,
+        fig.add_trace(go.Scatter(x=_dates(series.index), y=_values(series), name=name,
                                  line={"width": 1.2, "dash": "dot"}))
     if trades is not None and len(trades):
         for direction, color, symbol in (("long", LONG_COLOR, "triangle-up"),
@@ -113,16 +129,119 @@ def plot_price_with_signals(
             side = trades[trades["direction"] == direction]
             if len(side):
                 fig.add_trace(go.Scatter(
-                    x=side["entry_time"], y=side["entry_price"], mode="markers",
+                    x=_dates(pd.DatetimeIndex(side["entry_time"])), y=_values(side["entry_price"]),
+                    mode="markers",
                     name=f"{direction} entry",
                     marker={"symbol": symbol, "size": 9, "color": color},
                 ))
         fig.add_trace(go.Scatter(
-            x=trades["exit_time"], y=trades["exit_price"], mode="markers", name="exit",
+            x=_dates(pd.DatetimeIndex(trades["exit_time"])), y=_values(trades["exit_price"]),
+            mode="markers", name="exit",
             marker={"symbol": "x", "size": 7, "color": "#7f8c8d"},
         ))
     fig.update_yaxes(title_text="Price")
     return _layout(fig, title, 480)
+
+
+def plot_equity_vs_benchmark(equity: pd.Series, benchmark: pd.Series | None = None,
+                             title: str | None = "Equity and buy & hold") -> go.Figure:
+    """The strategy's equity against holding the instrument from the same start with the same
+    capital (the trace named "Buy & hold"), with a linear/log scale toggle."""
+    fig = go.Figure(go.Scatter(x=_dates(equity.index), y=_values(equity, 2), name="Strategy",
+                               line={"color": EQUITY_COLOR, "width": 1.6}))
+    if benchmark is not None and len(benchmark):
+        fig.add_trace(go.Scatter(x=_dates(benchmark.index), y=_values(benchmark, 2),
+                                 name="Buy & hold",
+                                 line={"color": "#95a5a6", "width": 1.2}))
+    fig.update_yaxes(title_text="Equity", tickformat=",.0f")
+    fig.update_layout(updatemenus=[{
+        "type": "buttons", "direction": "left", "x": 1, "xanchor": "right", "y": 1.14,
+        "yanchor": "bottom", "showactive": True, "pad": {"r": 0, "t": 0}, "buttons": [
+            {"label": "Linear", "method": "relayout", "args": [{"yaxis.type": "linear"}]},
+            {"label": "Log", "method": "relayout", "args": [{"yaxis.type": "log"}]},
+        ]}])
+    return _layout(fig, title, 440)
+
+
+def plot_drawdown(drawdown: pd.Series, title: str | None = "Drawdown") -> go.Figure:
+    """Fall from the running peak in %, filled to zero."""
+    fig = go.Figure(go.Scatter(x=_dates(drawdown.index), y=_values(drawdown * 100, 3),
+                               name="Drawdown",
+                               fill="tozeroy", line={"color": DRAWDOWN_COLOR, "width": 1}))
+    fig.update_yaxes(title_text="Drawdown %", ticksuffix="%")
+    return _layout(fig, title, 260)
+
+
+def rolling_sharpe(equity: pd.Series, window: int = 126,
+                   periods_per_year: float | None = None) -> pd.Series:
+    """Sharpe ratio over the trailing ``window`` bars: ``mean(r) / std(r, ddof=1) × √P`` of the
+    bar returns in the window (the same definition as the Sharpe metric), NaN until the window
+    is full or while returns do not vary."""
+    from meridian.engine.metrics import infer_periods_per_year
+
+    periods = periods_per_year or infer_periods_per_year(equity.index)
+    returns = equity.pct_change()
+    mean = returns.rolling(window).mean()
+    std = returns.rolling(window).std(ddof=1)
+    return (mean / std.where(std > 1e-15) * np.sqrt(periods)).rename("rolling_sharpe")
+
+
+def plot_rolling_sharpe(equity: pd.Series, window: int = 126,
+                        title: str | None = None) -> go.Figure:
+    """:func:`rolling_sharpe` over time, with the zero line."""
+    values = rolling_sharpe(equity, window)
+    fig = go.Figure(go.Scatter(x=_dates(values.index), y=_values(values, 3), name="Rolling Sharpe",
+                               line={"color": EQUITY_COLOR, "width": 1.2}))
+    fig.add_hline(y=0.0, line={"color": "#95a5a6", "width": 1, "dash": "dot"})
+    fig.update_yaxes(title_text="Sharpe")
+    return _layout(fig, title or f"Rolling Sharpe ({window} bars)", 260)
+
+
+def plot_return_distribution(equity: pd.Series, title: str | None = "Bar returns") -> go.Figure:
+    """Histogram of bar-over-bar returns in % (bars without a position excluded)."""
+    returns = equity.pct_change().dropna()
+    returns = returns[returns != 0] * 100
+    fig = go.Figure(go.Histogram(x=_values(returns, 3), nbinsx=80, name="Returns",
+                                 marker={"color": EQUITY_COLOR}))
+    fig.update_xaxes(title_text="Return %", ticksuffix="%")
+    fig.update_yaxes(title_text="Bars")
+    return _layout(fig, title, 300)
+
+
+def plot_pnl_by_exit_reason(trades: pd.DataFrame,
+                            title: str | None = "P&L by exit reason") -> go.Figure | None:
+    """Total profit and trade count for each way trades ended (signal, stop-loss, target,
+    trailing stop, end); None when trades record no exit reason."""
+    if trades.empty or "exit_reason" not in trades:
+        return None
+    grouped = trades.groupby("exit_reason")["pnl"].agg(["sum", "count"])
+    colors = [LONG_COLOR if v >= 0 else SHORT_COLOR for v in grouped["sum"]]
+    fig = go.Figure(go.Bar(x=[str(r) for r in grouped.index], y=grouped["sum"].to_numpy(),
+                           marker={"color": colors}, text=[f"{n} trades" for n in grouped["count"]],
+                           name="P&L"))
+    fig.update_yaxes(title_text="P&L", tickformat=",.0f")
+    return _layout(fig, title, 300)
+
+
+def report(result: Any, *, overlays: Mapping[str, pd.Series] | None = None,
+           defaults: Mapping[str, Any] | None = None, display: bool = True):
+    """The standard report of one run, the same in notebooks, ``%%backtest``, ``meridian run``
+    reports and the dashboard: a header (run id, strategy, time, parameters — those differing
+    from the defaults highlighted —, data file, span, bar count and SHA-256, key metrics as
+    cards), equity against buy & hold, drawdown, rolling Sharpe, monthly returns, the
+    distribution of returns, price with entries and exits (plus ``overlays``, e.g. the FLD),
+    P&L by exit reason when trades have one, and the trades (first and last 20; all of them in
+    ``trades.csv`` beside a ``meridian run`` report).
+
+    ``result`` is a :class:`~meridian.record.RunRecord` (what every backtest returns). Shown at
+    once in a notebook unless ``display=False``; returns the :class:`~meridian._report.Report`
+    (``.html()`` gives it as one HTML fragment)."""
+    from meridian._report import build_report
+
+    built = build_report(result, overlays=overlays, defaults=defaults)
+    if display:
+        built.show()
+    return built
 
 
 def monthly_returns(equity: pd.Series) -> pd.DataFrame:

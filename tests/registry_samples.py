@@ -61,7 +61,8 @@ def populate(out: Path, root: Path) -> Samples:
     assert failed.status == "failed"
     samples.api["api_failed"] = _save(out, failed)
     samples.xss_param = _save(out, run_backtest("fld", {"fld_offset": 7}),
-                              params={"fld_offset": 7, "note": XSS_PARAM}, name=XSS_LINK)
+                              params={"fld_offset": 7, "note": XSS_PARAM}, name=XSS_LINK,
+                              changed=["fld_offset", "note"])
     samples.xss_error = storage.save_run({
         "run_id": "feed0000-0000-4000-8000-00000000beef", "strategy_name": "sma_cross",
         "status": "failed", "kind": "api", "name": XSS_NAME, "error": XSS_ERROR,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, meridian
 
-from meridian.storage import load_all_runs, load_run_by_id
+from meridian.storage import load_all_runs
 
 
 @pytest.fixture(scope="module")

@@ -99,7 +99,7 @@ def test_document_allows_exactly_its_own_scripts():
     page = document("t <title>", "<p>body</p>", [script], data={"x": "</script>"})
     policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page).group(1)
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
-    assert f"script-src &#x27;sha256-{digest}&#x27;;" in policy
+    assert f"script-src &#x27;self&#x27; &#x27;sha256-{digest}&#x27;;" in policy
     assert "default-src &#x27;none&#x27;" in policy and "unsafe-inline" not in \
         policy.split("style-src")[0]
     assert "<title>t &lt;title&gt;</title>" in page

@@ -121,6 +121,6 @@ def test_a_notebook_using_the_magic_runs_under_papermill_with_an_inline_chart(
     executed = tmp_path / "magic.ipynb"
     assert execute(read_notebook(source), executed, {}) is None
     html = export_html(nbformat.read(executed, as_version=4), tmp_path / "magic.html").read_text()
-    assert "Plotly.newPlot" in html and "sharpe ratio" in html
+    assert "Plotly.newPlot" in html and "Sharpe" in html
     (run,) = load_all_runs(tmp_path / "outputs")
     assert run["name"] == "magic-notebook" and run["params"] == {"fld_offset": 12}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -20,8 +20,8 @@ import pytest
 
 from meridian import project as locations
 from meridian import storage
-from meridian.registry import db
 from meridian.exceptions import RegistryError, RunNotFoundError
+from meridian.registry import db
 from meridian.storage import (
     backup_registry,
     delete_run,
@@ -96,7 +96,7 @@ def test_a_minimal_record_gets_every_key_with_defaults(out):
     save_run({"run_id": "r1", "strategy_name": "sma_cross", "status": "running"}, out)
     loaded = load_run_by_id("r1", out)
     assert list(loaded) == list(storage.RECORD_DEFAULTS)
-    assert loaded["kind"] == "notebook" and loaded["metrics"] == {} and loaded["logs"] == []
+    assert loaded["kind"] == "api" and loaded["metrics"] == {} and loaded["logs"] == []
     assert loaded["equity"] == {"index": [], "values": []}
     assert loaded["timestamp"].endswith("+00:00")  # filled in with the current UTC time
 

@@ -16,10 +16,10 @@ from conftest import ROOT, meridian
 
 from meridian.api import run_backtest
 from meridian.exceptions import ParameterError
+from meridian.registry.sweeps import list_sweeps, load_sweep
 from meridian.strategies.fld import PARAMS as FLD
 from meridian.sweep.grid import build_grid, parse_spec
 from meridian.sweep.run import run_sweep
-from meridian.registry.sweeps import list_sweeps, load_sweep
 from meridian.sweep.store import load_sweep_rows
 
 

@@ -35,15 +35,11 @@ start = ""  # first date to trade, YYYY-MM-DD; empty = from the first bar
 end = ""  # last date to trade, YYYY-MM-DD; empty = to the last bar
 
 # %%
-from IPython.display import display
-
 from meridian import viz
+from meridian.api import notebook_backtest
 from meridian.data import load_market_data
-from meridian.engine import backtest, compute_metrics
-from meridian.pipeline.scraps import glue_results
 
 data, data_note = load_market_data(data_path, cot_path, cot_market)
-display(viz.data_summary(data, data_note))
 
 # %% [markdown]
 # ## The strategy
@@ -95,63 +91,14 @@ def signals(
 
 
 # %% [markdown]
-# ## Signals and backtest
+# ## Backtest and report
 #
-# `signals` returns the target exposure for every bar (+1 long, −1 short, 0 flat). The engine
-# fills each change at the next open, charging `commission` and `slippage` on every fill.
+# `notebook_backtest` calls `signals` with this notebook's parameters and run settings (no list
+# to keep in sync) and fills each change of position at the next bar's open, charging
+# `commission` and `slippage` on every fill. `viz.report` shows the standard report: header,
+# equity against buy & hold, drawdown, rolling Sharpe, monthly returns, return distribution,
+# price with every trade, and the trades.
 
 # %%
-strategy_params = {
-    "fld_offset": fld_offset, "cot_threshold": cot_threshold, "allow_short": allow_short,
-}
-position = signals(data, **strategy_params)
-result = backtest(
-    data, position, initial_capital=initial_capital, commission=commission,
-    slippage=slippage, start=start, end=end,
-)
-metrics = compute_metrics(result)
-
-# %% [markdown]
-# ## Equity and drawdown
-
-# %%
-viz.plot_equity_with_drawdown(result.equity, result.drawdown)
-
-# %% [markdown]
-# ## Metrics
-
-# %%
-viz.metrics_table(metrics)
-
-# %% [markdown]
-# ## Price, FLD and trades
-#
-# Triangles mark entries (up: long, down: short), crosses mark exits.
-
-# %%
-traded = data.loc[result.equity.index]
-fld = fld_line(data, fld_offset).loc[result.equity.index]
-viz.plot_price_with_signals(traded, result.trades, {f"FLD({fld_offset})": fld})
-
-# %% [markdown]
-# ## Monthly returns
-
-# %%
-viz.monthly_returns_heatmap(result.equity)
-
-# %% [markdown]
-# ## Trades
-
-# %%
-with pd.option_context("display.max_rows", None):
-    display(viz.trades_table(result.trades))
-
-# %%
-glue_results(
-    metrics,
-    {**strategy_params, "initial_capital": initial_capital, "commission": commission,
-     "slippage": slippage, "data_path": data_path, "cot_path": cot_path,
-     "cot_market": cot_market, "start": start, "end": end},
-    result.equity,
-    len(result.trades),
-)
+result = notebook_backtest(signals, globals(), data=data)
+viz.report(result, overlays={f"FLD({fld_offset})": fld_line(data, fld_offset)})

@@ -21,7 +21,7 @@ from meridian._files import write_atomic
 from meridian.dashboard.page import metric_label, metric_rank
 from meridian.engine.metrics import format_metric, ordered_metric_names
 from meridian.exceptions import RegistryError
-from meridian.pages import PLOTLY, document, relative_href
+from meridian.pages import PLOTLY, document, plotly_src, relative_href
 from meridian.storage import load_run_by_id
 from meridian.viz import (
     as_series,
@@ -138,7 +138,7 @@ def _table(head: list[str], rows: list[str]) -> str:
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
-def comparison_page(runs: Sequence[dict], page_dir: Path) -> str:
+def comparison_page(runs: Sequence[dict], page_dir: Path, plotly: str | None = None) -> str:
     """The comparison page's HTML (``page_dir`` is where it will be written: report links are
     relative to it)."""
     labels = run_labels(runs)
@@ -200,7 +200,7 @@ def comparison_page(runs: Sequence[dict], page_dir: Path) -> str:
 """
     return document(f"Meridian: comparison of {len(runs)} runs", body,
                     [PLOTLY, _CHART_SCRIPT], css=_CSS,
-                    data={"figure": json.loads(figure.to_json())})
+                    data={"figure": json.loads(figure.to_json())}, plotly=plotly)
 
 
 def write_comparison(runs: Sequence[dict], output_dir: str | os.PathLike[str] | None = None,
@@ -211,4 +211,6 @@ def write_comparison(runs: Sequence[dict], output_dir: str | os.PathLike[str] | 
         raise RegistryError(f"a comparison needs at least 2 runs, got {len(runs)}")
     target = Path(path) if path is not None else comparison_path(runs, output_dir)
     target = target.absolute()
-    return write_atomic(target, comparison_page(runs, target.parent))
+    out = project.output_dir(output_dir)
+    shared = plotly_src(target, out) if target.is_relative_to(out.absolute()) else None
+    return write_atomic(target, comparison_page(runs, target.parent, shared))

@@ -27,7 +27,7 @@ import numpy as np
 from meridian import project
 from meridian._files import remove_stale_temps, write_atomic
 from meridian.engine.metrics import KEY_METRICS, METRIC_NAMES, format_metric, metric_info
-from meridian.pages import PLOTLY_DEFERRED, document, locked, relative_href
+from meridian.pages import PLOTLY_DEFERRED, document, locked, plotly_src, relative_href
 from meridian.storage import Registry
 from meridian.viz import comparison_chart, format_param_value, format_params
 
@@ -50,7 +50,8 @@ def metric_rank(name: str) -> str | None:
 _QUERY = """
 SELECT run_id, timestamp, strategy_name, status, kind, name, duration, trades_count, params,
        metrics, equity, json_extract(extra, '$.error') AS error,
-       json_extract(extra, '$.report_path') AS report
+       json_extract(extra, '$.report_path') AS report, json_extract(extra, '$.tags') AS tags,
+       json_extract(extra, '$.note') AS note, json_extract(extra, '$.changed') AS changed
 FROM runs ORDER BY timestamp DESC, seq DESC
 """
 
@@ -172,7 +173,9 @@ def dashboard_data(output_dir: str | os.PathLike[str] | None = None) -> dict[str
             "n": row["name"], "k": row["kind"], "st": row["status"],
             "e": None if error is None else str(error)[:ERROR_CHARS],
             "p": {str(k): format_param_value(v) for k, v in params.items()},
-            "pt": format_params(params),
+            "pt": format_params(params, json.loads(row["changed"]) if row["changed"] else None),
+            "tg": json.loads(row["tags"]) if row["tags"] else [],
+            "no": row["note"] or "",
             "m": [metrics.get(name) for name in names],
             "f": [format_metric(name, metrics.get(name)) for name in names],
             "tc": row["trades_count"], "d": row["duration"],
@@ -190,8 +193,32 @@ def dashboard_data(output_dir: str | os.PathLike[str] | None = None) -> dict[str
         "table_metrics": [name for name in KEY_METRICS if name in names],
         "axes": axes.axes,
         "layout": _chart_layout(),
+        "plotly_src": plotly_src(project.dashboard_path(out), out),
         "runs": runs,
+        "sweeps": _sweeps(registry, out),
     }
+
+
+def _sweeps(registry: Registry, out: Path) -> list[dict[str, Any]]:
+    """The sweeps, newest first: what ran, how it ended, its best value, its report."""
+    found = []
+    for row in registry.query("SELECT sweep_id, timestamp, strategy_name, status, metric, "
+                              "combinations, completed, info FROM sweeps "
+                              "ORDER BY timestamp DESC LIMIT 200"):
+        info = json.loads(row["info"] or "{}")
+        best = (info.get("best") or [{}])[0]
+        report = project.sweep_dir(out, row["sweep_id"]) / "report.html"
+        found.append({
+            "id": row["sweep_id"], "t": row["timestamp"], "s": row["strategy_name"],
+            "st": row["status"], "m": row["metric"],
+            "c": f"{row['completed']:,} of {row['combinations']:,}",
+            "g": ", ".join(f"{k} × {len(v)}" for k, v in (info.get("grid") or {}).items()),
+            "b": format_metric(row["metric"], (best.get("metrics") or {}).get(row["metric"])),
+            "bp": format_params({k: v for k, v in (best.get("params") or {}).items()
+                                 if k in (info.get("grid") or {})}),
+            "r": relative_href(report, out) if report.is_file() else None,
+        })
+    return found
 
 
 @cache
@@ -203,7 +230,7 @@ def render_dashboard(data: dict[str, Any]) -> str:
     """The complete page for :func:`dashboard_data`'s output."""
     return document("Meridian runs", _asset("dashboard.html"),
                     [_asset("dashboard.js"), PLOTLY_DEFERRED], css=_asset("dashboard.css"),
-                    data=data)
+                    data=data, plotly=data.get("plotly_src"))
 
 
 def build_dashboard(output_dir: str | os.PathLike[str] | None = None) -> Path:

@@ -79,7 +79,25 @@ def run_details(run: dict, traceback: bool = False) -> str:
         ("duration", f"{run['duration']:.2f} s" if run.get("duration") is not None else None),
         ("trades", run.get("trades_count")),
         ("notebook", run.get("notebook_path")), ("report", run.get("report_path")),
-        ("source hash", run.get("source_hash")),
+        ("tags", ", ".join(run.get("tags") or [])), ("note", run.get("note")),
+        ("parent", run.get("parent_id")),
+    ]
+    data = run.get("data") or {}
+    code = run.get("code") or {}
+    environment = run.get("environment") or {}
+    git = environment.get("git") or {}
+    info += [
+        ("data", data.get("path") or data.get("source")),
+        ("data sha256", data.get("sha256")),
+        ("span", f"{(data.get('first') or '')[:10]} → {(data.get('last') or '')[:10]}, "
+                 f"{data.get('bars'):,} bars" if data.get("bars") else None),
+        ("code", code.get("notebook") or code.get("module")),
+        ("code sha256", code.get("notebook_sha256") or code.get("module_sha256")
+         or code.get("cell_sha256") or run.get("source_hash")),
+        ("git", f"{git['commit'][:12]}{' (dirty)' if git.get('dirty') else ''}" if git else None),
+        ("python", environment.get("python")),
+        ("settings", ", ".join(f"{k}={format_param_value(v)}"
+                               for k, v in (run.get("settings") or {}).items())),
     ]
     lines = [f"{label:<12}{value(v)}" for label, v in info]
     params = run.get("params") or {}

@@ -72,11 +72,16 @@ def load_market_data(
         frame = load_sample(with_cot=not str(cot_path))
         note = "SYNTHETIC sample prices"
         if not str(cot_path):
-            return frame, f"{note} with the bundled sample COT index"
+            return _noted(frame, f"{note} with the bundled sample COT index")
     else:
         frame = load_ohlcv(data_path)
         note = f"prices from {data_path}"
         if not str(cot_path):
-            return frame, f"{note}; no COT file given, so the COT filter is off"
+            return _noted(frame, f"{note}; no COT file given, so the COT filter is off")
     frame = attach_cot(frame, cot_path, market=cot_market or None)
-    return frame, f"{note} with the COT index from {cot_path}"
+    return _noted(frame, f"{note} with the COT index from {cot_path}")
+
+
+def _noted(frame: pd.DataFrame, note: str) -> tuple[pd.DataFrame, str]:
+    frame.attrs["note"] = note  # runs record it with the data's path, hash and span
+    return frame, note

@@ -212,6 +212,8 @@ def attach_cot(
         )
     out = ohlcv.copy()
     out["COT_Index"] = aligned.to_numpy()
+    paths = [cot_path] if isinstance(cot_path, str | Path) else list(cot_path)
+    out.attrs["cot_path"] = ", ".join(str(Path(p).absolute()) for p in paths)
     return out
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.api import guess_datetime_format
 
+from meridian._files import file_sha256
 from meridian.exceptions import DataError
 
 PRICE_COLUMNS = ("Open", "High", "Low", "Close")
@@ -67,7 +68,9 @@ def load_ohlcv(path: str | Path) -> pd.DataFrame:
             f"{label}: unsupported file type; use .csv, .txt, .tsv (optionally .gz), "
             ".parquet or .pq"
         )
-    return _build(raw, label, row_label)
+    frame = _build(raw, label, row_label)
+    frame.attrs.update(path=str(path.absolute()), sha256=file_sha256(path))
+    return frame
 
 
 # --------------------------------------------------------------------------- reading

@@ -21,27 +21,44 @@ from meridian._files import write_atomic
 from meridian.pages import lock_down
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
+REPORT_KEY = "meridian_report"  # the output metadata meridian.viz.report tags its sections with
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 class ReportPreprocessor(Preprocessor):
-    """Adds a ``text/html`` rendering (div + script, no plotly.js) to every Plotly output and
-    drops scrapbook's glue outputs, which are data for the registry, not for readers."""
+    """Prepares an executed notebook for reading: scrapbook's glue outputs (data for the
+    registry) go; every Plotly output gets a ``text/html`` rendering (a div and a script,
+    plotly.js being the page's); and the outputs of :func:`meridian.viz.report` move into a
+    first cell of their own, so the report is what a reader sees first, above the code."""
 
-    def preprocess_cell(self, cell, resources, index):
-        if "outputs" in cell:
-            cell.outputs = [o for o in cell.outputs if not _is_scrap(o)]
-        for output in cell.get("outputs", []):
-            data = output.get("data", {})
-            if PLOTLY_MIME in data and "text/html" not in data:
-                data["text/html"] = pio.to_html(
-                    data[PLOTLY_MIME], include_plotlyjs=False, full_html=False,
-                    validate=False, config={"responsive": True},
-                )
-                resources["needs_plotly"] = True
-            elif "text/html" in data and "Plotly.newPlot" in str(data["text/html"]):
-                resources["needs_plotly"] = True
-        return cell, resources
+    def preprocess(self, nb, resources):
+        lifted = []
+        for cell in nb.cells:
+            if "outputs" not in cell:
+                continue
+            kept = []
+            for output in cell.outputs:
+                if _is_scrap(output):
+                    continue
+                _add_html(output)
+                if REPORT_KEY in output.get("metadata", {}):
+                    lifted.append(output)
+                else:
+                    kept.append(output)
+            cell.outputs = kept
+        if lifted:
+            report = nbformat.v4.new_code_cell("", outputs=lifted)
+            report.metadata["tags"] = ["meridian-report"]
+            nb.cells.insert(0, report)
+        return nb, resources
+
+
+def _add_html(output) -> None:
+    data = output.get("data", {})
+    if PLOTLY_MIME in data and "text/html" not in data:
+        data["text/html"] = pio.to_html(data[PLOTLY_MIME], include_plotlyjs=False,
+                                        full_html=False, validate=False,
+                                        config={"responsive": True})
 
 
 def _is_scrap(output) -> bool:
@@ -90,18 +107,21 @@ def export_html(
     *,
     no_input: bool = False,
     exporter: HTMLExporter | None = None,
+    plotly_src: str | None = None,
 ) -> Path:
-    """Write ``notebook`` as a self-contained HTML report (atomically: temp file + rename).
+    """Write ``notebook`` as an HTML report that opens offline (atomically).
 
-    plotly.js (4-5 MB) is spliced in after rendering: nbconvert re-parses its whole output
-    with BeautifulSoup, and the library need not go through that.
+    With ``plotly_src`` (a relative URL to the outputs folder's shared plotly.js) the page
+    loads it from there; without, plotly.js is inlined and the page stands alone. It is
+    spliced in after rendering: nbconvert re-parses its whole output with BeautifulSoup, and
+    the 4.6 MB library need not go through that.
     """
     exporter = exporter or make_exporter(no_input)
     needs_plotly = _has_plotly(notebook)
-    body, _ = exporter.from_notebook_node(
-        notebook, resources={"plotly_js": PLOTLY_JS_SLOT if needs_plotly else ""}
-    )
-    if needs_plotly:
+    resources = {"plotly_js": PLOTLY_JS_SLOT if needs_plotly and not plotly_src else "",
+                 "plotly_src": plotly_src if needs_plotly else "",
+                 "meridian_no_input": no_input}
+    body, _ = exporter.from_notebook_node(notebook, resources=resources)
+    if needs_plotly and not plotly_src:
         body = body.replace(PLOTLY_JS_SLOT, get_plotlyjs(), 1)
-    body = lock_down(body)
-    return write_atomic(html_path, body)
+    return write_atomic(html_path, lock_down(body))

@@ -69,7 +69,7 @@ class Kernel:
     """A started kernel and the private folder of its sockets; ``close()`` ends both."""
 
     def __init__(self, kernel_name: str, *, cwd: Path | None = None,
-                 log_file: Path | None = None) -> None:
+                 log_file: Path | None = None, env: dict[str, str] | None = None) -> None:
         # Figures as Plotly JSON in the notebook (what JupyterLab renders); the HTML export
         # turns them into live charts. Users may choose another renderer with this variable.
         os.environ.setdefault("PLOTLY_RENDERER", "plotly_mimetype")
@@ -82,7 +82,8 @@ class Kernel:
             log_file=str(log_file or ""),
         )
         try:
-            run_sync(self.manager.start_kernel)(cwd=str(cwd or Path.cwd()))
+            run_sync(self.manager.start_kernel)(cwd=str(cwd or Path.cwd()),
+                                                env={**os.environ, **(env or {})})
         except BaseException:
             shutil.rmtree(self.sockets, ignore_errors=True)
             raise

@@ -9,7 +9,6 @@ line is a parameter whose type is its default's type.
 from __future__ import annotations
 
 import ast
-import hashlib
 import io
 import re
 import tokenize
@@ -21,6 +20,7 @@ import jupytext
 import nbformat
 
 from meridian import project
+from meridian._files import file_sha256
 from meridian.exceptions import ParameterError, StrategyNotFoundError
 
 DEFAULT_KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
@@ -83,7 +83,7 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
 
 def source_hash(path: Path) -> str:
     """SHA-256 of the notebook file: which version of the strategy produced a run."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return file_sha256(path)
 
 
 def parameters_cell(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode | None:

@@ -19,6 +19,7 @@ from typing import Any
 import nbformat
 
 from meridian import _process, project
+from meridian.pages import plotly_src
 from meridian.pipeline.kernel import Kernel
 from meridian.pipeline.notebooks import (
     find_notebook,
@@ -51,6 +52,7 @@ def run_notebook(
     output_dir: str | Path | None = None,
     no_input: bool = False,
     kind: str = "notebook",
+    parent_id: str | None = None,
 ) -> dict:
     """Execute ``notebooks/<strategy>.py`` with ``params`` and record the run.
 
@@ -63,6 +65,7 @@ def run_notebook(
     from meridian import storage
 
     path, notebook, values, full = prepare(strategy, params, params_file)
+    defaults = {name: p.default for name, p in notebook_parameters(notebook).items()}
     out = project.output_dir(output_dir)
     storage.Registry(out).check()  # a damaged registry: one line now, not after the run
     run_id = str(uuid.uuid4())
@@ -75,7 +78,8 @@ def run_notebook(
         "strategy_name": path.stem, "kind": kind, "status": "running", "params": full,
         "source_hash": source_hash(path), "source_path": str(path),
         "notebook_path": str(executed_path), "report_path": str(report_path),
-        "owner": _process.identity(),
+        "owner": _process.identity(), "parent_id": parent_id,
+        "changed": [n for n, v in values.items() if defaults.get(n, v) != v],
     }
     storage.save_run(record, out)
 
@@ -83,7 +87,10 @@ def run_notebook(
     try:
         with _process.sigterm_interrupts():
             kernel = Kernel(notebook.metadata["kernelspec"]["name"],
-                            log_file=folder / "kernel.log")
+                            log_file=folder / "kernel.log", env={
+                                "MERIDIAN_RUN_ID": run_id, "MERIDIAN_RUN_DIR": str(folder),
+                                "MERIDIAN_STRATEGY": path.stem,
+                                "MERIDIAN_CHANGED": ",".join(values)})
             try:
                 # Imported while the kernel boots: papermill and nbconvert take most of a second.
                 from meridian.pipeline.execute import execute
@@ -110,7 +117,8 @@ def run_notebook(
         traceback="\n".join(failure.traceback) if failure else None,
     )
     try:
-        export_html(executed, report_path, exporter=exporter.result())
+        export_html(executed, report_path, exporter=exporter.result(),
+                    plotly_src=plotly_src(report_path, out))
     except Exception as error:  # noqa: BLE001 - the run itself is what we must not lose
         record.update(status="failed", error=f"report export failed: {error}",
                       traceback=traceback.format_exc())
@@ -119,8 +127,9 @@ def run_notebook(
     executed.metadata["meridian"] = {k: v for k, v in record.items() if k != "params"}
     nbformat.write(executed, executed_path)
     scraps = storage.record_from_notebook(executed_path, executed)
-    record.update(metrics=scraps["metrics"], equity=scraps["equity"],
-                  trades_count=scraps["trades_count"])
+    record.update({key: scraps[key] for key in ("metrics", "equity", "trades_count", "data",
+                                                "settings", "environment") if key in scraps})
+    record["code"] = {"notebook": str(path), "notebook_sha256": record["source_hash"]}
     storage.save_run(record, out)
     _refresh(out)
     return storage.load_run_by_id(run_id, out)

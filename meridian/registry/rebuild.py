@@ -56,6 +56,7 @@ def record_from_notebook(path: PathLike, notebook: Any = None) -> dict:
         notebook_path=str(path),
         status=meta.get("status") or ("success" if "metrics" in scraps else "failed"),
     )
+    record.update(scraps.get("provenance") or {})  # data, settings, environment
     report = meta.get("report_path")
     if report and not Path(report).is_absolute():
         record["report_path"] = str(path.parent / report)

@@ -14,7 +14,6 @@ import math
 import os
 import sqlite3
 from collections.abc import Mapping
-from contextlib import suppress
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 from meridian import project
 from meridian._files import write_atomic
 from meridian.exceptions import RegistryError
+from meridian.record import clean_json, downsample
 
 MAX_EQUITY_POINTS = 500
 MIN_PREFIX = 4
@@ -33,7 +33,9 @@ RECORD_DEFAULTS: dict[str, Any] = {
     "run_id": None, "timestamp": None, "strategy_name": None, "params": {}, "metrics": {},
     "status": None, "error": None, "traceback": None, "duration": None, "notebook_path": None,
     "report_path": None, "source_hash": None, "equity": {"index": [], "values": []},
-    "trades_count": None, "kind": "notebook", "name": None, "source": None, "logs": [],
+    "trades_count": None, "kind": "api", "name": None, "source": None, "logs": [],
+    "settings": {}, "data": {}, "code": {}, "environment": {}, "changed": None, "tags": [],
+    "note": "", "parent_id": None,
 }
 """Every key a loaded record has, in order, with the value used when it was not saved."""
 
@@ -76,27 +78,6 @@ def normalize_timestamp(value: str | datetime | date | None) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
-def clean_json(value: Any, where: str) -> Any:
-    """``value`` as strict-JSON-ready Python: NaN/inf → None, numpy scalars → Python, tuples →
-    lists, paths and times → strings. Anything else is refused, naming where it sits."""
-    if value is None or isinstance(value, (bool, str, int)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): clean_json(v, f"{where}.{k}") for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean_json(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if hasattr(value, "item") and callable(value.item):  # numpy scalar
-        with suppress(TypeError, ValueError):
-            return clean_json(value.item(), where)
-    raise RegistryError(f"{where} holds a {type(value).__name__}, which cannot be stored as JSON")
-
-
 def dumps(value: Any) -> str:
     return json.dumps(value, allow_nan=False, separators=(",", ":"))
 
@@ -118,27 +99,9 @@ def _metrics(metrics: Mapping[str, Any] | None) -> dict[str, float | None]:
 
 
 def downsample_equity(equity: Any) -> dict[str, list]:
-    """``{"index", "values"}`` with at most 500 evenly spaced points, first and last kept.
-
-    A pandas Series is accepted too. The full curve lives in the notebook; the registry keeps
-    enough for a dashboard sparkline without bloating every row.
-    """
-    if equity is None:
-        return {"index": [], "values": []}
-    if hasattr(equity, "index") and hasattr(equity, "tolist"):  # a pandas Series
-        equity = {"index": [ts.isoformat() for ts in equity.index], "values": equity.tolist()}
-    if not isinstance(equity, Mapping) or not {"index", "values"} <= set(equity):
-        raise RegistryError('equity must be a dict with "index" and "values" lists')
-    index, values = list(equity["index"]), list(equity["values"])
-    if len(index) != len(values):
-        raise RegistryError(f"equity has {len(index)} index entries but {len(values)} values")
-    n = len(index)
-    if n > MAX_EQUITY_POINTS:
-        step = (n - 1) / (MAX_EQUITY_POINTS - 1)
-        keep = [round(i * step) for i in range(MAX_EQUITY_POINTS)]
-        index, values = [index[i] for i in keep], [values[i] for i in keep]
-    return {"index": clean_json(index, "equity.index"),
-            "values": clean_json(values, "equity.values")}
+    """The registry's copy of a curve: at most :data:`MAX_EQUITY_POINTS` points (the run's
+    file keeps all of them)."""
+    return downsample(equity, MAX_EQUITY_POINTS)
 
 
 def _store_path(value: Any, out: Path) -> str | None:

@@ -1,5 +1,5 @@
 # Generated from notebooks/sma_cross.py by meridian extract — edit the notebook, not this file.
-# Notebook SHA-256: 459b4245c88cafac282e605a6b860cffbc7614fae2bd661858076ef0a887707d
+# Notebook SHA-256: 35e2a6a554b7be8f28a6ed5c88bfa8e581f12087486279aff1adc39bdd42ae6f
 """Moving-average crossover
 
 Long after the fast simple moving average crosses above the slow one, short after it crosses

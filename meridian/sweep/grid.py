@@ -122,8 +122,9 @@ def build_grid(params: dict[str, Any], options: list[str] | tuple[str, ...], own
             raise ParameterError(f"--grid {name} is given twice")
         specs[name] = spec
     axes: dict[str, list] = {}
-    size = 1
+    size, counted = 1, 0
     for name, spec in specs.items():
+        counted += 1
         try:
             axes[name] = parse_spec(name, spec, params[name], owner,
                                     max(1, max_combinations // size))
@@ -134,7 +135,7 @@ def build_grid(params: dict[str, Any], options: list[str] | tuple[str, ...], own
         if size > max_combinations:
             break
     if size > max_combinations:
-        rest = [n for n in specs if n not in axes]
+        rest = list(specs)[counted:]
         total = f"at least {size:,}" if rest else f"{size:,}"
         raise ParameterError(
             f"the grid has {total} combinations, over --max-combinations "

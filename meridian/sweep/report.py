@@ -16,6 +16,7 @@ import plotly.io as pio
 from meridian import project, viz
 from meridian._files import write_atomic
 from meridian.engine.metrics import KEY_METRICS, format_metric
+from meridian.pages import lock_down, plotly_src
 
 
 def _cell(text) -> str:
@@ -75,11 +76,12 @@ def write_report(result, info: dict, output_dir: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     figure = (viz.sweep_chart(result.chart, list(result.axes), result.metric)
               if result.chart is not None else None)
-    chart = (pio.to_html(figure, include_plotlyjs=True, full_html=False,
+    chart = (pio.to_html(figure, include_plotlyjs=False, full_html=False,
                          config={"responsive": True}) if figure is not None else "")
     title = f"Sweep {result.sweep_id[:8]} · {result.strategy} by {result.metric}"
     body = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<script src="{html.escape(plotly_src(folder / "report.html", output_dir), quote=True)}"></script>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
 dl {{ display: grid; grid-template-columns: max-content auto; gap: .2rem 1rem; }}
@@ -95,4 +97,4 @@ th {{ background: #f4f6f8; }}
 {_best_table(result, info, folder)}
 </body></html>
 """
-    return write_atomic(folder / "report.html", body)
+    return write_atomic(folder / "report.html", lock_down(body))

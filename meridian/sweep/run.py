@@ -14,7 +14,6 @@ ranking metric): combinations are decoded from their index when a batch needs th
 
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
 import time
@@ -29,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from meridian import _process, project
+from meridian._files import file_sha256
 from meridian.data import load_market_data, load_ohlcv
 from meridian.engine import METRIC_NAMES
 from meridian.exceptions import ParameterError
@@ -43,6 +43,7 @@ from meridian.sweep.store import (
     ResultWriter,
     rank_order,
     read_results,
+    read_rows,
     write_part,
 )
 
@@ -111,7 +112,7 @@ def rank(values: np.ndarray, metric: str) -> np.ndarray:
 
 
 def _file_hash(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else ""
+    return file_sha256(path) if path else ""
 
 
 def _load_data(data_path: str | None) -> pd.DataFrame:
@@ -227,7 +228,6 @@ def run_sweep(
     """
     workers = workers or executors.default_workers()
     out = project.output_dir(output_dir)
-    Registry(out).check()  # a damaged registry stops us here, before any work
     if resume:
         plan = _resume_plan(resume, out, executor, workers, scheduler)
     else:
@@ -235,6 +235,7 @@ def run_sweep(
                          workers=workers, scheduler=scheduler, data_path=data_path,
                          split=split, initial_capital=initial_capital, commission=commission,
                          slippage=slippage, max_combinations=max_combinations)
+    Registry(out).check()  # a damaged registry stops us here, before any work
     info, metric, top = plan.info, plan.info["metric"], plan.info["top"]
     connection = (executors.connect_dask(workers, scheduler) if executor == "dask" else None)
     info["owner"] = _process.identity()
@@ -252,7 +253,8 @@ def run_sweep(
     warm.start()
     try:
         with _process.sigterm_interrupts():
-            work = _work(plan.done, executors.chunk_size(plan.grid.size, workers))
+            size = executors.chunk_size(plan.grid.size, workers, len(plan.data))
+            work = _work(plan.done, size)
             for indices, tables, errors in executors.run(
                     executor, plan.data, plan.settings, plan.grid, (plan.windows[0],), work,
                     workers, scheduler, connection):
@@ -302,7 +304,7 @@ def _best_entries(out: Path, info: dict, order: list[int]) -> list[dict[str, Any
     """The rows of the best combinations, read back from the sweep's files (exact floats)."""
     if not order:
         return []
-    frame = read_results(out, info["sweep_id"]).set_index("idx").loc[order]
+    frame = read_rows(out, info["sweep_id"], order).set_index("idx")
     entries = []
     for index, row in frame.iterrows():
         entries.append({

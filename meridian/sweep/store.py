@@ -89,15 +89,6 @@ def _parts(folder: Path, kind: str = "part") -> list[Path]:
     return sorted(folder.glob(f"{kind}-*.parquet"))
 
 
-def done_indices(out: Path, sweep_id: str) -> np.ndarray:
-    """Indices of the combinations already on disk (sorted, unique)."""
-    parts = _parts(results_dir(out, sweep_id))
-    if not parts:
-        return np.array([], dtype=np.int64)
-    return np.unique(np.concatenate([pq.read_table(p, columns=["idx"])["idx"].to_numpy()
-                                     for p in parts]))
-
-
 def read_results(out: Path, sweep_id: str, columns: list[str] | None = None) -> pd.DataFrame:
     """Every finished combination as a frame (``columns`` to read fewer; ``idx`` always).
     Metric columns missing from older parts (a metric added since) come back as NaN."""
@@ -121,6 +112,30 @@ def read_results(out: Path, sweep_id: str, columns: list[str] | None = None) -> 
     return frame.drop_duplicates("idx", keep="last")
 
 
+def read_rows(out: Path, sweep_id: str, indices: list[int] | np.ndarray) -> pd.DataFrame:
+    """The full rows of the combinations ``indices`` (in that order), reading one part at a
+    time: memory stays bounded by a part, whatever the sweep's size."""
+    wanted = np.asarray(indices, dtype=np.int64)
+    folder = results_dir(out, sweep_id)
+    frames = []
+    for kind in ("part", "oos"):
+        found = []
+        for part in _parts(folder, kind):
+            ids = pq.read_table(part, columns=["idx"])["idx"].to_numpy()
+            hit = np.flatnonzero(np.isin(ids, wanted))
+            if len(hit):
+                found.append(pq.read_table(part).take(hit).to_pandas())
+        frames.append(pd.concat(found, ignore_index=True).drop_duplicates("idx", keep="last")
+                      if found else pd.DataFrame({"idx": pd.Series([], dtype=np.int64)}))
+    rows, outside = frames
+    keep = ["idx", *[c for c in outside.columns if c.startswith(OOS_PREFIX)]]
+    rows = rows.merge(outside[keep], on="idx", how="left") if len(keep) > 1 else rows
+    for name in [*METRIC_NAMES, "error"]:
+        if name not in rows.columns:
+            rows[name] = None if name == "error" else np.nan
+    return rows.set_index("idx").reindex(wanted).reset_index()
+
+
 def rank_order(values: np.ndarray, metric: str) -> np.ndarray:
     """Positions best first by the metrics table's direction; NaN (undefined, failed) last."""
     key = np.asarray(values, dtype=float)
@@ -138,15 +153,16 @@ def load_sweep_rows(sweep_id: str, sort: str | None = None, limit: int | None = 
     if sort not in METRIC_NAMES:
         raise RegistryError(f"cannot sort by {sort!r}; metrics: {', '.join(METRIC_NAMES)}")
     out = project.output_dir(output_dir)
-    frame = read_results(out, sweep["sweep_id"])
-    order = rank_order(frame[sort].to_numpy(dtype=float), sort)
+    ranked = read_results(out, sweep["sweep_id"], [sort])  # two columns, not every metric
+    order = rank_order(ranked[sort].to_numpy(dtype=float), sort)
     if limit is not None:
         order = order[:int(limit)]
+    frame = read_rows(out, sweep["sweep_id"], ranked["idx"].to_numpy()[order])
     grid = list(sweep.get("grid") or {})
     oos_columns = [OOS_PREFIX + n for n in METRIC_NAMES]
     rows = []
-    for position in order:
-        row = frame.iloc[int(position)]
+    for position in range(len(frame)):
+        row = frame.iloc[position]
         outside = {n: _value(row.get(OOS_PREFIX + n)) for n in METRIC_NAMES}
         rows.append({
             "index": int(row["idx"]),

@@ -91,10 +91,12 @@
 
   // ------------------------------------------------------------------ state
   const haystack = RUNS.map((r) => [short(r.id), r.id, r.s, r.n || "", r.st, r.k, r.pt,
+                                    Object.keys(r.p).map((k) => k + "=" + r.p[k]).join(" "),
+                                    (r.tg || []).join(" "), r.no || "",
                                     r.e || "", when(r.t)].join(" ").toLowerCase());
   const state = {
     sort: columns[1], dir: -1, order: null,
-    text: [], strategy: "", status: "", threshold: null,
+    text: [], strategy: "", status: "", tag: "", threshold: null,
     visible: [], shown: 0, selected: new Set(),
   };
 
@@ -103,6 +105,7 @@
     const r = RUNS[i];
     if (state.strategy && r.s !== state.strategy) return false;
     if (state.status && r.st !== state.status) return false;
+    if (state.tag && (r.tg || []).indexOf(state.tag) < 0) return false;
     const t = state.threshold;
     if (t) {
       const v = r.m[t.metric];
@@ -121,6 +124,7 @@
     state.text = $("filter-text").value.toLowerCase().split(/\s+/).filter(Boolean);
     state.strategy = $("filter-strategy").value;
     state.status = $("filter-status").value;
+    state.tag = $("filter-tag").value;
     const key = $("threshold-metric").value;
     const raw = $("threshold-value").value;
     state.threshold = null;
@@ -173,6 +177,7 @@
       const tr = el("tr", "run " + r.st + (state.selected.has(i) ? " selected" : ""));
       tr.dataset.index = i;
       tr.dataset.run = r.id;
+      tr.dataset.runId = r.id;
       const box = el("input");
       box.type = "checkbox";
       box.checked = state.selected.has(i);
@@ -185,7 +190,14 @@
       cell(tr, "time", when(r.t));
       const strategy = cell(tr, "strategy", r.s);
       if (r.n) strategy.appendChild(el("div", "muted small", r.n));
-      cell(tr, "params", r.pt);
+      if (r.tg && r.tg.length) {
+        const tags = el("div", "tags");
+        for (const tag of r.tg) tags.appendChild(el("span", "tag", tag));
+        strategy.appendChild(tags);
+      }
+      const params = cell(tr, "params", r.pt || "defaults");
+      params.title = Object.keys(r.p).map((k) => k + "=" + r.p[k]).join(", ");
+      if (!r.pt) params.classList.add("muted");
       cell(tr, "status").appendChild(el("span", "badge " + r.st, r.st));
       for (const column of columns) {
         if (column.metric === undefined) continue;
@@ -288,7 +300,8 @@
     const info = [["run id", r.id], ["strategy", r.s], ["name", r.n || "—"], ["status", r.st],
                   ["kind", r.k], ["time (UTC)", when(r.t)],
                   ["duration", r.d === null || r.d === undefined ? "—" : r.d.toFixed(2) + " s"],
-                  ["trades", r.tc === null || r.tc === undefined ? "—" : String(r.tc)]];
+                  ["trades", r.tc === null || r.tc === undefined ? "—" : String(r.tc)],
+                  ["tags", (r.tg || []).join(", ") || "—"], ["note", r.no || "—"]];
     const params = Object.keys(r.p).map((k) => [k, r.p[k]]);
     const metrics = METRICS.map((m, mi) => [m.label, r.f[mi]]);
     const cols = el("div", "cols");
@@ -313,20 +326,34 @@
   /* plotly.js ships inside the page as inert text (<script type="text/plain" id="plotly-js">)
      and runs only when a chart is first needed: most visits never chart, and parsing it
      costs about a second. Selecting a run starts it, so it is usually ready by "Compare". */
-  function loadPlotly() {
-    if (!window.Plotly) {
-      const source = $("plotly-js");
-      if (source) {
-        const script = document.createElement("script");
-        script.textContent = source.textContent;
-        document.head.appendChild(script);
-      }
+  let plotlyWaiters = null;
+  function withPlotly(callback) {
+    if (window.Plotly) { callback(true); return; }
+    const inline = $("plotly-js");
+    if (inline) {
+      const script = document.createElement("script");
+      script.textContent = inline.textContent;
+      document.head.appendChild(script);
+      callback(Boolean(window.Plotly));
+      return;
     }
-    return Boolean(window.Plotly);
+    if (!DATA.plotly_src) { callback(false); return; }
+    if (plotlyWaiters) { plotlyWaiters.push(callback); return; }
+    plotlyWaiters = [callback];
+    const script = document.createElement("script");
+    const done = () => {
+      const waiting = plotlyWaiters;
+      plotlyWaiters = null;
+      waiting.forEach((wait) => wait(Boolean(window.Plotly)));
+    };
+    script.onload = done;
+    script.onerror = done;
+    script.src = DATA.plotly_src;
+    document.head.appendChild(script);
   }
   let plotlyTimer = 0;
   function preloadPlotly() {
-    if (!window.Plotly && !plotlyTimer) plotlyTimer = setTimeout(loadPlotly, 300);
+    if (!window.Plotly && !plotlyTimer) plotlyTimer = setTimeout(() => withPlotly(() => {}), 300);
   }
 
   /* Legend labels: strategy (or name) plus the parameters whose shown value differs between
@@ -375,15 +402,15 @@
     $("comparison").hidden = false;
     comparisonTable(indices, names, differing);
     const chart = $("comparison-chart");
-    const draw = () => {
-      if (loadPlotly()) {
+    const draw = () => withPlotly((loaded) => {
+      if (loaded) {
         chart.replaceChildren();
         const layout = JSON.parse(JSON.stringify(DATA.layout));
         window.Plotly.react(chart, traces, layout, { responsive: true, displaylogo: false });
       } else {
         chart.textContent = "plotly.js did not load; the chart is unavailable.";
       }
-    };
+    });
     if (window.Plotly) draw();
     else { chart.textContent = "Loading the chart…"; setTimeout(draw, 0); }
     $("comparison").scrollIntoView({ block: "start" });
@@ -431,6 +458,36 @@
     table.append(thead, body);
   }
 
+  // ------------------------------------------------------------------ sweeps
+  function renderSweeps() {
+    const sweeps = DATA.sweeps || [];
+    $("sweeps").hidden = sweeps.length === 0;
+    $("sweeps-count").textContent = `(${sweeps.length})`;
+    const table = $("sweeps-table");
+    table.replaceChildren();
+    const head = el("tr");
+    for (const label of ["Sweep", "Time (UTC)", "Strategy", "Grid", "Combinations", "Status",
+                         "Ranked by", "Best", "Best parameters", "Report"]) {
+      head.appendChild(el("th", "", label));
+    }
+    table.appendChild(el("thead")).appendChild(head);
+    const body = table.appendChild(el("tbody"));
+    for (const w of sweeps) {
+      const tr = el("tr");
+      tr.dataset.sweepId = w.id;
+      for (const text of [short(w.id), when(w.t), w.s, w.g, w.c]) tr.appendChild(el("td", "", text));
+      tr.appendChild(el("td")).appendChild(el("span", "badge " + w.st, w.st));
+      for (const text of [w.m, w.b, w.bp]) tr.appendChild(el("td", "", text));
+      const report = tr.appendChild(el("td"));
+      if (w.r) {
+        const a = el("a", "", "heatmap & best");
+        a.href = w.r;
+        report.appendChild(a);
+      } else report.textContent = "—";
+      body.appendChild(tr);
+    }
+  }
+
   // ------------------------------------------------------------------ wiring
   function fillSelect(select, values) {
     for (const [value, label] of values) {
@@ -443,10 +500,14 @@
   function setup() {
     const byStrategy = {};
     const byStatus = {};
+    const byTag = {};
     for (const r of RUNS) {
       byStrategy[r.s] = (byStrategy[r.s] || 0) + 1;
       byStatus[r.st] = (byStatus[r.st] || 0) + 1;
+      for (const tag of r.tg || []) byTag[tag] = (byTag[tag] || 0) + 1;
     }
+    fillSelect($("filter-tag"), Object.keys(byTag).sort().map((t) => [t, `${t} (${byTag[t]})`]));
+    renderSweeps();
     const strategies = Object.keys(byStrategy).sort();
     fillSelect($("filter-strategy"), strategies.map((s) => [s, `${s} (${byStrategy[s]})`]));
     fillSelect($("filter-status"), Object.keys(byStatus).sort()
@@ -464,13 +525,15 @@
       if (th) sortBy(th.dataset.column);
     });
     for (const id of ["filter-text", "threshold-value"]) $(id).addEventListener("input", render);
-    for (const id of ["filter-strategy", "filter-status", "threshold-metric", "threshold-op"]) {
+    for (const id of ["filter-strategy", "filter-status", "filter-tag", "threshold-metric",
+                      "threshold-op"]) {
       $(id).addEventListener("change", render);
     }
     $("reset").addEventListener("click", () => {
       $("filter-text").value = "";
       $("filter-strategy").value = "";
       $("filter-status").value = "";
+      $("filter-tag").value = "";
       $("threshold-metric").value = "";
       $("threshold-value").value = "";
       render();
@@ -485,8 +548,9 @@
       if (state.selected.size) preloadPlotly();
     });
     tbody.addEventListener("click", (event) => {
-      const button = event.target.closest("button.run-id");
-      if (button) showDetails(Number(button.closest("tr").dataset.index));
+      if (event.target.closest("a, input, [data-action]")) return;  // links, boxes, actions
+      const tr = event.target.closest("tr[data-index]");
+      if (tr) showDetails(Number(tr.dataset.index));
     });
     $("more").addEventListener("click", showMore);
     if ("IntersectionObserver" in window) {

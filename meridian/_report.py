@@ -1,0 +1,242 @@
+"""The report layout behind :func:`meridian.viz.report`: sections, and how they are shown.
+
+A report is a list of sections — HTML (the header, tables) or Plotly figures — shown in order.
+In a notebook each section is one output, tagged ``{"meridian_report": <section>}`` in its
+output metadata, so the HTML export (:mod:`meridian.pipeline.export`) can lift the whole report
+to the top of the page, above the (folded) code. Inside ``meridian run`` the report also glues
+the run's results for the registry and writes ``trades.csv`` beside the report.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+
+from meridian import viz
+from meridian.engine.metrics import KEY_METRICS, format_metric, metric_info
+
+RUN_DIR_VARIABLE = "MERIDIAN_RUN_DIR"
+"""Set by ``meridian run`` for its kernel: where the report's companion files go."""
+CHANGED_VARIABLE = "MERIDIAN_CHANGED"
+"""Set by ``meridian run``: the parameters given on the command line (comma-separated)."""
+METADATA_KEY = "meridian_report"
+TRADES_SHOWN = 20
+CARDS = (*KEY_METRICS, "sortino_ratio", "volatility", "buy_and_hold_return")
+
+STYLE = """
+.mr-header { font-family: system-ui, sans-serif; color: #1d2733; }
+.mr-header h1 { font-size: 1.45rem; margin: 0 0 .2rem; }
+.mr-header .mr-sub { color: #5b6776; margin: 0 0 .8rem; font-size: .9rem; }
+.mr-cards { display: flex; flex-wrap: wrap; gap: .5rem; margin: .6rem 0; }
+.mr-card { border: 1px solid #dde3ea; border-radius: 6px; padding: .4rem .7rem; min-width: 7rem; }
+.mr-card .mr-label { font-size: .72rem; color: #5b6776; text-transform: uppercase; }
+.mr-card .mr-value { font-size: 1.15rem; font-variant-numeric: tabular-nums; }
+.mr-card.good .mr-value { color: #1e8449; } .mr-card.bad .mr-value { color: #c0392b; }
+.mr-facts { border-collapse: collapse; font-size: .85rem; margin: .4rem 0; }
+.mr-facts th, .mr-facts td { text-align: left !important; vertical-align: top;
+  padding: .15rem .8rem .15rem 0 !important; background: none !important; }
+.mr-facts th { color: #5b6776; font-weight: 500; white-space: nowrap; }
+.mr-facts td { word-break: break-all; }
+.mr-params { display: flex; flex-wrap: wrap; gap: .3rem; }
+.mr-param { border-radius: 4px; padding: .05rem .4rem; background: #f1f4f7; font-size: .82rem; }
+.mr-param.changed { background: #fdebc8; font-weight: 600; }
+.mr-section { font-family: system-ui, sans-serif; margin: 1rem 0 .3rem; font-size: 1.05rem; }
+"""
+
+
+@dataclass
+class Section:
+    """One part of a report: ``html`` text or a Plotly ``figure``."""
+
+    name: str
+    html: str = ""
+    figure: go.Figure | None = None
+
+
+@dataclass
+class Report:
+    """The sections of one run's report, in order."""
+
+    run_id: str
+    sections: list[Section] = field(default_factory=list)
+    trades: pd.DataFrame | None = None
+    glue: dict[str, Any] | None = None
+    shown_in_cell: int | None = None
+
+    def show(self) -> None:
+        """Display every section (in a notebook); inside ``meridian run`` also glue the
+        results and write ``trades.csv``. Shown once per cell: ``viz.report(result)`` as a
+        cell's last line displays it, and the returned object must not show it twice."""
+        from IPython import get_ipython
+        from IPython.display import display
+
+        cell = getattr(get_ipython(), "execution_count", None)
+        if cell is not None and cell == self.shown_in_cell:
+            return
+        self.shown_in_cell = cell
+
+        for section in self.sections:
+            metadata = {METADATA_KEY: section.name}
+            if section.figure is not None:
+                display(_figure_bundle(section.figure), raw=True, metadata=metadata)
+            else:
+                display({"text/html": section.html, "text/plain": f"[{section.name}]"},
+                        raw=True, metadata=metadata)
+        folder = os.environ.get(RUN_DIR_VARIABLE)
+        if folder and self.glue is not None:
+            if self.trades is not None:
+                self.trades.to_csv(Path(folder) / "trades.csv", index=False)
+            from meridian.pipeline.scraps import glue_results
+
+            glue_results(**self.glue)
+
+    def _ipython_display_(self) -> None:
+        self.show()
+
+    def html(self) -> str:
+        """The whole report as one HTML fragment (charts need plotly.js on the page)."""
+        parts = []
+        for section in self.sections:
+            if section.figure is not None:
+                parts.append(pio.to_html(section.figure, include_plotlyjs=False,
+                                         full_html=False, config={"responsive": True}))
+            else:
+                parts.append(section.html)
+        return "\n".join(parts)
+
+
+def _figure_bundle(figure: go.Figure) -> dict[str, Any]:
+    """Plotly's own JSON: what JupyterLab and VS Code render, and what the HTML export turns
+    into a live chart (``meridian report NOTEBOOK.ipynb`` for any notebook)."""
+    return {
+        "application/vnd.plotly.v1+json": json.loads(figure.to_json()),
+        "text/plain": f"<Figure: {figure.layout.title.text or 'chart'}>",
+    }
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _header(result: Any, changed: set[str]) -> str:
+    metrics = result.metrics or {}
+    cards = []
+    for name in CARDS:
+        if name not in metrics:
+            continue
+        value = metrics[name]
+        info = metric_info(name)
+        tone = ""
+        if value is not None and value == value and info.better == "higher" \
+                and name not in ("max_drawdown", "final_equity"):
+            tone = " good" if value > 0 else " bad"
+        cards.append(f'<div class="mr-card{tone}"><div class="mr-label">{_esc(info.label)}'
+                     f'</div><div class="mr-value">{_esc(format_metric(name, value))}</div>'
+                     "</div>")
+    params = "".join(
+        f'<span class="mr-param{" changed" if name in changed else ""}" '
+        f'title="{"set for this run" if name in changed else "default"}">'
+        f"{_esc(name)}={_esc(viz.format_param_value(value))}</span>"
+        for name, value in (result.params or {}).items())
+    data = result.data or {}
+    span = (f"{data.get('first', '')[:10]} → {data.get('last', '')[:10]}, "
+            f"{data.get('bars', 0):,} bars" if data.get("bars") else "")
+    source = data.get("path") or data.get("source") or "—"
+    facts = [("Run", result.run_id), ("Strategy", result.strategy_name),
+             ("Time (UTC)", str(result.timestamp).replace("T", " ")[:19]),
+             ("Data", source), ("Span", span), ("Data SHA-256", data.get("sha256", "—"))]
+    if data.get("note"):
+        facts.insert(4, ("Note", data["note"]))
+    if data.get("cot_path"):
+        facts.insert(4, ("COT", data["cot_path"]))
+    settings = result.settings or {}
+    if settings:
+        facts.append(("Settings", ", ".join(f"{k}={viz.format_param_value(v)}"
+                                            for k, v in settings.items() if v not in ("", None))))
+    if result.status != "success":
+        facts.append(("Status", f"{result.status}: {result.error}"))
+    rows = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in facts)
+    return (f"<style>{STYLE}</style><div class=\"mr-header\" data-run-id=\"{_esc(result.run_id)}\">"
+            f"<h1>{_esc(result.strategy_name)} · run {_esc(result.run_id[:8])}</h1>"
+            f'<p class="mr-sub">{_esc(viz.format_params(result.params or {}))}</p>'
+            f'<div class="mr-cards">{"".join(cards)}</div>'
+            f'<div class="mr-params">{params}</div>'
+            f'<table class="mr-facts">{rows}</table></div>')
+
+
+def _title(text: str) -> Section:
+    return Section(f"title:{text}", f'<h2 class="mr-section">{_esc(text)}</h2>')
+
+
+def _benchmark(result: Any) -> pd.Series | None:
+    prices = getattr(result, "prices", None)
+    equity = result.equity
+    if prices is None or equity.empty or "Close" not in prices:
+        return None
+    close = prices["Close"].reindex(equity.index)
+    capital = (result.settings or {}).get("initial_capital") or float(equity.iloc[0])
+    return (close / close.iloc[0] * capital).rename("Buy & hold")
+
+
+def _trades_section(trades: pd.DataFrame) -> Section:
+    table = viz.trades_table(trades)
+    count = len(table)
+    if count > 2 * TRADES_SHOWN:
+        shown = pd.concat([table.head(TRADES_SHOWN), table.tail(TRADES_SHOWN)])
+        note = (f"<p>{count:,} trades: the first and last {TRADES_SHOWN} are shown; "
+                '<a href="trades.csv" download>all of them in trades.csv</a>.</p>')
+    else:
+        shown, note = table, (f'<p>{count:,} trades (<a href="trades.csv" download>'
+                              "trades.csv</a>).</p>" if count else "<p>No trades.</p>")
+    if not os.environ.get(RUN_DIR_VARIABLE):
+        note = note.replace('<a href="trades.csv" download>', "").replace("</a>", "")
+    return Section("trades", note + shown.to_html(index=False, classes="mr-trades",
+                                                 escape=True, border=0))
+
+
+def build_report(result: Any, overlays: Mapping[str, pd.Series] | None = None,
+                 defaults: Mapping[str, Any] | None = None) -> Report:
+    """The sections of ``result``'s report (see :func:`meridian.viz.report`)."""
+    changed = set(result.changed or [])
+    if defaults is not None:
+        changed = {n for n, v in (result.params or {}).items() if defaults.get(n, v) != v}
+    elif os.environ.get(CHANGED_VARIABLE) is not None:
+        changed = {n for n in os.environ[CHANGED_VARIABLE].split(",") if n}
+    report = Report(result.run_id)
+    report.sections.append(Section("header", _header(result, changed)))
+    equity = result.equity
+    if result.status == "success" and not equity.empty:
+        report.sections += [
+            Section("equity", figure=viz.plot_equity_vs_benchmark(equity, _benchmark(result))),
+            Section("drawdown", figure=viz.plot_drawdown(result.drawdown
+                                                         if len(result.drawdown)
+                                                         else viz.drawdown_of(equity))),
+            Section("rolling_sharpe", figure=viz.plot_rolling_sharpe(equity)),
+            Section("monthly_returns", figure=viz.monthly_returns_heatmap(equity)),
+            Section("distribution", figure=viz.plot_return_distribution(equity)),
+        ]
+        prices = getattr(result, "prices", None)
+        if prices is not None and "Close" in prices:
+            traded = prices.loc[equity.index]
+            lines = {name: line.reindex(equity.index) for name, line in (overlays or {}).items()}
+            report.sections.append(Section("price", figure=viz.plot_price_with_signals(
+                traded, result.trades, lines)))
+        exits = viz.plot_pnl_by_exit_reason(result.trades)
+        if exits is not None and set(result.trades["exit_reason"]) != {"signal"}:
+            report.sections.append(Section("exit_reasons", figure=exits))
+        report.sections += [_title("Trades"), _trades_section(result.trades)]
+        report.trades = result.trades
+    report.glue = {"metrics": dict(result.metrics or {}), "equity": equity,
+                   "trades_count": len(result.trades),
+                   "provenance": {"data": result.data, "settings": result.settings,
+                                  "environment": result.environment}}
+    return report

@@ -1,0 +1,241 @@
+"""``RunRecord``: the one shape of a run, whatever made it (notebook, API, ``%%backtest``,
+sweep), with its JSON form, the one JSON cleaner and the one equity downsampler.
+
+A record is what a quant needs to trust and reproduce a result: parameters and metrics, the
+equity curve and trades, and provenance — the engine settings it ran with, the data file's
+path, SHA-256 and span, the notebook's or module's SHA-256, the git commit (and whether the
+work tree was dirty) when inside a repository, and the Python and key package versions.
+``to_dict()`` is what the registry stores and ``meridian runs export`` writes;
+``RunRecord.from_dict`` reads any of them back.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import platform
+import subprocess
+import time
+import traceback as traceback_module
+from collections.abc import Mapping
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from meridian.engine._trades import TRADE_COLUMNS
+from meridian.engine.metrics import format_metrics
+from meridian.exceptions import RegistryError
+
+EQUITY_POINTS = 500
+"""Points kept of a curve wherever a downsampled one is enough (registry rows, scraps)."""
+KEY_PACKAGES = ("meridian", "numpy", "pandas", "plotly", "papermill", "jupytext", "nbconvert",
+                "scrapbook", "pyarrow")
+
+
+def clean_json(value: Any, where: str = "record") -> Any:
+    """``value`` as strict-JSON-ready Python: NaN/inf → None, numpy scalars → Python, tuples →
+    lists, paths and times → strings. Anything else is refused, naming where it sits."""
+    if value is None or isinstance(value, bool | str | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): clean_json(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean_json(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, pd.Timestamp | datetime | date):
+        return value.isoformat()
+    if hasattr(value, "item") and callable(value.item):  # numpy scalar
+        with suppress(TypeError, ValueError):
+            return clean_json(value.item(), where)
+    raise RegistryError(f"{where} holds a {type(value).__name__}, which cannot be stored as JSON")
+
+
+def downsample(equity: Any, points: int = EQUITY_POINTS) -> dict[str, list]:
+    """``{"index": [ISO 8601], "values": [float]}`` with at most ``points`` evenly spaced
+    samples, first and last kept: enough to draw a curve, small enough to store everywhere.
+    Takes a Series or an ``{"index", "values"}`` dict."""
+    if equity is None:
+        return {"index": [], "values": []}
+    if isinstance(equity, pd.Series):
+        equity = {"index": [ts.isoformat() for ts in equity.index],
+                  "values": equity.to_numpy(dtype=float).tolist()}
+    if not isinstance(equity, Mapping) or not {"index", "values"} <= set(equity):
+        raise RegistryError('equity must be a dict with "index" and "values" lists')
+    index, values = list(equity["index"]), list(equity["values"])
+    if len(index) != len(values):
+        raise RegistryError(f"equity has {len(index)} index entries but {len(values)} values")
+    if len(index) > points:
+        keep = np.unique(np.linspace(0, len(index) - 1, points).round().astype(int))
+        index, values = [index[i] for i in keep], [values[i] for i in keep]
+    return {"index": clean_json(index, "equity.index"),
+            "values": clean_json(values, "equity.values")}
+
+
+def series_to_dict(series: pd.Series) -> dict:
+    return {"index": [ts.isoformat() for ts in series.index],
+            "values": [None if not math.isfinite(v) else v
+                       for v in series.to_numpy(dtype=float).tolist()]}
+
+
+def series_from_dict(payload: Mapping | None, name: str) -> pd.Series:
+    payload = payload or {"index": [], "values": []}
+    index = pd.DatetimeIndex(pd.to_datetime(list(payload["index"])), name="Date")
+    values = [np.nan if v is None else v for v in payload["values"]]
+    return pd.Series(values, index=index, name=name, dtype=float)
+
+
+@functools.cache
+def _packages() -> dict[str, str]:
+    found = {}
+    for name in KEY_PACKAGES:
+        with suppress(metadata.PackageNotFoundError):
+            found[name] = metadata.version(name)
+    return found
+
+
+def _git(folder: Path) -> dict[str, Any] | None:
+    """The commit checked out at ``folder`` and whether the work tree has changes; None
+    outside a repository (or without git)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(folder), *args], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": dirty}
+
+
+_git_seen: dict[str, tuple[float, dict[str, Any] | None]] = {}
+GIT_TTL = 5.0
+"""Seconds a folder's git state is reused: many backtests a second need not each run git."""
+
+
+def environment(where: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Python, platform, key package versions and the git state of ``where`` (default: the
+    current directory)."""
+    folder = str(Path(where or Path.cwd()).absolute())
+    seen = _git_seen.get(folder)
+    if seen is None or time.monotonic() - seen[0] > GIT_TTL:
+        seen = _git_seen[folder] = (time.monotonic(), _git(Path(folder)))
+    return {"python": platform.python_version(), "platform": _platform(),
+            "packages": dict(_packages()), "git": seen[1]}
+
+
+@functools.cache
+def _platform() -> str:
+    return platform.platform(terse=True)
+
+
+def data_provenance(frame: pd.DataFrame) -> dict[str, Any]:
+    """Where the bars came from (path and SHA-256 as loaded), how many, from when to when."""
+    info = {"bars": len(frame),
+            "first": frame.index[0].isoformat() if len(frame) else None,
+            "last": frame.index[-1].isoformat() if len(frame) else None}
+    for key in ("path", "sha256", "cot_path", "source", "note"):
+        if frame.attrs.get(key):
+            info[key] = frame.attrs[key]
+    return info
+
+
+@dataclass
+class RunRecord:
+    """One run: what it was (strategy, parameters, settings, data, code, environment), what it
+    gave (metrics, equity, trades, status, error) and how it is filed (kind, name, tags, note,
+    parent). ``BacktestResult`` in :mod:`meridian.api` is this class."""
+
+    run_id: str
+    timestamp: str
+    strategy_name: str
+    params: dict[str, Any]
+    metrics: dict[str, float] = field(default_factory=dict)
+    equity: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    drawdown: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    trades: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TRADE_COLUMNS))
+    logs: list[str] = field(default_factory=list)
+    status: str = "success"
+    error: str | None = None
+    traceback: str | None = None
+    kind: str = "api"
+    name: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    code: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    changed: list[str] | None = None
+    tags: list[str] = field(default_factory=list)
+    note: str = ""
+    parent_id: str | None = None
+    prices: pd.DataFrame | None = field(default=None, repr=False)
+    """The bars it ran on (for reports; never stored)."""
+
+    def to_dict(self) -> dict:
+        """The JSON form (strict JSON: timestamps as ISO 8601, undefined values as null)."""
+        trades = self.trades.copy()
+        for column in ("entry_time", "exit_time"):
+            if column in trades:
+                trades[column] = [pd.Timestamp(ts).isoformat() for ts in trades[column]]
+        return clean_json({
+            "run_id": self.run_id, "timestamp": self.timestamp,
+            "strategy_name": self.strategy_name, "kind": self.kind, "name": self.name,
+            "status": self.status, "error": self.error, "traceback": self.traceback,
+            "params": dict(self.params), "changed": self.changed,
+            "metrics": dict(self.metrics),
+            "equity": series_to_dict(self.equity), "drawdown": series_to_dict(self.drawdown),
+            "trades": trades.to_dict("records"), "trades_count": len(self.trades),
+            "logs": list(self.logs), "settings": dict(self.settings), "data": dict(self.data),
+            "code": dict(self.code), "environment": dict(self.environment),
+            "tags": list(self.tags), "note": self.note, "parent_id": self.parent_id,
+        })
+
+    @classmethod
+    def from_dict(cls, payload: Mapping[str, Any]) -> RunRecord:
+        """The inverse of :meth:`to_dict`; also reads registry records (which keep no
+        trades and a downsampled curve)."""
+        columns = list(dict.fromkeys([*TRADE_COLUMNS, *(
+            key for row in payload.get("trades") or [] for key in row)]))
+        trades = pd.DataFrame(payload.get("trades") or [], columns=columns)
+        for column in ("entry_time", "exit_time"):
+            trades[column] = pd.to_datetime(trades[column])
+        return cls(
+            run_id=payload["run_id"], timestamp=payload.get("timestamp") or "",
+            strategy_name=payload["strategy_name"], params=dict(payload.get("params") or {}),
+            metrics={k: (math.nan if v is None else float(v))
+                     for k, v in (payload.get("metrics") or {}).items()},
+            equity=series_from_dict(payload.get("equity"), "equity"),
+            drawdown=series_from_dict(payload.get("drawdown"), "drawdown"),
+            trades=trades, logs=list(payload.get("logs") or []),
+            status=payload.get("status") or "success", error=payload.get("error"),
+            traceback=payload.get("traceback"), kind=payload.get("kind") or "api",
+            name=payload.get("name"), settings=dict(payload.get("settings") or {}),
+            data=dict(payload.get("data") or {}), code=dict(payload.get("code") or {}),
+            environment=dict(payload.get("environment") or {}),
+            changed=payload.get("changed"), tags=list(payload.get("tags") or []),
+            note=payload.get("note") or "", parent_id=payload.get("parent_id"),
+        )
+
+    def fail(self, error: BaseException) -> RunRecord:
+        """Record ``error`` (the exception being handled) as this run's failure."""
+        self.status = "failed"
+        self.error = f"{type(error).__name__}: {error}"
+        self.traceback = traceback_module.format_exc()
+        self.logs.append(self.traceback)
+        return self
+
+    def summary(self) -> str:
+        """Metrics as aligned text lines, for terminals."""
+        head = f"{self.strategy_name} {self.params}  [{self.status}]  run {self.run_id}"
+        if self.status != "success":
+            return f"{head}\n  error: {self.error}"
+        return f"{head}\n{format_metrics(self.metrics)}"
