@@ -38,19 +38,70 @@ BacktestResult = RunRecord
 ENGINE_OPTIONS = {
     "commission": 0.0, "slippage": 0.0, "fill": "next_open", "risk_free_rate": 0.0,
     "start": "", "end": "",
+    "stop_loss": 0.0, "take_profit": 0.0, "trailing_stop": 0.0,
+    "multiplier": 1.0, "tick_size": 0.0, "commission_per_contract": 0.0, "margin": 0.0,
+    "sizing": "fixed_fraction", "target_volatility": 0.0, "max_leverage": 1.0,
+    "financing_rate": 0.0,
 }
+"""Run settings every backtest accepts (0 or "" = off), as notebooks name them too. A price
+level (``pd.Series``) is also accepted for ``stop_loss`` / ``take_profit``, and an
+:class:`~meridian.engine.Instrument` as ``instrument`` instead of the four contract fields."""
+LEVEL_OPTIONS = ("stop_loss", "take_profit")
+INSTRUMENT_FIELDS = ("multiplier", "tick_size", "commission_per_contract", "margin")
 RUN_ID_VARIABLE = "MERIDIAN_RUN_ID"
 """Set by ``meridian run`` for its kernel: a backtest made inside the notebook is that run."""
 
 
 def _engine_options(options: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(options) - set(ENGINE_OPTIONS))
+    unknown = sorted(set(options) - set(ENGINE_OPTIONS) - {"instrument"})
     if unknown:
         raise ParameterError(
             f"unknown engine option {unknown[0]!r}; valid options: {', '.join(ENGINE_OPTIONS)}"
         )
-    return {name: coerce(name, options.get(name, default), default, "the engine")
-            for name, default in ENGINE_OPTIONS.items()}
+    chosen = {}
+    for name, default in ENGINE_OPTIONS.items():
+        value = options.get(name, default)
+        chosen[name] = value if (name in LEVEL_OPTIONS and isinstance(value, pd.Series)) \
+            else coerce(name, value, default, "the engine")
+    instrument = options.get("instrument")
+    if instrument is not None:
+        chosen.update({name: getattr(instrument, name) or 0.0 for name in INSTRUMENT_FIELDS})
+    return chosen
+
+
+def _recorded(options: dict[str, Any]) -> dict[str, Any]:
+    """The settings a run records: costs and fill always, the others when not at their
+    default (a price-level stop is recorded as such: its values are in the notebook)."""
+    recorded = {}
+    for name, value in options.items():
+        if isinstance(value, pd.Series):
+            recorded[name] = f"price level ({value.name or 'series'})"
+        elif value != ENGINE_OPTIONS[name] or name in ("commission", "slippage", "fill"):
+            recorded[name] = value
+    return recorded
+
+
+def engine_arguments(options: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of :func:`meridian.engine.backtest` for checked run settings: 0 and
+    "" mean off, the contract fields become an :class:`~meridian.engine.Instrument`."""
+    from meridian.engine import Instrument
+
+    def off(value):
+        return None if (not isinstance(value, pd.Series) and not value) else value
+
+    contract = {name: options[name] for name in INSTRUMENT_FIELDS}
+    instrument = None
+    if contract != {name: ENGINE_OPTIONS[name] for name in INSTRUMENT_FIELDS}:
+        instrument = Instrument(contract["multiplier"], contract["tick_size"],
+                               contract["commission_per_contract"], contract["margin"] or None)
+    return {
+        "commission": options["commission"], "slippage": options["slippage"],
+        "fill": options["fill"], "start": options["start"], "end": options["end"],
+        "stop_loss": off(options["stop_loss"]), "take_profit": off(options["take_profit"]),
+        "trailing_stop": off(options["trailing_stop"]), "instrument": instrument,
+        "sizing": options["sizing"], "target_volatility": off(options["target_volatility"]),
+        "max_leverage": options["max_leverage"], "financing_rate": options["financing_rate"],
+    }
 
 
 def resolve_data(data: pd.DataFrame | str | Path | None) -> pd.DataFrame:
@@ -116,7 +167,7 @@ def backtest_signals(
         run_id=os.environ.get(RUN_ID_VARIABLE) or str(uuid.uuid4()),
         timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
         strategy_name=strategy_name, params=dict(params), kind=kind,
-        settings={"initial_capital": capital, **options},
+        settings={"initial_capital": capital, **_recorded(options)},
         data=data_provenance(frame), environment=environment(), prices=frame,
     )
     result.logs.append(f"{len(frame)} bars from {frame.index[0]} to {frame.index[-1]}")
@@ -124,11 +175,8 @@ def backtest_signals(
         result.logs.append("the data has no COT_Index column: COT filter off")
     try:
         position = signals(frame, **params)
-        outcome = backtest(
-            frame, position, initial_capital=capital, commission=options["commission"],
-            slippage=options["slippage"], fill=options["fill"], start=options["start"],
-            end=options["end"],
-        )
+        outcome = backtest(frame, position, initial_capital=capital,
+                           **engine_arguments(options))
         result.metrics = compute_metrics(outcome, risk_free_rate=options["risk_free_rate"])
     except Exception as error:  # noqa: BLE001 - a failing strategy is a result, not a crash
         if raise_errors:
@@ -143,15 +191,17 @@ def backtest_signals(
 
 
 def notebook_backtest(signals: Callable[..., Any], namespace: Mapping[str, Any],
-                      data: pd.DataFrame | None = None, strategy_name: str | None = None
-                      ) -> RunRecord:
+                      data: pd.DataFrame | None = None, strategy_name: str | None = None,
+                      **settings: Any) -> RunRecord:
     """The backtest of a strategy notebook, from its own variables: ``signals``' arguments and
-    the run settings (``initial_capital``, ``commission``, ``slippage``, ``start``, ``end``)
-    are read from ``namespace`` (pass ``globals()``), so the parameters cell is the only list
-    of parameters a notebook has. Inside ``meridian run`` the result is that run."""
+    the run settings (``initial_capital`` and :data:`ENGINE_OPTIONS`: costs, window, exits,
+    contract, sizing) are read from ``namespace`` (pass ``globals()``), so the parameters cell
+    is the only list of parameters a notebook has; ``settings`` override them. Inside
+    ``meridian run`` the result is that run."""
     names = list(inspect.signature(signals).parameters)[1:]
     params = {name: namespace[name] for name in names if name in namespace}
     options = {name: namespace[name] for name in ENGINE_OPTIONS if name in namespace}
+    options.update(settings)  # e.g. a price level as the stop (the FLD line)
     name = strategy_name or os.environ.get("MERIDIAN_STRATEGY") or "notebook"
     return backtest_signals(signals, params, strategy_name=name,
                             initial_capital=namespace.get("initial_capital", 100_000.0),

@@ -147,8 +147,9 @@ def check_ranges(values: dict[str, Any], ranges: dict[str, str], owner: str) -> 
     must lie in its interval: checks that need no data, run before any kernel or backtest.
     A strategy declares them as ``PARAM_RANGES`` next to its ``PARAMS``."""
     for name, interval in ranges.items():
-        if name not in values or isinstance(values[name], bool | str) or values[name] is None:
-            continue
+        if name not in values or isinstance(values[name], bool) \
+                or not isinstance(values[name], int | float):
+            continue  # only numbers have ranges (a price-level Series, a path: checked elsewhere)
         low, high, closed_low, closed_high = parse_interval(interval, name)
         value = values[name]
         inside = ((value >= low) if closed_low else (value > low)) and (
@@ -158,8 +159,13 @@ def check_ranges(values: dict[str, Any], ranges: dict[str, str], owner: str) -> 
                                  f"in {interval}")
 
 
-RUN_SETTING_RANGES = {"initial_capital": "(0, inf)", "commission": "[0, 0.5)",
-                      "slippage": "[0, 0.5)"}
+RUN_SETTING_RANGES = {
+    "initial_capital": "(0, inf)", "commission": "[0, 0.5)", "slippage": "[0, 0.5)",
+    "stop_loss": "[0, 1)", "take_profit": "[0, 1)", "trailing_stop": "[0, 1)",
+    "multiplier": "(0, inf)", "tick_size": "[0, inf)", "commission_per_contract": "[0, inf)",
+    "margin": "[0, inf)", "target_volatility": "[0, 10)", "max_leverage": "[1, inf)",
+    "financing_rate": "[0, 1)",
+}
 """Ranges of the run settings every notebook and the API share."""
 
 

@@ -24,6 +24,10 @@ DRAWDOWN_COLOR = "#c0392b"
 LONG_COLOR = "#1e8449"
 SHORT_COLOR = "#c0392b"
 TEMPLATE = "plotly_white"
+EXIT_MARKERS = {"signal": ("x", "#7f8c8d"), "stop_loss": ("x-thin-open", "#c0392b"),
+                "trailing_stop": ("x-thin-open", "#e67e22"),
+                "take_profit": ("star", "#1e8449")}
+"""How the price chart marks each kind of exit (signal exits, and ends of data, as plain x)."""
 
 
 def _dates(index: pd.Index) -> list[str] | pd.Index:
@@ -116,7 +120,8 @@ def plot_price_with_signals(
     lines: dict[str, pd.Series] | None = None,
     title: str | None = "Price and trades",
 ) -> go.Figure:
-    """Close price, indicator ``lines`` (e.g. the FLD) and each trade's entry and exit."""
+    """Close price, indicator ``lines`` (e.g. the FLD) and each trade's entry and exit, stop,
+    trailing-stop and target exits marked apart."""
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=_dates(data.index), y=_values(data["Close"]), name="Close",
                              line={"color": "#34495e", "width": 1.2}))
@@ -134,11 +139,18 @@ def plot_price_with_signals(
                     name=f"{direction} entry",
                     marker={"symbol": symbol, "size": 9, "color": color},
                 ))
-        fig.add_trace(go.Scatter(
-            x=_dates(pd.DatetimeIndex(trades["exit_time"])), y=_values(trades["exit_price"]),
-            mode="markers", name="exit",
-            marker={"symbol": "x", "size": 7, "color": "#7f8c8d"},
-        ))
+        reasons = trades["exit_reason"] if "exit_reason" in trades else \
+            pd.Series("signal", index=trades.index)
+        for reason, (symbol, color) in EXIT_MARKERS.items():
+            exits = trades[reasons == reason] if reason != "signal" else \
+                trades[~reasons.isin([r for r in EXIT_MARKERS if r != "signal"])]
+            if len(exits):
+                fig.add_trace(go.Scatter(
+                    x=_dates(pd.DatetimeIndex(exits["exit_time"])),
+                    y=_values(exits["exit_price"]), mode="markers",
+                    name="exit" if reason == "signal" else reason.replace("_", " "),
+                    marker={"symbol": symbol, "size": 8, "color": color},
+                ))
     fig.update_yaxes(title_text="Price")
     return _layout(fig, title, 480)
 

@@ -28,7 +28,8 @@ def test_notebooks_have_kernelspec_and_documented_parameters(name):
     notebook = read_notebook(find_notebook(name))
     assert notebook.metadata["kernelspec"]["name"] == "python3"
     parameters = notebook_parameters(notebook)
-    for common in ("initial_capital", "commission", "slippage", "data_path", "start", "end"):
+    for common in ("initial_capital", "commission", "slippage", "data_path", "start", "end",
+                   "stop_loss", "take_profit", "trailing_stop", "multiplier", "tick_size"):
         assert common in parameters
     assert all(p.help for p in parameters.values()), "every parameter explains itself"
 
@@ -39,6 +40,9 @@ def test_fld_parameters_and_types():
         "fld_offset": "int", "cot_threshold": "float", "allow_short": "bool",
         "initial_capital": "float", "commission": "float", "slippage": "float",
         "data_path": "str", "cot_path": "str", "cot_market": "str", "start": "str", "end": "str",
+        "stop_loss": "float", "take_profit": "float", "trailing_stop": "float",
+        "multiplier": "float", "tick_size": "float", "commission_per_contract": "float",
+        "fld_stop": "bool",
     }
     assert parameters["fld_offset"].default == 10
 

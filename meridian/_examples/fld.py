@@ -33,6 +33,13 @@ cot_path = ""  # CFTC legacy COT file; empty = sample COT with the sample prices
 cot_market = ""  # market name or code to pick in a multi-market COT file, e.g. "CRUDE OIL"
 start = ""  # first date to trade, YYYY-MM-DD; empty = from the first bar
 end = ""  # last date to trade, YYYY-MM-DD; empty = to the last bar
+stop_loss = 0.0  # exit when price falls this fraction below the entry (above, short); 0 = off
+take_profit = 0.0  # exit when price rises this fraction above the entry (below, short); 0 = off
+trailing_stop = 0.0  # exit this fraction below the best price since entry (above, short); 0 = off
+multiplier = 1.0  # contract multiplier; with it, positions are whole contracts (e.g. 50 for ES)
+tick_size = 0.0  # fills are rounded to this price increment; 0 = no rounding
+commission_per_contract = 0.0  # fee per contract traded, in account currency
+fld_stop = False  # True: the FLD line itself is the stop, as Hurst traders place it
 
 # %%
 from meridian import viz
@@ -95,10 +102,14 @@ def signals(
 #
 # `notebook_backtest` calls `signals` with this notebook's parameters and run settings (no list
 # to keep in sync) and fills each change of position at the next bar's open, charging
-# `commission` and `slippage` on every fill. `viz.report` shows the standard report: header,
-# equity against buy & hold, drawdown, rolling Sharpe, monthly returns, return distribution,
-# price with every trade, and the trades.
+# `commission` and `slippage` on every fill, with the stops, target and contract set above.
+# With `fld_stop`, the FLD line is the stop: a long exits when the Low touches it.
+# `viz.report` shows the standard report: header, equity against buy & hold, drawdown, rolling
+# Sharpe, monthly returns, return distribution, price with every trade (stop and target exits
+# marked), P&L by exit reason, and the trades.
 
 # %%
-result = notebook_backtest(signals, globals(), data=data)
-viz.report(result, overlays={f"FLD({fld_offset})": fld_line(data, fld_offset)})
+fld = fld_line(data, fld_offset)
+exits = {"stop_loss": fld} if fld_stop else {}  # the level decided at t's close guards t+1
+result = notebook_backtest(signals, globals(), data=data, **exits)
+viz.report(result, overlays={f"FLD({fld_offset})": fld})

@@ -26,6 +26,12 @@ slippage = 0.0  # fraction by which every fill price moves against you
 data_path = ""  # OHLCV file (CSV or Parquet); empty = the bundled SYNTHETIC sample
 start = ""  # first date to trade, YYYY-MM-DD; empty = from the first bar
 end = ""  # last date to trade, YYYY-MM-DD; empty = to the last bar
+stop_loss = 0.0  # exit when price falls this fraction below the entry (above, short); 0 = off
+take_profit = 0.0  # exit when price rises this fraction above the entry (below, short); 0 = off
+trailing_stop = 0.0  # exit this fraction below the best price since entry (above, short); 0 = off
+multiplier = 1.0  # contract multiplier; with it, positions are whole contracts (e.g. 50 for ES)
+tick_size = 0.0  # fills are rounded to this price increment; 0 = no rounding
+commission_per_contract = 0.0  # fee per contract traded, in account currency
 
 # %%
 from meridian import viz

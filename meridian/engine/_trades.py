@@ -19,8 +19,10 @@ from meridian.engine._simulate import Simulation
 
 TRADE_COLUMNS = [
     "entry_time", "exit_time", "direction", "size", "entry_price", "exit_price",
-    "pnl", "return", "commission", "entry_bar", "exit_bar", "bars_held",
+    "pnl", "return", "commission", "entry_bar", "exit_bar", "bars_held", "exit_reason",
 ]
+EXIT_REASONS = ("signal", "stop_loss", "take_profit", "trailing_stop", "end", "ruin")
+"""Why a trade ended, in the order of the integer codes the simulators record."""
 
 
 @dataclass(frozen=True)
@@ -38,10 +40,13 @@ class TradeArrays:
     pnl: np.ndarray
     returns: np.ndarray
     commission: np.ndarray
+    reason: np.ndarray
+    contracts: np.ndarray | None = None
 
     def to_frame(self, index: pd.Index) -> pd.DataFrame:
-        """One row per closed trade, times taken from the data's index."""
-        return pd.DataFrame(
+        """One row per closed trade, times taken from the data's index; ``contracts`` (whole
+        contracts at entry) when the trades come from an instrument."""
+        frame = pd.DataFrame(
             {
                 "entry_time": index[self.entry_bar],
                 "exit_time": index[self.exit_bar],
@@ -55,9 +60,13 @@ class TradeArrays:
                 "entry_bar": self.entry_bar,
                 "exit_bar": self.exit_bar,
                 "bars_held": self.exit_bar - self.entry_bar,
+                "exit_reason": np.asarray(EXIT_REASONS, dtype=object)[self.reason],
             },
             columns=TRADE_COLUMNS,
         )
+        if self.contracts is not None:
+            frame["contracts"] = self.contracts.astype(np.int64)
+        return frame
 
 
 def _fills(sim: Simulation, mark: np.ndarray, close: np.ndarray):
@@ -120,7 +129,7 @@ def closed_trades(
     count = len(starts)
     if count == 0:
         empty_i, empty_f = np.array([], dtype=np.int64), np.array([], dtype=float)
-        return TradeArrays(empty_i, empty_i, empty_i, *(empty_f,) * 6)
+        return TradeArrays(empty_i, empty_i, empty_i, *(empty_f,) * 6, empty_i)
 
     def per_trade(values: np.ndarray) -> np.ndarray:
         return np.bincount(trade, weights=values, minlength=count)
@@ -131,15 +140,30 @@ def closed_trades(
     removed_units = per_trade(np.where(adds, 0.0, np.abs(leg_units)))
     ends = np.append(starts[1:], len(leg_bar)) - 1
     pnl = per_trade(cash)
+    column, exit_bar = leg_column[starts].astype(np.int64), leg_bar[ends].astype(np.int64)
+    still_open = sim.held[-1, column] != 0.0
+    reason = np.where((exit_bar == len(close) - 1) & still_open, EXIT_REASONS.index("end"), 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         return TradeArrays(
-            column=leg_column[starts].astype(np.int64),
+            column=column,
             entry_bar=leg_bar[starts].astype(np.int64),
-            exit_bar=leg_bar[ends].astype(np.int64),
+            exit_bar=exit_bar,
             size=leg_units[starts],
             entry_price=added_notional / added_units,
             exit_price=removed_notional / removed_units,
             pnl=pnl,
             returns=pnl / added_notional,
             commission=per_trade(fee),
+            reason=reason.astype(np.int64),
         )
+
+
+def trades_from_rows(rows: np.ndarray, whole: bool) -> TradeArrays:
+    """:class:`TradeArrays` from the per-bar simulator's trade rows (column, entry bar, exit
+    bar, size, entry price, exit price, pnl, return, commission, reason, contracts), ordered
+    by column then time like the vectorized path's."""
+    rows = rows[np.lexsort((rows[:, 2], rows[:, 0]))] if len(rows) else rows.reshape(0, 11)
+    integer = [rows[:, i].astype(np.int64) for i in (0, 1, 2)]
+    return TradeArrays(*integer, *(rows[:, i] for i in range(3, 9)),
+                       reason=rows[:, 9].astype(np.int64),
+                       contracts=np.abs(rows[:, 3]) if whole else None)

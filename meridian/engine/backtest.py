@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 
 from meridian.engine._simulate import Simulation, simulate
-from meridian.engine._trades import TradeArrays, closed_trades
+from meridian.engine._trades import TradeArrays, closed_trades, trades_from_rows
+from meridian.engine.instrument import Instrument
 from meridian.engine.metrics import drawdown, returns_from_equity
+from meridian.engine.sizing import scale as sizing_scale
 from meridian.exceptions import EngineError
 
 FILLS = ("next_open", "close")
@@ -58,8 +60,8 @@ class EngineResult:
         if first.all():
             return self.trade_arrays.to_frame(self.index)
         arrays = self.trade_arrays
-        return type(arrays)(*(getattr(arrays, f)[first] for f in arrays.__dataclass_fields__)
-                            ).to_frame(self.index)
+        return type(arrays)(*(None if getattr(arrays, f) is None else getattr(arrays, f)[first]
+                              for f in arrays.__dataclass_fields__)).to_frame(self.index)
 
 
 def as_positions(position, index: pd.Index) -> np.ndarray:
@@ -102,8 +104,8 @@ def _as_timestamp(name: str, value, index: pd.DatetimeIndex) -> pd.Timestamp | N
     return stamp
 
 
-def _window(data: pd.DataFrame, target: np.ndarray, start, end):
-    """Bars (and targets) from ``start`` to ``end`` inclusive; a date without a time means the
+def _window_mask(data: pd.DataFrame, start, end) -> np.ndarray:
+    """Which bars lie from ``start`` to ``end`` inclusive; a date without a time means the
     whole day."""
     first = _as_timestamp("start", start, data.index)
     last = _as_timestamp("end", end, data.index)
@@ -119,7 +121,7 @@ def _window(data: pd.DataFrame, target: np.ndarray, start, end):
             f"no bars between start={start!r} and end={end!r}; the data runs from "
             f"{data.index[0]:%Y-%m-%d} to {data.index[-1]:%Y-%m-%d}"
         )
-    return data.loc[keep], target[keep]
+    return keep
 
 
 def backtest(
@@ -132,6 +134,14 @@ def backtest(
     fill: str = "next_open",
     start: str | pd.Timestamp | None = None,
     end: str | pd.Timestamp | None = None,
+    stop_loss: float | pd.Series | None = None,
+    take_profit: float | pd.Series | None = None,
+    trailing_stop: float | None = None,
+    instrument: Instrument | None = None,
+    sizing: str = "fixed_fraction",
+    target_volatility: float | None = None,
+    max_leverage: float = 1.0,
+    financing_rate: float = 0.0,
 ) -> EngineResult:
     """Simulate holding ``position`` (target exposure per bar, decided at that bar's close).
 
@@ -141,13 +151,34 @@ def backtest(
     notional charged on every fill; ``slippage`` moves each fill price against you by that
     fraction. Positions still open after the last bar close at its close. ``start`` / ``end``
     (inclusive dates) restrict trading to a window; the positions may have been computed from
-    earlier bars, which is how indicators warm up without look-ahead. See
-    :mod:`meridian.engine._simulate` for the exact accounting.
+    earlier bars, which is how indicators warm up without look-ahead.
+
+    Exits (see :mod:`meridian.engine._orders` for the bar-by-bar rules):
+
+    * ``stop_loss`` / ``take_profit``: a float is a fraction of the entry fill price (0.05:
+      5 % below the entry for a long's stop, above for its target; the reverse for a short); a
+      ``pd.Series`` aligned to the data is a price level, the level decided at bar t's close
+      being in effect during bar t+1 (NaN: no level on that bar) — e.g. the FLD line.
+    * ``trailing_stop``: a fraction from the best price since entry (highest High for a long,
+      lowest Low for a short), updated at each close, in effect from the next bar.
+    * Stops and targets are live from the entry bar; a bar opening beyond a level fills at its
+      Open; a bar reaching both fills the stop (pessimistic); costs apply to these fills; after
+      such an exit the position stays flat until the target exposure changes.
+
+    Sizing: ``instrument`` (:class:`~meridian.engine.instrument.Instrument`) trades whole
+    contracts with a multiplier, tick and per-contract commission; ``sizing=
+    "volatility_target"`` scales exposure by ``target_volatility`` / realized volatility (see
+    :mod:`meridian.engine.sizing`), capped by ``max_leverage``; borrowing beyond equity pays
+    ``financing_rate`` a year. Equity reaching zero ends trading (ruin, exit reason ``ruin``).
+    Without any of these the vectorized engine (:mod:`meridian.engine._simulate`) runs.
     """
     target = as_positions(position, data.index)
     return backtest_batch(data, target[:, None], initial_capital=initial_capital,
                           commission=commission, slippage=slippage, fill=fill, start=start,
-                          end=end)
+                          end=end, stop_loss=stop_loss, take_profit=take_profit,
+                          trailing_stop=trailing_stop, instrument=instrument, sizing=sizing,
+                          target_volatility=target_volatility, max_leverage=max_leverage,
+                          financing_rate=financing_rate)
 
 
 def _check_options(data: pd.DataFrame, initial_capital, commission, slippage, fill) -> None:
@@ -165,6 +196,37 @@ def _check_options(data: pd.DataFrame, initial_capital, commission, slippage, fi
         )
 
 
+def _fractions(name: str, value, columns: int) -> np.ndarray:
+    """A fraction per combination (NaN: off). ``None`` or 0 is off; one number applies to
+    every combination; an array gives one per combination (a sweep over ``stop_loss``)."""
+    values = np.full(columns, np.nan) if value is None else np.broadcast_to(
+        np.asarray(value, dtype=float), (columns,)).astype(float)
+    values = np.where(values == 0.0, np.nan, values)
+    bad = values[~np.isnan(values) & ~((values > 0) & (values < 1))]
+    if len(bad):
+        raise EngineError(f"{name}={bad[0]!r}: a fraction of the entry price in (0, 1), e.g. "
+                          "0.05 for 5 % (0 or None: off)")
+    return values
+
+
+def _levels(name: str, value, index: pd.DatetimeIndex) -> np.ndarray | None:
+    """A price-level Series as the level in effect during each bar (decided at the previous
+    close), shaped bars × 1; None when ``value`` is not a Series."""
+    if not isinstance(value, pd.Series):
+        return None
+    if not value.index.equals(index):
+        raise EngineError(f"{name}: the level Series is indexed differently from the data "
+                          f"({len(value)} vs {len(index)} bars); align it to data.index")
+    levels = value.to_numpy(dtype=float, na_value=np.nan)
+    bad = np.flatnonzero(~np.isnan(levels) & ~(levels > 0))
+    if len(bad):
+        raise EngineError(f"{name}: level at bar {bad[0]} ({index[bad[0]]}) is "
+                          f"{levels[bad[0]]}; price levels must be positive (NaN: none)")
+    effective = np.full(len(levels), np.nan)
+    effective[1:] = levels[:-1]
+    return effective[:, None]
+
+
 def backtest_batch(
     data: pd.DataFrame,
     targets: np.ndarray,
@@ -175,18 +237,73 @@ def backtest_batch(
     fill: str = "next_open",
     start: str | pd.Timestamp | None = None,
     end: str | pd.Timestamp | None = None,
+    stop_loss=None,
+    take_profit=None,
+    trailing_stop=None,
+    instrument: Instrument | None = None,
+    sizing: str = "fixed_fraction",
+    target_volatility: float | None = None,
+    max_leverage: float = 1.0,
+    financing_rate: float = 0.0,
 ) -> EngineResult:
     """:func:`backtest` for many combinations at once: ``targets`` is bars × combinations
-    (each column already checked with :func:`as_positions`). One vectorized pass for all."""
+    (each column already checked with :func:`as_positions`); ``stop_loss``, ``take_profit``
+    and ``trailing_stop`` may also give one fraction per combination. One pass for all."""
     _check_options(data, initial_capital, commission, slippage, fill)
+    columns = targets.shape[1]
+    stop_levels = _levels("stop_loss", stop_loss, data.index)
+    take_levels = _levels("take_profit", take_profit, data.index)
+    stops = _fractions("stop_loss", None if stop_levels is not None else stop_loss, columns)
+    takes = _fractions("take_profit", None if take_levels is not None else take_profit, columns)
+    trails = _fractions("trailing_stop", trailing_stop, columns)
+    close_all = data["Close"].to_numpy(dtype=float)
+    scales = sizing_scale(close_all, data.index, sizing, target_volatility, max_leverage)
+    if not 0.0 <= financing_rate < 1.0:
+        raise EngineError(f"financing_rate must be an annual fraction in [0, 1), got "
+                          f"{financing_rate!r}")
+    ordered = (instrument is not None or sizing != "fixed_fraction" or stop_levels is not None
+               or take_levels is not None or not np.isnan(stops).all()
+               or not np.isnan(takes).all() or not np.isnan(trails).all())
     if start is not None or end is not None:
-        data, targets = _window(data, targets, start, end)
+        keep = _window_mask(data, start, end)
+        data, targets, scales = data.loc[keep], targets[keep], scales[keep]
+        stop_levels = None if stop_levels is None else stop_levels[keep]
+        take_levels = None if take_levels is None else take_levels[keep]
     open_ = data["Open"].to_numpy(dtype=float)
     close = data["Close"].to_numpy(dtype=float)
-    sim = simulate(
-        open_, close, targets, initial_capital=float(initial_capital),
-        commission=commission, slippage=slippage, fill=fill,
+    if not ordered:
+        sim = simulate(
+            open_, close, targets, initial_capital=float(initial_capital),
+            commission=commission, slippage=slippage, fill=fill,
+        )
+        mark = open_ if fill == "next_open" else close
+        trades = closed_trades(sim, mark, close, commission, slippage)
+        return EngineResult(data.index, close, float(initial_capital), sim, trades)
+    missing = [c for c in ("High", "Low") if c not in data.columns]
+    if missing:
+        raise EngineError(f"stops, targets and contracts need High and Low columns; missing "
+                          f"{missing}")
+    instrument = instrument or Instrument()
+    instrument.check_prices(close)
+    from meridian.engine import _orders
+    from meridian.engine.metrics import infer_periods_per_year
+
+    nothing = np.full((len(data), 1), np.nan)
+    equity, held, rows = _orders.simulate(
+        open_, data["High"].to_numpy(dtype=float), data["Low"].to_numpy(dtype=float), close,
+        np.asfortranarray(targets), scales, stops, takes, trails,
+        nothing if stop_levels is None else stop_levels,
+        nothing if take_levels is None else take_levels,
+        next_open=fill == "next_open", commission=commission, slippage=slippage,
+        per_contract=instrument.commission_per_contract, multiplier=instrument.multiplier,
+        tick=instrument.tick_size, whole=instrument != Instrument(),
+        margin=instrument.margin or 0.0, capital=float(initial_capital),
+        financing=financing_rate / infer_periods_per_year(data.index),
     )
-    mark = open_ if fill == "next_open" else close
-    trades = closed_trades(sim, mark, close, commission, slippage)
-    return EngineResult(data.index, close, float(initial_capital), sim, trades)
+    equity, held = np.asfortranarray(equity), np.asfortranarray(held)
+    before = np.zeros_like(held)
+    before[1:] = held[:-1]
+    sim = Simulation(equity, held, held != before, equity)
+    whole = instrument != Instrument()
+    return EngineResult(data.index, close, float(initial_capital), sim,
+                        trades_from_rows(rows, whole))

@@ -1,5 +1,5 @@
 # Generated from notebooks/fld.py by meridian extract — edit the notebook, not this file.
-# Notebook SHA-256: e45be58933a320e86b06a4d2865b86e7fe7293e722b9896223d66a7d2930a6f7
+# Notebook SHA-256: 4e9b8d352a512e97b1480e02b1664004c32f9135261f3909b20797e98f3294a9
 """FLD with a Commitments-of-Traders filter
 
 J. M. Hurst's **Future Line of Demarcation** is the median price (High + Low) / 2 displaced

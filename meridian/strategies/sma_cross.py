@@ -1,5 +1,5 @@
 # Generated from notebooks/sma_cross.py by meridian extract — edit the notebook, not this file.
-# Notebook SHA-256: 35e2a6a554b7be8f28a6ed5c88bfa8e581f12087486279aff1adc39bdd42ae6f
+# Notebook SHA-256: 3ec5ac93eb1d2fe87df3a6c905cfed313bb9a1d0afb1aa848447576f0540e857
 """Moving-average crossover
 
 Long after the fast simple moving average crosses above the slow one, short after it crosses

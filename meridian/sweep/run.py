@@ -32,11 +32,12 @@ from meridian._files import file_sha256
 from meridian.data import load_market_data, load_ohlcv
 from meridian.engine import METRIC_NAMES
 from meridian.exceptions import ParameterError
+from meridian.parameters import RUN_SETTING_RANGES
 from meridian.registry.db import Registry
 from meridian.registry.sweeps import load_sweep, results_dir, save_sweep_header
 from meridian.strategies import find_strategy, get_strategy
 from meridian.sweep import executors
-from meridian.sweep.evaluate import Settings, Window, evaluate
+from meridian.sweep.evaluate import EXIT_OPTIONS, Settings, Window, evaluate
 from meridian.sweep.grid import DEFAULT_MAX_COMBINATIONS, Grid, build_grid
 from meridian.sweep.store import (
     OOS_PREFIX,
@@ -136,8 +137,11 @@ def _new_plan(strategy, grid_options, *, metric, top, executor, workers, schedul
               split, initial_capital, commission, slippage, max_combinations) -> _Plan:
     source = find_strategy(strategy)
     module = get_strategy(source.name)
-    grid = build_grid(module.PARAMS, grid_options, source.name, max_combinations,
-                      getattr(module, "PARAM_RANGES", None))
+    ranges = {**RUN_SETTING_RANGES, **getattr(module, "PARAM_RANGES", {})}
+    grid = build_grid({**module.PARAMS, **EXIT_OPTIONS}, grid_options, source.name,
+                      max_combinations, ranges)
+    unused = [name for name in EXIT_OPTIONS if name not in grid.axes]
+    grid = Grid({k: v for k, v in grid.defaults.items() if k not in unused}, grid.axes)
     if metric not in METRIC_INDEX:
         raise ParameterError(f"--metric {metric!r} is not a metric; use one of "
                              f"{', '.join(METRIC_NAMES)}")
