@@ -50,6 +50,7 @@ dashboard: $(STAMP)
 	$(BIN)/meridian dashboard $(if $(OPEN),--open)
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python -m benchmarks
 
 clean:

@@ -38,13 +38,51 @@ def median_price(high, low) -> np.ndarray:
 
 
 def sma(x, window: int) -> np.ndarray:
-    """Simple moving average over ``window`` bars ending at t; NaN for the first window − 1."""
+    """Simple moving average over ``window`` bars ending at t; NaN for the first window − 1.
+
+    Inside a sweep (:func:`shared_windows`) the average of a data column is computed once per
+    window and shared, read-only, by every combination that asks for it."""
     x = values(x)
+    key = _shared_key("sma", x, window)
+    if key is not None and key in _windows:
+        return _windows[key]
     out = np.full(len(x), np.nan)
     if 1 <= window <= len(x):
         sums = np.cumsum(np.concatenate([[0.0], x]))
         out[window - 1:] = (sums[window:] - sums[:-window]) / window
+    if key is not None and len(_windows) < MAX_SHARED:
+        out.setflags(write=False)
+        _windows[key] = out
     return out
+
+
+# A per-sweep cache of indicator windows. A sweep of fast × slow moving averages asks for the
+# same few windows thousands of times; computing each once is the cheapest speed-up there is.
+# Only the sweep's own data columns are cached (registered by address, kept alive for the
+# whole sweep), so an address can never be reused by another array while its entries live.
+MAX_SHARED = 4096
+_columns: dict[int, np.ndarray] = {}
+_windows: dict[tuple, np.ndarray] = {}
+
+
+def shared_windows(data: pd.DataFrame) -> None:
+    """Register ``data``'s columns as a sweep's shared inputs (drops any earlier sweep's)."""
+    _columns.clear()
+    _windows.clear()
+    for column in data.columns:
+        array = data[column].to_numpy()
+        if array.dtype == np.float64:
+            _columns[array.__array_interface__["data"][0]] = array
+
+
+def _shared_key(name: str, x: np.ndarray, window: int) -> tuple | None:
+    if not _columns:
+        return None
+    address = x.__array_interface__["data"][0]
+    column = _columns.get(address)
+    if column is None or column.shape != x.shape or column.strides != x.strides:
+        return None
+    return name, address, window
 
 
 def forward_fill(x: np.ndarray) -> np.ndarray:

@@ -76,3 +76,52 @@ def test_same_trades_and_equity_as_backtesting_py(make_position, commission):
     peer_equity = peer["_equity_curve"]["Equity"].to_numpy()
     relative_gap = np.abs(ours.equity.to_numpy() / peer_equity - 1)
     assert relative_gap.max() < 1e-4  # within 0.01% on every bar
+
+
+def _peer_with_stops(data: pd.DataFrame, position: pd.Series, stop: float):
+    """backtesting.py following the same targets, each entry with a stop ``stop`` away from
+    the signal bar's close (a level fixed when the order is placed)."""
+    targets = position.to_numpy()
+
+    class FollowTargetsWithStops(Strategy):
+        def init(self):
+            pass
+
+        def next(self):
+            i = len(self.data) - 1
+            target = targets[i]
+            previous = targets[i - 1] if i else 0.0
+            if target == previous:
+                return
+            self.position.close()
+            close = self.data.Close[-1]
+            if target > 0:
+                self.buy(size=0.999999, sl=close * (1 - stop))
+            elif target < 0:
+                self.sell(size=0.999999, sl=close * (1 + stop))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Backtest(data, FollowTargetsWithStops, cash=CAPITAL, commission=0.0,
+                        finalize_trades=True).run()
+
+
+def test_stops_match_backtesting_py_trade_for_trade():
+    """A stop 3 % from the signal bar's close, given to our engine as a price level decided at
+    that close (the FLD-style level Series), exits where backtesting.py's ``sl=`` does."""
+    data = GOOG.copy()
+    position = sma_cross.signals(data, 10, 20)
+    position.iloc[-5:] = 0.0
+    close = data["Close"]
+    changes = position.ne(position.shift(1).fillna(0.0))
+    level = pd.Series(np.where(position > 0, close * 0.97, close * 1.03), index=data.index)
+    level = level.where(changes).ffill().where(position != 0)
+    ours = backtest(data, position, initial_capital=CAPITAL, stop_loss=level)
+    peer = _peer_with_stops(data, position, 0.03)
+    peer_trades = peer["_trades"].sort_values("EntryTime").reset_index(drop=True)
+    trades = ours.trades
+    assert len(trades) == len(peer_trades) and (trades["exit_reason"] == "stop_loss").sum() > 20
+    assert (trades["exit_time"].to_numpy() == peer_trades["ExitTime"].to_numpy()).all()
+    np.testing.assert_allclose(trades["exit_price"], peer_trades["ExitPrice"], rtol=1e-12)
+    peer_equity = peer["_equity_curve"]["Equity"].to_numpy()
+    assert np.abs(ours.equity.to_numpy() / peer_equity - 1).max() < 1e-4

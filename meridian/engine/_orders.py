@@ -90,7 +90,8 @@ def _trade(state, trades, row, k, t, units, price, cost, reason):
         trades[row, 3] = state[SIZE]
         trades[row, 4] = state[ADDED_N] / state[ADDED_U]
         trades[row, 5] = state[REMOVED_N] / state[REMOVED_U]
-        trades[row, 6], trades[row, 7] = state[FLOW], state[FLOW] / state[ADDED_N]
+        trades[row, 6] = state[FLOW]
+        trades[row, 7] = state[FLOW] / (state[ADDED_N] * cost[MULTIPLIER])
         trades[row, 8], trades[row, 9], trades[row, 10] = state[FEES], reason, state[ADDED_U]
         row += 1
         flow, fee = flow * (1.0 - share), fee * (1.0 - share)

@@ -204,8 +204,8 @@ def _fractions(name: str, value, columns: int) -> np.ndarray:
     values = np.where(values == 0.0, np.nan, values)
     bad = values[~np.isnan(values) & ~((values > 0) & (values < 1))]
     if len(bad):
-        raise EngineError(f"{name}={bad[0]!r}: a fraction of the entry price in (0, 1), e.g. "
-                          "0.05 for 5 % (0 or None: off)")
+        raise EngineError(f"{name}={float(bad[0])!r}: a fraction of the entry price in (0, 1), "
+                          "e.g. 0.05 for 5 % (0 or None: off)")
     return values
 
 
@@ -261,6 +261,9 @@ def backtest_batch(
     if not 0.0 <= financing_rate < 1.0:
         raise EngineError(f"financing_rate must be an annual fraction in [0, 1), got "
                           f"{financing_rate!r}")
+    if instrument is not None and not isinstance(instrument, Instrument):
+        raise EngineError(f"instrument must be an Instrument(multiplier=..., tick_size=..., "
+                          f"commission_per_contract=...), got {instrument!r}")
     ordered = (instrument is not None or sizing != "fixed_fraction" or stop_levels is not None
                or take_levels is not None or not np.isnan(stops).all()
                or not np.isnan(takes).all() or not np.isnan(trails).all())
@@ -284,6 +287,9 @@ def backtest_batch(
         raise EngineError(f"stops, targets and contracts need High and Low columns; missing "
                           f"{missing}")
     instrument = instrument or Instrument()
+    if not isinstance(instrument, Instrument):
+        raise EngineError(f"instrument must be an Instrument(multiplier=..., tick_size=..., "
+                          f"commission_per_contract=...), got {instrument!r}")
     instrument.check_prices(close)
     from meridian.engine import _orders
     from meridian.engine.metrics import infer_periods_per_year

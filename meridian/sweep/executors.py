@@ -22,6 +22,7 @@ import pandas as pd
 
 from meridian import _process
 from meridian.exceptions import ParameterError
+from meridian.indicators import shared_windows
 from meridian.sweep.evaluate import Settings, Window, evaluate
 from meridian.sweep.grid import Grid
 
@@ -49,6 +50,8 @@ def _init_worker(data: pd.DataFrame, settings: Settings, grid: Grid,
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _process.watch_parent()
+    data.attrs.clear()  # provenance is the parent's; pandas would deep-copy it on every op
+    shared_windows(data)
     _worker_state.update(data=data, settings=settings, grid=grid, windows=windows)
 
 
@@ -69,6 +72,9 @@ def run_local(data, settings, grid, windows, work: Iterator[np.ndarray],
               workers: int) -> Iterator[tuple]:
     """A process pool of ``workers`` (this process alone when 1)."""
     if workers <= 1:
+        data = data.copy()
+        data.attrs.clear()
+        shared_windows(data)
         for indices in work:
             yield _evaluate(data, settings, grid, windows, indices)
         return
