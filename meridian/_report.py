@@ -187,7 +187,7 @@ def _benchmark(result: Any) -> pd.Series | None:
     return (close / close.iloc[0] * capital).rename("Buy & hold")
 
 
-def _trades_section(trades: pd.DataFrame) -> Section:
+def _trades_section(trades: pd.DataFrame, linked: bool) -> Section:
     table = viz.trades_table(trades)
     count = len(table)
     if count > 2 * TRADES_SHOWN:
@@ -197,15 +197,18 @@ def _trades_section(trades: pd.DataFrame) -> Section:
     else:
         shown, note = table, (f'<p>{count:,} trades (<a href="trades.csv" download>'
                               "trades.csv</a>).</p>" if count else "<p>No trades.</p>")
-    if not os.environ.get(RUN_DIR_VARIABLE):
+    if not linked:
         note = note.replace('<a href="trades.csv" download>', "").replace("</a>", "")
     return Section("trades", note + shown.to_html(index=False, classes="mr-trades",
                                                  escape=True, border=0))
 
 
 def build_report(result: Any, overlays: Mapping[str, pd.Series] | None = None,
-                 defaults: Mapping[str, Any] | None = None) -> Report:
-    """The sections of ``result``'s report (see :func:`meridian.viz.report`)."""
+                 defaults: Mapping[str, Any] | None = None,
+                 trades_file: bool | None = None) -> Report:
+    """The sections of ``result``'s report (see :func:`meridian.viz.report`);
+    ``trades_file``: whether ``trades.csv`` lies beside the page (inside ``meridian run``
+    unless said otherwise)."""
     changed = set(result.changed or [])
     if defaults is not None:
         changed = {n for n, v in (result.params or {}).items() if defaults.get(n, v) != v}
@@ -233,7 +236,8 @@ def build_report(result: Any, overlays: Mapping[str, pd.Series] | None = None,
         exits = viz.plot_pnl_by_exit_reason(result.trades)
         if exits is not None and set(result.trades["exit_reason"]) != {"signal"}:
             report.sections.append(Section("exit_reasons", figure=exits))
-        report.sections += [_title("Trades"), _trades_section(result.trades)]
+        linked = bool(os.environ.get(RUN_DIR_VARIABLE)) if trades_file is None else trades_file
+        report.sections += [_title("Trades"), _trades_section(result.trades, linked)]
         report.trades = result.trades
     report.glue = {"metrics": dict(result.metrics or {}), "equity": equity,
                    "trades_count": len(result.trades),

@@ -181,6 +181,11 @@ def _note_shadowing(name: str) -> None:
               help="How many of the best combinations to show (and report).")
 @click.option("--reports", is_flag=True, help="Re-run the top combinations as notebooks.")
 @click.option("--split", metavar="DATE", help="Rank on bars before DATE; show the top after it.")
+@click.option("--walk-forward", metavar="TRAIN:TEST[:STEP]",
+              help="Choose on each training window, trade the next test window, stitch: "
+                   "durations in bars (500:125) or spans (3y:1y, 18m:6m:3m).")
+@click.option("--anchored", is_flag=True,
+              help="With --walk-forward: every training window starts at the first bar.")
 @click.option("--capital", type=float, default=100_000.0, show_default=True)
 @click.option("--commission", type=float, default=0.0, show_default=True)
 @click.option("--slippage", type=float, default=0.0, show_default=True)
@@ -188,8 +193,8 @@ def _note_shadowing(name: str) -> None:
               show_default=True, help="Refuse larger grids before any work.")
 @OUTPUT_DIR
 def sweep_command(strategy, grid, resume, metric, workers, executor, scheduler, data_path, top,
-                  reports, split, capital, commission, slippage, max_combinations,
-                  output_dir) -> None:
+                  reports, split, walk_forward, anchored, capital, commission, slippage,
+                  max_combinations, output_dir) -> None:
     """Evaluate a parameter grid of STRATEGY's module in parallel; rank, record, report.
 
     Exit codes: 0 all combinations succeeded (or some failed: status partial, counted), 1 all
@@ -198,6 +203,8 @@ def sweep_command(strategy, grid, resume, metric, workers, executor, scheduler, 
     from meridian.sweep.run import run_sweep
     from meridian.sweep.summary import summary_lines
 
+    if anchored and not walk_forward:
+        raise ParameterError("--anchored goes with --walk-forward TRAIN:TEST")
     if resume and (strategy or grid):
         raise ParameterError("--resume ID takes the strategy and grid from the sweep; give "
                              "neither STRATEGY nor --grid")
@@ -205,9 +212,9 @@ def sweep_command(strategy, grid, resume, metric, workers, executor, scheduler, 
         raise ParameterError("give STRATEGY and at least one --grid NAME=SPEC (or --resume ID)")
     result = run_sweep(
         strategy, grid, metric=metric, workers=workers, executor=executor, scheduler=scheduler,
-        data_path=data_path, top=top, reports=reports, split=split, initial_capital=capital,
-        commission=commission, slippage=slippage, output_dir=output_dir,
-        max_combinations=max_combinations, resume=resume,
+        data_path=data_path, top=top, reports=reports, split=split, walk_forward=walk_forward,
+        anchored=anchored, initial_capital=capital, commission=commission, slippage=slippage,
+        output_dir=output_dir, max_combinations=max_combinations, resume=resume,
     )
     for line in summary_lines(result):
         click.echo(line)

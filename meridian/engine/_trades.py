@@ -141,8 +141,11 @@ def closed_trades(
     ends = np.append(starts[1:], len(leg_bar)) - 1
     pnl = per_trade(cash)
     column, exit_bar = leg_column[starts].astype(np.int64), leg_bar[ends].astype(np.int64)
+    # the last trade of a column still holding after the last bar was closed by the close-out
+    last_of_column = np.append(column[1:] != column[:-1], True)
     still_open = sim.held[-1, column] != 0.0
-    reason = np.where((exit_bar == len(close) - 1) & still_open, EXIT_REASONS.index("end"), 0)
+    at_end = exit_bar == len(close) - 1
+    reason = np.where(last_of_column & still_open & at_end, EXIT_REASONS.index("end"), 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         return TradeArrays(
             column=column,

@@ -61,7 +61,16 @@ def _run_task(indices: np.ndarray):
 
 
 def _evaluate(data, settings, grid: Grid, windows, indices: np.ndarray):
-    return (indices, *evaluate(data, settings, grid.combinations(indices), windows))
+    """``(indices, tables, errors, kept returns, their indices)`` of one task."""
+    keep = sampled(indices, settings.sample_stride, settings.sample_size)
+    tables, errors, kept = evaluate(data, settings, grid.combinations(indices), windows, keep)
+    return indices, tables, errors, kept, indices[keep]
+
+
+def sampled(indices: np.ndarray, stride: int, size: int) -> np.ndarray:
+    """Which of ``indices`` belong to the sweep's even sample for the overfitting statistics
+    (every ``stride``-th combination, ``size`` of them)."""
+    return (indices % stride == 0) & (indices // stride < size)
 
 
 def default_workers() -> int:

@@ -31,21 +31,23 @@ from meridian import _process, project
 from meridian._files import file_sha256
 from meridian.data import load_market_data, load_ohlcv
 from meridian.engine import METRIC_NAMES
+from meridian.engine.metrics import metric_info
 from meridian.exceptions import ParameterError
 from meridian.parameters import RUN_SETTING_RANGES
+from meridian.record import downsample
 from meridian.registry.db import Registry
-from meridian.registry.sweeps import load_sweep, results_dir, save_sweep_header
+from meridian.registry.sweeps import load_sweep, save_sweep_header
 from meridian.strategies import find_strategy, get_strategy
 from meridian.sweep import executors
-from meridian.sweep.evaluate import EXIT_OPTIONS, Settings, Window, evaluate
+from meridian.sweep.evaluate import EXIT_OPTIONS, Settings, Window
 from meridian.sweep.grid import DEFAULT_MAX_COMBINATIONS, Grid, build_grid
 from meridian.sweep.store import (
     OOS_PREFIX,
     ResultWriter,
     rank_order,
     read_results,
+    read_returns,
     read_rows,
-    write_part,
 )
 
 METRIC_INDEX = {name: i for i, name in enumerate(METRIC_NAMES)}
@@ -76,6 +78,8 @@ class SweepResult:
     output_dir: Path | None = None
     exit_code: int = 0
     chart: pd.DataFrame | None = None
+    stats: dict | None = None
+    walk_forward: dict | None = None
     _table: pd.DataFrame | None = None
 
     @property
@@ -128,13 +132,43 @@ class _Plan:
     grid: Grid
     data: pd.DataFrame
     settings: Settings
-    windows: tuple[Window, Window | None]
+    in_sample: Window
+    split: Window | None
     done: np.ndarray
     values: np.ndarray
+    folds: list = field(default_factory=list)
+
+    def evaluated_windows(self) -> tuple[Window, ...]:
+        """What every task measures: the in-sample window first (ranked, stored), then the
+        out-of-sample one of a split, or each walk-forward training window."""
+        if self.split is not None:
+            return self.in_sample, self.split
+        return (self.in_sample, *(fold.window("train") for fold in self.folds))
+
+
+def _sample(settings: Settings, size: int) -> Settings:
+    """Settings marking an even sample of at most PBO_MAX_COLUMNS combinations whose returns
+    are kept for the overfitting statistics."""
+    from dataclasses import replace
+
+    from meridian.stats import PBO_MAX_COLUMNS
+
+    stride = max(1, -(-size // PBO_MAX_COLUMNS))
+    return replace(settings, sample_stride=stride, sample_size=PBO_MAX_COLUMNS)
+
+
+def _folds(info: dict, data: pd.DataFrame, grid: Grid) -> list:
+    if not info.get("walk_forward"):
+        return []
+    from meridian.sweep.walkforward import folds, warm_up
+
+    return folds(info["walk_forward"], data.index, bool(info.get("anchored")),
+                 warm_up(grid.axes))
 
 
 def _new_plan(strategy, grid_options, *, metric, top, executor, workers, scheduler, data_path,
-              split, initial_capital, commission, slippage, max_combinations) -> _Plan:
+              split, initial_capital, commission, slippage, max_combinations,
+              walk_forward=None, anchored=False) -> _Plan:
     source = find_strategy(strategy)
     module = get_strategy(source.name)
     ranges = {**RUN_SETTING_RANGES, **getattr(module, "PARAM_RANGES", {})}
@@ -151,8 +185,9 @@ def _new_plan(strategy, grid_options, *, metric, top, executor, workers, schedul
         raise ParameterError(f"--executor {executor!r}: use one of "
                              f"{', '.join(executors.EXECUTORS)}")
     data = _load_data(data_path)
-    windows = _split_windows(data, split)
-    settings = Settings(source.name, source, initial_capital, commission, slippage)
+    in_sample, out_of_sample = _split_windows(data, split)
+    settings = _sample(Settings(source.name, source, initial_capital, commission, slippage),
+                       grid.size)
     info = {
         "sweep_id": str(uuid.uuid4()),
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -163,11 +198,13 @@ def _new_plan(strategy, grid_options, *, metric, top, executor, workers, schedul
         "data_path": data_path or "", "data_sha256": _file_hash(data_path or ""),
         "module_path": str(source.path), "module_sha256": _file_hash(str(source.path)),
         "split": split or "", "top": top,
+        "walk_forward": walk_forward or "", "anchored": bool(anchored),
         "settings": {"initial_capital": initial_capital, "commission": commission,
                      "slippage": slippage},
     }
-    return _Plan(info, grid, data, settings, windows, np.zeros(grid.size, dtype=bool),
-                 np.full(grid.size, np.nan))
+    return _Plan(info, grid, data, settings, in_sample, out_of_sample,
+                 np.zeros(grid.size, dtype=bool), np.full(grid.size, np.nan),
+                 _folds(info, data, grid))
 
 
 def _resume_plan(sweep_id: str, out: Path, executor: str, workers: int, scheduler) -> _Plan:
@@ -182,7 +219,7 @@ def _resume_plan(sweep_id: str, out: Path, executor: str, workers: int, schedule
                                  f"{path} changed since it started; start a new sweep")
     grid = Grid(info["defaults"], info["grid"])
     data = _load_data(info["data_path"])
-    settings = Settings(source.name, source, **info["settings"])
+    settings = _sample(Settings(source.name, source, **info["settings"]), grid.size)
     done = np.zeros(grid.size, dtype=bool)
     values = np.full(grid.size, np.nan)
     finished = read_results(out, info["sweep_id"], [info["metric"]])
@@ -191,7 +228,9 @@ def _resume_plan(sweep_id: str, out: Path, executor: str, workers: int, schedule
     values[indices] = finished[info["metric"]].to_numpy(dtype=float)
     info.update(status="running", executor=executor, workers=workers, scheduler=scheduler,
                 resumed=info.get("resumed", 0) + 1)
-    return _Plan(info, grid, data, settings, _split_windows(data, info["split"]), done, values)
+    in_sample, out_of_sample = _split_windows(data, info["split"])
+    return _Plan(info, grid, data, settings, in_sample, out_of_sample, done, values,
+                 _folds(info, data, grid))
 
 
 def _work(done: np.ndarray, size: int) -> Iterator[np.ndarray]:
@@ -215,6 +254,8 @@ def run_sweep(
     top: int = 10,
     reports: bool = False,
     split: str | None = None,
+    walk_forward: str | None = None,
+    anchored: bool = False,
     initial_capital: float = 100_000.0,
     commission: float = 0.0,
     slippage: float = 0.0,
@@ -226,19 +267,30 @@ def run_sweep(
     """Evaluate every combination of ``grid`` (``NAME=SPEC`` strings) and record the sweep, or
     finish the interrupted sweep ``resume`` (strategy, grid and settings come from it).
 
+    ``split`` ranks on the bars before a date and measures every combination after it too;
+    ``walk_forward`` (``TRAIN:TEST[:STEP]``, see :mod:`meridian.sweep.walkforward`) chooses
+    on each training window and trades the next test window, recording the stitched
+    out-of-sample run. Every sweep measures its own over-fitting (:mod:`meridian.stats`): the
+    deflated Sharpe ratio of its best combination, the probability of backtest overfitting of
+    its ranking, and bootstrap bands of the best one's drawdown and CAGR.
+
     Everything is validated before any work starts. Ctrl-C and SIGTERM stop cleanly: finished
     combinations are kept and the sweep is saved with status ``interrupted``; all combinations
     failing gives ``failed``, some ``partial``.
     """
     workers = workers or executors.default_workers()
     out = project.output_dir(output_dir)
+    if split and walk_forward:
+        raise ParameterError("--walk-forward and --split both choose what is out of sample; "
+                             "use one of them")
     if resume:
         plan = _resume_plan(resume, out, executor, workers, scheduler)
     else:
         plan = _new_plan(strategy, grid, metric=metric, top=top, executor=executor,
                          workers=workers, scheduler=scheduler, data_path=data_path,
                          split=split, initial_capital=initial_capital, commission=commission,
-                         slippage=slippage, max_combinations=max_combinations)
+                         slippage=slippage, max_combinations=max_combinations,
+                         walk_forward=walk_forward, anchored=anchored)
     Registry(out).check()  # a damaged registry stops us here, before any work
     info, metric, top = plan.info, plan.info["metric"], plan.info["top"]
     connection = (executors.connect_dask(workers, scheduler) if executor == "dask" else None)
@@ -246,12 +298,15 @@ def run_sweep(
     save_sweep_header(info, out)
 
     writer = ResultWriter(out, info["sweep_id"], plan.grid)
-    column = METRIC_INDEX[metric]
+    column, sharpe = METRIC_INDEX[metric], METRIC_INDEX["sharpe_ratio"]
+    windows = plan.evaluated_windows()
     failed = int(info.get("failed") or 0)
     first_error: str | None = None
     status, exit_code = "running", 0
     started = time.perf_counter()
     already = int(plan.done.sum())
+    sharpes = _Moments()
+    fold_best = [(np.nan, -1)] * len(plan.folds)
     bar = _progress(plan.grid.size, already, info["strategy_name"], progress)
     warm = threading.Thread(target=_warm_up_report, daemon=True)
     warm.start()
@@ -259,12 +314,17 @@ def run_sweep(
         with _process.sigterm_interrupts():
             size = executors.chunk_size(plan.grid.size, workers, len(plan.data))
             work = _work(plan.done, size)
-            for indices, tables, errors in executors.run(
-                    executor, plan.data, plan.settings, plan.grid, (plan.windows[0],), work,
-                    workers, scheduler, connection):
-                writer.add(indices, tables[0], errors)
+            for indices, tables, errors, kept, kept_indices in executors.run(
+                    executor, plan.data, plan.settings, plan.grid, windows, work, workers,
+                    scheduler, connection):
+                writer.add(indices, tables[0], errors,
+                           tables[1] if plan.split is not None else None, kept, kept_indices)
                 plan.done[indices] = True
                 plan.values[indices] = tables[0][:, column]
+                sharpes.add(tables[0][:, sharpe])
+                for number in range(len(plan.folds)):
+                    fold_best[number] = _better(fold_best[number], tables[number + 1][:, column],
+                                                indices, metric)
                 bad = [e for e in errors if e]
                 failed += len(bad)
                 first_error = first_error or (bad[0] if bad else None)
@@ -282,26 +342,148 @@ def run_sweep(
 
     order = [int(i) for i in rank_order(plan.values, metric)[:top] if plan.done[i]]
     best = _best_entries(out, info, order)
-    if plan.windows[1] is not None and best and status != "interrupted":
-        _out_of_sample(out, plan, best)
     info.update(status=status, completed=completed, failed=failed,
                 duration=round((info.get("duration") or 0) + duration, 3),
                 combinations_per_second=round((completed - already) / duration, 1)
                 if duration else None,
                 first_error=first_error)
+    if best and status != "interrupted" and best[0]["error"] is None:
+        info["stats"] = _overfitting(out, plan, best[0], completed, sharpes)
+        if plan.folds:
+            info["walk_forward_result"] = _walk_forward(out, plan, fold_best)
     if reports and best and status != "interrupted":
-        _run_reports(info["strategy_name"], best, info, plan.windows[0], out)
+        _run_reports(info["strategy_name"], best, info, windows[0], out)
     info["best"] = best
     save_sweep_header(info, out)
     warm.join()
     result = SweepResult(
         info["sweep_id"], info["strategy_name"], metric, status, plan.grid.axes, best,
         duration, completed, plan.grid.size, failed, first_error, output_dir=out,
-        exit_code=exit_code, chart=_chart_frame(plan.grid, plan.done, plan.values, metric))
+        exit_code=exit_code, chart=_chart_frame(plan.grid, plan.done, plan.values, metric),
+        stats=info.get("stats"), walk_forward=info.get("walk_forward_result"))
     from meridian.sweep.report import write_report
 
     result.report_path = write_report(result, info, out)
     return result
+
+
+class _Moments:
+    """Running count, mean and variance (Welford) of the combinations' Sharpe ratios."""
+
+    def __init__(self) -> None:
+        self.count, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def add(self, values: np.ndarray) -> None:
+        values = values[np.isfinite(values)]
+        if not len(values):
+            return
+        count, mean = len(values), float(values.mean())
+        m2 = float(((values - mean) ** 2).sum())
+        total = self.count + count
+        delta = mean - self.mean
+        self.m2 += m2 + delta ** 2 * self.count * count / total
+        self.mean += delta * count / total
+        self.count = total
+
+    @property
+    def variance(self) -> float:
+        return self.m2 / (self.count - 1) if self.count > 1 else 0.0
+
+
+def _better(current: tuple[float, int], values: np.ndarray, indices: np.ndarray,
+            metric: str) -> tuple[float, int]:
+    """The best (value, combination) so far of one walk-forward window; ties go to the lower
+    index, whatever order the tasks finished in (so every executor chooses alike)."""
+    lower = metric_info(metric).better == "lower"
+    for value, index in zip(values, indices, strict=True):
+        if np.isnan(value):
+            continue
+        value, index = float(value), int(index)
+        if current[1] < 0 or (value < current[0] if lower else value > current[0]) or (
+                value == current[0] and index < current[1]):
+            current = (value, index)
+    return current
+
+
+def _overfitting(out: Path, plan: _Plan, best: dict, trials: int,
+                 sharpes: _Moments) -> dict[str, Any]:
+    """DSR, PSR, PBO and bootstrap bands of the sweep (see :mod:`meridian.stats`)."""
+    from meridian import stats
+    from meridian.engine.metrics import infer_periods_per_year, returns_from_equity
+    from meridian.sweep.evaluate import positions, run_window
+
+    periods = infer_periods_per_year(plan.data.index)
+    targets, exits = positions(plan.data, plan.settings, best["params"])
+    result = run_window(plan.data, targets, plan.settings, plan.evaluated_windows()[0], exits)
+    returns = returns_from_equity(result.sim.equity[:, 0], plan.settings.initial_capital)
+    variance = sharpes.variance / periods  # annualized Sharpe ratios → per period
+    matrix = read_returns(out, plan.info["sweep_id"])
+    pbo = None
+    if matrix is not None and matrix.shape[1] >= 2:
+        pbo = stats.probability_of_backtest_overfitting(matrix, n_splits=16)
+    dsr = stats.deflated_sharpe_ratio(returns, trials, variance)
+    return {
+        "trials": trials, "sharpe_variance": variance,
+        "psr": stats.probabilistic_sharpe_ratio(returns, 0.0), "dsr": dsr,
+        "pbo": pbo, "pbo_columns": None if matrix is None else int(matrix.shape[1]),
+        "bootstrap": stats.block_bootstrap(returns, periods_per_year=periods),
+        "verdict": stats.verdict(dsr, pbo),
+    }
+
+
+def _walk_forward(out: Path, plan: _Plan, fold_best: list[tuple[float, int]]) -> dict:
+    """Trade each window's choice on its test part, stitch, record the stitched run."""
+    from meridian.engine import compute_metrics
+    from meridian.sweep.evaluate import positions, run_window
+    from meridian.sweep.walkforward import stability, stitch
+
+    rows, results, chosen = [], [], []
+    for fold, (value, index) in zip(plan.folds, fold_best, strict=True):
+        if index < 0:
+            continue
+        params = plan.grid[index]
+        targets, exits = positions(plan.data, plan.settings, params)
+        result = run_window(plan.data, targets, plan.settings, fold.window("test"), exits)
+        outside = compute_metrics(result)
+        results.append(result)
+        chosen.append({name: params[name] for name in plan.grid.axes})
+        rows.append({**fold.dates(), "window": fold.number, "index": index,
+                     "params": chosen[-1], "in_sample": value,
+                     "out_of_sample": outside[plan.info["metric"]],
+                     "oos_total_return": outside["total_return"]})
+    stitched = stitch(results, plan.settings.initial_capital)
+    run_id = _record_stitched(out, plan, stitched, rows)
+    return {"spec": plan.info["walk_forward"], "anchored": plan.info["anchored"],
+            "windows": rows, "run_id": run_id, "metrics": compute_metrics(stitched),
+            "equity": downsample(stitched.equity),
+            "stability": stability(chosen, plan.grid.axes)}
+
+
+def _record_stitched(out: Path, plan: _Plan, stitched, rows: list[dict]) -> str:
+    """The stitched out-of-sample curve as a run of its own (kind ``walk_forward``), with
+    its report beside it."""
+    from meridian.engine import compute_metrics
+    from meridian.pages import write_record_report
+    from meridian.record import RunRecord, data_provenance, environment
+    from meridian.storage import save_run
+
+    info = plan.info
+    record = RunRecord(
+        run_id=str(uuid.uuid4()), timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
+        strategy_name=info["strategy_name"], kind="walk_forward",
+        name=f"walk-forward {info['walk_forward']}{' anchored' if info['anchored'] else ''}",
+        params={"walk_forward": info["walk_forward"], "anchored": info["anchored"],
+                "metric": info["metric"], "windows": len(rows), "sweep_id": info["sweep_id"]},
+        metrics=compute_metrics(stitched), equity=stitched.equity, drawdown=stitched.drawdown,
+        trades=stitched.trades, settings=dict(info["settings"]),
+        data=data_provenance(plan.data), environment=environment(),
+        prices=plan.data.loc[stitched.index],
+    )
+    record.logs.append(f"{len(rows)} walk-forward windows, sweep {info['sweep_id']}")
+    report = project.run_dir(out, record.run_id) / "report.html"
+    write_record_report(record, report, out)
+    save_run({**record.to_dict(), "report_path": str(report)}, out)
+    return record.run_id
 
 
 def _best_entries(out: Path, info: dict, order: list[int]) -> list[dict[str, Any]]:
@@ -315,22 +497,12 @@ def _best_entries(out: Path, info: dict, order: list[int]) -> list[dict[str, Any
             "index": int(index),
             "params": {**info["defaults"], **{n: _plain(row[n]) for n in info["grid"]}},
             "metrics": _metrics(row[list(METRIC_NAMES)].to_numpy(dtype=float)),
-            "oos_metrics": None,
+            "oos_metrics": _metrics(row[[OOS_PREFIX + n for n in METRIC_NAMES]]
+                                    .to_numpy(dtype=float))
+            if OOS_PREFIX + METRIC_NAMES[0] in row.index else None,
             "error": row["error"] if isinstance(row["error"], str) else None,
         })
     return entries
-
-
-def _out_of_sample(out: Path, plan: _Plan, best: list[dict]) -> None:
-    """The best combinations on the bars after the split, recorded beside the in-sample rows."""
-    indices = np.array([entry["index"] for entry in best], dtype=np.int64)
-    tables, errors = evaluate(plan.data, plan.settings, plan.grid.combinations(indices),
-                              (plan.windows[1],))
-    folder = results_dir(out, plan.info["sweep_id"])
-    write_part(folder, len(list(folder.glob("oos-*.parquet"))), plan.grid, indices,
-               tables[0], errors, prefix=OOS_PREFIX)
-    for entry, row in zip(best, tables[0], strict=True):
-        entry["oos_metrics"] = _metrics(row)
 
 
 def _chart_frame(grid: Grid, done: np.ndarray, values: np.ndarray, metric: str):

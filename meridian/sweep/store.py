@@ -42,13 +42,20 @@ class ResultWriter:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.grid = grid
         self.flush_seconds, self.flush_rows = flush_seconds, flush_rows
-        self.pending: list[tuple[np.ndarray, np.ndarray, list[str | None]]] = []
+        self.pending: list[tuple] = []
+        self.returns: list[tuple[np.ndarray, np.ndarray]] = []
         self.pending_rows = 0
         self.last_flush = time.monotonic()
         self.number = len(list(self.folder.glob("part-*.parquet")))
 
-    def add(self, indices: np.ndarray, table: np.ndarray, errors: list[str | None]) -> None:
-        self.pending.append((np.asarray(indices, dtype=np.int64), table, errors))
+    def add(self, indices: np.ndarray, table: np.ndarray, errors: list[str | None],
+            outside: np.ndarray | None = None, returns: np.ndarray | None = None,
+            returns_indices: np.ndarray | None = None) -> None:
+        """Finished combinations: their metrics (and out-of-sample ones of a split), and the
+        bar returns of those in the sample kept for the overfitting statistics."""
+        self.pending.append((np.asarray(indices, dtype=np.int64), table, errors, outside))
+        if returns is not None and returns_indices is not None and len(returns_indices):
+            self.returns.append((np.asarray(returns_indices, dtype=np.int64), returns))
         self.pending_rows += len(indices)
         if (self.pending_rows >= self.flush_rows
                 or time.monotonic() - self.last_flush >= self.flush_seconds):
@@ -57,27 +64,41 @@ class ResultWriter:
     def flush(self) -> None:
         """Write what is pending as one part (atomically: a temporary name, then a rename)."""
         self.last_flush = time.monotonic()
+        if self.returns:
+            indices = np.concatenate([r[0] for r in self.returns])
+            matrix = np.concatenate([r[1] for r in self.returns], axis=1)
+            self.returns = []
+            target = self.folder / f"returns-{self.number:06d}.npz"
+            temporary = self.folder / f".{target.name}.{os.getpid()}.tmp"
+            with open(temporary, "wb") as stream:
+                np.savez(stream, idx=indices, returns=matrix)
+            os.chmod(temporary, file_mode())
+            os.replace(temporary, target)
         if not self.pending:
             return
         indices = np.concatenate([p[0] for p in self.pending])
-        table = np.concatenate([p[1] for p in self.pending])
+        tables = [np.concatenate([p[1] for p in self.pending])]
+        if self.pending[0][3] is not None:
+            tables.append(np.concatenate([p[3] for p in self.pending]))
         errors = [e for p in self.pending for e in p[2]]
         self.pending, self.pending_rows = [], 0
-        write_part(self.folder, self.number, self.grid, indices, table, errors)
+        write_part(self.folder, self.number, self.grid, indices, tables, errors)
         self.number += 1
 
 
-def write_part(folder: Path, number: int, grid: Grid, indices: np.ndarray, table: np.ndarray,
-               errors: list[str | None], prefix: str = "") -> Path:
-    """One Parquet file of rows: ``idx``, the grid's parameters, ``error``, the metrics."""
+def write_part(folder: Path, number: int, grid: Grid, indices: np.ndarray,
+               tables: list[np.ndarray], errors: list[str | None]) -> Path:
+    """One Parquet file of rows: ``idx``, the grid's parameters, ``error``, the metrics, and
+    ``oos_<metric>`` columns when a second (out-of-sample) table is given."""
     columns: dict[str, Any] = {"idx": pa.array(indices, pa.int64())}
     for (name, values), positions in zip(grid.axes.items(), grid.positions(indices),
                                          strict=True):
         columns[name] = pa.array([values[p] for p in positions])
     columns["error"] = pa.array(errors, pa.string())
-    for j, name in enumerate(METRIC_NAMES):
-        columns[prefix + name] = pa.array(table[:, j], pa.float64())
-    target = folder / f"{'oos' if prefix else 'part'}-{number:06d}.parquet"
+    for table, prefix in zip(tables, ("", OOS_PREFIX), strict=False):
+        for j, name in enumerate(METRIC_NAMES):
+            columns[prefix + name] = pa.array(table[:, j], pa.float64())
+    target = folder / f"part-{number:06d}.parquet"
     temporary = folder / f".{target.name}.{os.getpid()}.tmp"
     pq.write_table(pa.table(columns), temporary, compression="zstd")
     os.chmod(temporary, file_mode())
@@ -85,8 +106,22 @@ def write_part(folder: Path, number: int, grid: Grid, indices: np.ndarray, table
     return target
 
 
-def _parts(folder: Path, kind: str = "part") -> list[Path]:
-    return sorted(folder.glob(f"{kind}-*.parquet"))
+def read_returns(out: Path, sweep_id: str) -> np.ndarray | None:
+    """The kept bar returns (bars × sampled combinations, in index order), or None."""
+    parts = sorted(results_dir(out, sweep_id).glob("returns-*.npz"))
+    if not parts:
+        return None
+    indices, matrices = [], []
+    for part in parts:
+        with np.load(part) as loaded:
+            indices.append(loaded["idx"])
+            matrices.append(loaded["returns"])
+    order = np.argsort(np.concatenate(indices), kind="stable")
+    return np.concatenate(matrices, axis=1)[:, order]
+
+
+def _parts(folder: Path) -> list[Path]:
+    return sorted(folder.glob("part-*.parquet"))
 
 
 def read_results(out: Path, sweep_id: str, columns: list[str] | None = None) -> pd.DataFrame:
@@ -103,12 +138,6 @@ def read_results(out: Path, sweep_id: str, columns: list[str] | None = None) -> 
     for name in columns or [*METRIC_NAMES, "error"]:
         if name not in frame.columns:
             frame[name] = None if name == "error" else np.nan
-    oos = _parts(folder, "oos")
-    if oos and (columns is None or any(c.startswith(OOS_PREFIX) for c in columns)):
-        outside = pd.concat([pq.read_table(p).to_pandas() for p in oos], ignore_index=True)
-        keep = ["idx", *[c for c in outside.columns if c.startswith(OOS_PREFIX)]]
-        frame = frame.merge(outside[keep].drop_duplicates("idx", keep="last"), on="idx",
-                            how="left")
     return frame.drop_duplicates("idx", keep="last")
 
 
@@ -116,20 +145,14 @@ def read_rows(out: Path, sweep_id: str, indices: list[int] | np.ndarray) -> pd.D
     """The full rows of the combinations ``indices`` (in that order), reading one part at a
     time: memory stays bounded by a part, whatever the sweep's size."""
     wanted = np.asarray(indices, dtype=np.int64)
-    folder = results_dir(out, sweep_id)
-    frames = []
-    for kind in ("part", "oos"):
-        found = []
-        for part in _parts(folder, kind):
-            ids = pq.read_table(part, columns=["idx"])["idx"].to_numpy()
-            hit = np.flatnonzero(np.isin(ids, wanted))
-            if len(hit):
-                found.append(pq.read_table(part).take(hit).to_pandas())
-        frames.append(pd.concat(found, ignore_index=True).drop_duplicates("idx", keep="last")
-                      if found else pd.DataFrame({"idx": pd.Series([], dtype=np.int64)}))
-    rows, outside = frames
-    keep = ["idx", *[c for c in outside.columns if c.startswith(OOS_PREFIX)]]
-    rows = rows.merge(outside[keep], on="idx", how="left") if len(keep) > 1 else rows
+    found = []
+    for part in _parts(results_dir(out, sweep_id)):
+        ids = pq.read_table(part, columns=["idx"])["idx"].to_numpy()
+        hit = np.flatnonzero(np.isin(ids, wanted))
+        if len(hit):
+            found.append(pq.read_table(part).take(hit).to_pandas())
+    rows = pd.concat(found, ignore_index=True).drop_duplicates("idx", keep="last") if found \
+        else pd.DataFrame({"idx": pd.Series([], dtype=np.int64)})
     for name in [*METRIC_NAMES, "error"]:
         if name not in rows.columns:
             rows[name] = None if name == "error" else np.nan

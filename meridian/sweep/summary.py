@@ -38,7 +38,40 @@ def summary_lines(result) -> list[str]:
     if result.failed:
         lines.append(f"{result.failed:,} of {done:,} combinations failed, e.g. "
                      f"{result.first_error}")
+    lines += stats_lines(result.stats, result.walk_forward, result.metric)
     lines.append(f"report: {result.report_path}")
+    return lines
+
+
+def stats_lines(stats: dict | None, walk_forward: dict | None, metric: str) -> list[str]:
+    """The overfitting statistics and the walk-forward windows, for the terminal."""
+    lines = []
+    if stats:
+        pbo = "undefined (one combination)" if stats["pbo"] is None else f"{stats['pbo']:.2f}"
+        bands = stats["bootstrap"]
+        lines += [
+            f"overfitting: {stats['trials']:,} trials · deflated Sharpe ratio (DSR) "
+            f"{stats['dsr']:.3f} · PSR(0) {stats['psr']:.3f} · probability of backtest "
+            f"overfitting (PBO) {pbo}",
+            f"  {stats['verdict']}",
+            f"  bootstrap of the best: max drawdown {bands['max_drawdown']['p5']:.1%} / "
+            f"{bands['max_drawdown']['p50']:.1%} / {bands['max_drawdown']['p95']:.1%}, "
+            f"CAGR {bands['cagr']['p5']:.1%} / {bands['cagr']['p50']:.1%} / "
+            f"{bands['cagr']['p95']:.1%} (5 / 50 / 95 %)",
+        ]
+    if walk_forward:
+        lines.append(f"walk-forward {walk_forward['spec']}"
+                     f"{' anchored' if walk_forward['anchored'] else ''}: "
+                     f"{len(walk_forward['windows'])} windows, stitched out-of-sample run "
+                     f"{walk_forward['run_id']}")
+        for row in walk_forward["windows"]:
+            params = ", ".join(f"{k}={format_param_value(v)}" for k, v in row["params"].items())
+            lines.append(f"  {row['window']:>3}  test {row['test_start']} → {row['test_end']}  "
+                         f"{params}  in-sample {format_metric(metric, row['in_sample'])}  "
+                         f"out-of-sample {format_metric(metric, row['out_of_sample'])}")
+        stitched = walk_forward["metrics"]
+        lines.append("  stitched: " + "  ".join(
+            f"{m}={format_metric(m, stitched.get(m))}" for m in KEY_METRICS))
     return lines
 
 
