@@ -515,6 +515,24 @@ def _ipython():
 # --------------------------------------------------------------------------- sweeps
 
 
+def in_vs_out_of_sample(inside: pd.Series, outside: pd.Series, metric: str,
+                        title: str | None = None) -> go.Figure:
+    """Every combination's metric before the split (x) against after it (y), with the
+    diagonal: over-fitting shows as a cloud that does not follow it."""
+    label = metric.replace("_", " ")
+    inside, outside = _values(inside), _values(outside)
+    fig = go.Figure(go.Scattergl(x=inside, y=outside, mode="markers", name="combinations",
+                                 marker={"size": 5, "color": EQUITY_COLOR, "opacity": 0.5}))
+    both = np.concatenate([inside[np.isfinite(inside)], outside[np.isfinite(outside)]])
+    if len(both):
+        low, high = float(both.min()), float(both.max())
+        fig.add_trace(go.Scatter(x=[low, high], y=[low, high], mode="lines", name="same",
+                                 line={"color": "#95a5a6", "dash": "dot"}))
+    fig.update_xaxes(title_text=f"{label} in sample")
+    fig.update_yaxes(title_text=f"{label} out of sample")
+    return _layout(fig, title or f"{label}: in sample vs out of sample", 420)
+
+
 def sweep_chart(table: pd.DataFrame, axes: list[str], metric: str) -> go.Figure | None:
     """A sweep's metric over its grid: a line for one parameter, a heatmap for two (rows and
     columns are the two parameters' values); None for more (the report shows the best table)."""

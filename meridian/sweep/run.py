@@ -513,6 +513,7 @@ def _chart_frame(grid: Grid, done: np.ndarray, values: np.ndarray, metric: str):
     frame = pd.DataFrame({name: [axis[p] for p in positions] for (name, axis), positions in
                           zip(grid.axes.items(), grid.positions(indices), strict=True)})
     frame[metric] = values[indices]
+    frame["idx"] = indices
     return frame
 
 
