@@ -183,7 +183,7 @@ def _note_shadowing(name: str) -> None:
 @click.option("--split", metavar="DATE", help="Rank on bars before DATE; show the top after it.")
 @click.option("--walk-forward", metavar="TRAIN:TEST[:STEP]",
               help="Choose on each training window, trade the next test window, stitch: "
-                   "durations in bars (500:125) or spans (3y:1y, 18m:6m:3m).")
+                   "durations in bars (500:125) or spans (3y:1y, 18m:6m, 2y:6m:1y).")
 @click.option("--anchored", is_flag=True,
               help="With --walk-forward: every training window starts at the first bar.")
 @click.option("--capital", type=float, default=100_000.0, show_default=True)

@@ -29,15 +29,26 @@ def test_windows_in_bars_and_calendar_spans():
     first = yearly[0].dates()
     assert (first["train_start"], first["test_start"]) == ("2012-01-02", "2015-01-02")
     assert len(yearly) == 10
-    stepped = folds("3y:1y:6m", INDEX)
-    assert len(stepped) == 20  # every 6 months from 2012-01 to 2021-07; the last test ends early
+    stepped = folds("2y:6m:1y", INDEX)  # STEP > TEST: half of each year is not traded
+    assert all(g.test[0] > f.test[1] for f, g in zip(stepped, stepped[1:], strict=False))
+    assert all(f.train[1] == f.test[0] for f in stepped) and len(stepped) == 11
+    assert [f.test for f in yearly[:3]] == [(yearly[0].test[0], yearly[1].test[0]),
+                                            (yearly[1].test[0], yearly[2].test[0]), yearly[2].test]
+
+
+def test_a_short_trailing_test_window_is_dropped_a_long_one_kept():
+    tail = folds("750:250", INDEX[:750 + 250 + 17])
+    assert [f.test for f in tail] == [(750, 1000)]  # the 17-bar remainder says nothing
+    kept = folds("750:250", INDEX[:750 + 250 + 140])
+    assert [f.test for f in kept] == [(750, 1000), (1000, 1140)]
 
 
 @pytest.mark.parametrize(
     ("spec", "message"),
     [("3y", "use TRAIN:TEST"), ("3x:1y", "is not a duration"),
      ("20y:1y", "shorter than one training part plus a test part"),
-     ("500:10", "fewer than the indicator warm-up of 20 bars")],
+     ("15:10", "no more than the indicator warm-up of 20 bars"),
+     ("3y:1y:6m", "STEP 6m is shorter than TEST 1y, so test windows 1 and 2 overlap")],
 )
 def test_bad_windows_are_one_line_errors(spec, message):
     with pytest.raises(ParameterError, match=message):
@@ -51,7 +62,7 @@ def test_cli_refuses_bad_combinations_of_options(tmp_path):
     assert both.returncode == 2 and "use one of them" in both.stderr
     lone = meridian("sweep", "fld", "--grid", "fld_offset=5,6", "--anchored", "--output-dir", out)
     assert lone.returncode == 2 and "--anchored goes with --walk-forward" in lone.stderr
-    short = meridian("sweep", "fld", "--grid", "fld_offset=5:40:5", "--walk-forward", "500:30",
+    short = meridian("sweep", "fld", "--grid", "fld_offset=5:40:5", "--walk-forward", "30:500",
                      "--output-dir", out)
     assert short.returncode == 2 and "indicator warm-up of 40 bars" in short.stderr
     single = meridian("sweep", "fld", "--grid", "fld_offset=12", "--output-dir", out)

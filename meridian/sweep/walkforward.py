@@ -27,6 +27,8 @@ from meridian.sweep.evaluate import Window
 
 _SPAN = re.compile(r"^\s*(\d+)\s*([ymwd]?)\s*$", re.IGNORECASE)
 _OFFSETS = {"y": "years", "m": "months", "w": "weeks", "d": "days"}
+MIN_TEST_BARS = 20
+"""A last test window cut short by the end of the data is kept only from this many bars."""
 
 
 @dataclass(frozen=True)
@@ -65,11 +67,29 @@ def _advance(index: pd.DatetimeIndex, position: int, span: str, option: str) -> 
         position + 1
 
 
+def _retreat(index: pd.DatetimeIndex, position: int, span: str) -> int:
+    """The first bar within ``span`` before ``position`` (bars, or a calendar span)."""
+    found = _SPAN.match(span)
+    amount, unit = int(found[1]), found[2].lower()
+    if not unit:
+        return max(0, position - amount)
+    target = index[position] - pd.DateOffset(**{_OFFSETS[unit]: amount})
+    return int(index.searchsorted(target, side="left"))
+
+
 def folds(spec: str, index: pd.DatetimeIndex, anchored: bool = False,
           warm_up: int = 0) -> list[Fold]:
-    """The windows of ``TRAIN:TEST[:STEP]`` over ``index``; a test part may end early at the
-    last bar. Errors (one line each): a malformed spec, a training part longer than the data,
-    test parts shorter than ``warm_up`` bars (the longest lookback in the grid)."""
+    """The windows of ``TRAIN:TEST[:STEP]`` over ``index``. Test windows follow each other from
+    the end of the first training part, each ``STEP`` after the last (with the default STEP they
+    tile the rest of the data); a training part is the ``TRAIN`` before its test window (from
+    the first bar with ``anchored``). The last test window may end early at the last bar; one
+    of fewer than :data:`MIN_TEST_BARS` bars is dropped (too short to say anything).
+
+    Errors (one line each): a malformed spec, a training part longer than the data, a STEP
+    shorter than TEST (overlapping test windows), a first training part no longer than
+    ``warm_up`` bars (the grid's longest lookback: its indicators would not have produced a
+    signal yet). Later windows are warm from the bars before them, so test parts need no
+    warm-up of their own."""
     parts = spec.split(":")
     if len(parts) not in (2, 3):
         raise ParameterError(f"--walk-forward {spec!r}: use TRAIN:TEST or TRAIN:TEST:STEP, e.g. "
@@ -77,28 +97,36 @@ def folds(spec: str, index: pd.DatetimeIndex, anchored: bool = False,
     train, test = parts[0], parts[1]
     step = parts[2] if len(parts) == 3 else test
     found: list[Fold] = []
-    start = 0
-    while True:
-        train_end = _advance(index, start, train, spec)
-        test_end = min(_advance(index, train_end, test, spec), len(index))
-        if train_end >= len(index) or test_end <= train_end:
+    test_start = _advance(index, 0, train, spec)
+    while test_start < len(index):
+        test_end = min(_advance(index, test_start, test, spec), len(index))
+        if test_end <= test_start or (
+                test_end == len(index) and test_end - test_start < MIN_TEST_BARS and found):
             break
-        found.append(Fold(len(found) + 1, (0 if anchored else start, train_end),
-                          (train_end, test_end), index))
-        following = _advance(index, start, step, spec)
-        if following <= start:
+        train_start = 0 if anchored else _retreat(index, test_start, train)
+        found.append(Fold(len(found) + 1, (train_start, test_start), (test_start, test_end),
+                          index))
+        following = _advance(index, test_start, step, spec)
+        if following <= test_start:
             break
-        start = following
+        test_start = following
     if not found:
         raise ParameterError(
             f"--walk-forward {spec}: the data ({len(index):,} bars, {index[0]:%Y-%m-%d} to "
             f"{index[-1]:%Y-%m-%d}) is shorter than one training part plus a test part")
-    short = [f for f in found if f.test[1] - f.test[0] < warm_up]
-    if short:
+    overlap = next((f for f, g in zip(found, found[1:], strict=False) if g.test[0] < f.test[1]),
+                   None)
+    if overlap is not None:
         raise ParameterError(
-            f"--walk-forward {spec}: test window {short[0].number} has "
-            f"{short[0].test[1] - short[0].test[0]} bars, fewer than the indicator warm-up of "
-            f"{warm_up} bars (the grid's longest lookback); use longer test windows")
+            f"--walk-forward {spec}: STEP {step} is shorter than TEST {test}, so test windows "
+            f"{overlap.number} and {overlap.number + 1} overlap and the stitched run would count "
+            "bars twice; use STEP >= TEST (or leave STEP out)")
+    first_train = found[0].train[1] - found[0].train[0]
+    if first_train <= warm_up:
+        raise ParameterError(
+            f"--walk-forward {spec}: the first training part has {first_train} bars, no more "
+            f"than the indicator warm-up of {warm_up} bars (the grid's longest lookback); "
+            "use a longer training part")
     return found
 
 
@@ -154,7 +182,7 @@ def stability(chosen: list[dict], axes: dict[str, list]) -> dict[str, dict]:
 
 def warm_up(axes: dict[str, list]) -> int:
     """The grid's longest lookback, read as its largest integer value of 2 or more (window
-    lengths and offsets are integers): test windows shorter than this cannot trade."""
+    lengths and offsets are integers): a first training part this short cannot trade."""
     values = [v for values in axes.values() for v in values
               if isinstance(v, int) and not isinstance(v, bool) and v >= 2]
     return max(values, default=0)
