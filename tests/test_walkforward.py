@@ -39,6 +39,7 @@ def test_windows_in_bars_and_calendar_spans():
 def test_a_short_trailing_test_window_is_dropped_a_long_one_kept():
     tail = folds("750:250", INDEX[:750 + 250 + 17])
     assert [f.test for f in tail] == [(750, 1000)]  # the 17-bar remainder says nothing
+    assert [f.test for f in folds("750:250", INDEX[:750 + 250 + 35], warm_up=40)] == [(750, 1000)]
     kept = folds("750:250", INDEX[:750 + 250 + 140])
     assert [f.test for f in kept] == [(750, 1000), (1000, 1140)]
 
@@ -47,7 +48,8 @@ def test_a_short_trailing_test_window_is_dropped_a_long_one_kept():
     ("spec", "message"),
     [("3y", "use TRAIN:TEST"), ("3x:1y", "is not a duration"),
      ("20y:1y", "shorter than one training part plus a test part"),
-     ("15:10", "no more than the indicator warm-up of 20 bars"),
+     ("15:30", "no more than the indicator warm-up of 20 bars"),
+     ("500:10", "test window 1 has 10 bars, fewer than the indicator warm-up of 20 bars"),
      ("3y:1y:6m", "STEP 6m is shorter than TEST 1y, so test windows 1 and 2 overlap")],
 )
 def test_bad_windows_are_one_line_errors(spec, message):
@@ -62,7 +64,7 @@ def test_cli_refuses_bad_combinations_of_options(tmp_path):
     assert both.returncode == 2 and "use one of them" in both.stderr
     lone = meridian("sweep", "fld", "--grid", "fld_offset=5,6", "--anchored", "--output-dir", out)
     assert lone.returncode == 2 and "--anchored goes with --walk-forward" in lone.stderr
-    short = meridian("sweep", "fld", "--grid", "fld_offset=5:40:5", "--walk-forward", "30:500",
+    short = meridian("sweep", "fld", "--grid", "fld_offset=5:40:5", "--walk-forward", "500:30",
                      "--output-dir", out)
     assert short.returncode == 2 and "indicator warm-up of 40 bars" in short.stderr
     single = meridian("sweep", "fld", "--grid", "fld_offset=12", "--output-dir", out)

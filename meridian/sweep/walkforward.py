@@ -83,13 +83,15 @@ def folds(spec: str, index: pd.DatetimeIndex, anchored: bool = False,
     the end of the first training part, each ``STEP`` after the last (with the default STEP they
     tile the rest of the data); a training part is the ``TRAIN`` before its test window (from
     the first bar with ``anchored``). The last test window may end early at the last bar; one
-    of fewer than :data:`MIN_TEST_BARS` bars is dropped (too short to say anything).
+    shorter than :data:`MIN_TEST_BARS` or ``warm_up`` bars is dropped (too short to say
+    anything).
 
     Errors (one line each): a malformed spec, a training part longer than the data, a STEP
     shorter than TEST (overlapping test windows), a first training part no longer than
     ``warm_up`` bars (the grid's longest lookback: its indicators would not have produced a
-    signal yet). Later windows are warm from the bars before them, so test parts need no
-    warm-up of their own."""
+    signal yet), test windows shorter than ``warm_up`` bars. Indicators are warm at every test
+    window (they see the bars before it), but a window shorter than the longest lookback cannot
+    show one whole cycle of the rule being tested: its out-of-sample figure would be noise."""
     parts = spec.split(":")
     if len(parts) not in (2, 3):
         raise ParameterError(f"--walk-forward {spec!r}: use TRAIN:TEST or TRAIN:TEST:STEP, e.g. "
@@ -101,7 +103,8 @@ def folds(spec: str, index: pd.DatetimeIndex, anchored: bool = False,
     while test_start < len(index):
         test_end = min(_advance(index, test_start, test, spec), len(index))
         if test_end <= test_start or (
-                test_end == len(index) and test_end - test_start < MIN_TEST_BARS and found):
+                test_end == len(index) and test_end - test_start < max(MIN_TEST_BARS, warm_up)
+                and found):
             break
         train_start = 0 if anchored else _retreat(index, test_start, train)
         found.append(Fold(len(found) + 1, (train_start, test_start), (test_start, test_end),
@@ -121,6 +124,12 @@ def folds(spec: str, index: pd.DatetimeIndex, anchored: bool = False,
             f"--walk-forward {spec}: STEP {step} is shorter than TEST {test}, so test windows "
             f"{overlap.number} and {overlap.number + 1} overlap and the stitched run would count "
             "bars twice; use STEP >= TEST (or leave STEP out)")
+    short = next((f for f in found if f.test[1] - f.test[0] < warm_up), None)
+    if short is not None:
+        raise ParameterError(
+            f"--walk-forward {spec}: test window {short.number} has "
+            f"{short.test[1] - short.test[0]} bars, fewer than the indicator warm-up of {warm_up} "
+            "bars (the grid's longest lookback); use longer test windows")
     first_train = found[0].train[1] - found[0].train[0]
     if first_train <= warm_up:
         raise ParameterError(
@@ -182,7 +191,7 @@ def stability(chosen: list[dict], axes: dict[str, list]) -> dict[str, dict]:
 
 def warm_up(axes: dict[str, list]) -> int:
     """The grid's longest lookback, read as its largest integer value of 2 or more (window
-    lengths and offsets are integers): a first training part this short cannot trade."""
+    lengths and offsets are integers): shorter training or test windows say nothing."""
     values = [v for values in axes.values() for v in values
               if isinstance(v, int) and not isinstance(v, bool) and v >= 2]
     return max(values, default=0)
