@@ -6,6 +6,7 @@ every combination; signals are computed once per combination for all windows.
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import tempfile
 import time
@@ -28,11 +29,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         plain = _sweep([], Path(scratch) / "a")
         walk = _sweep(["--walk-forward", "3y:1y"], Path(scratch) / "b")
+        stored = sum(f.stat().st_size for f in (Path(scratch) / "b").rglob("returns-*.npz"))
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # largest process
     print(f"FLD, {combos:,} combinations, {WORKERS} workers, whole command:")
     print(f"  plain sweep: {plain:.2f} s = {combos / plain:,.0f} combos/s")
     print(f"  walk-forward 3y:1y ({windows} windows): {walk:.2f} s = "
           f"{combos * windows / walk:,.0f} combos × windows/s "
           f"({combos * (windows + 1) / walk:,.0f} backtests/s)")
+    print(f"  return series kept for PBO/DSR: {stored / 2**20:.1f} MiB on disk (float32); "
+          f"largest process peak RSS {peak:,.0f} MiB")
 
 
 if __name__ == "__main__":
