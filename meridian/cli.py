@@ -362,6 +362,28 @@ def runs_export(fmt, target, output_dir) -> None:
     click.echo(str(export_runs(target, output_dir)))
 
 
+@runs_group.command("import")
+@click.argument("source", type=click.Path(dir_okay=False))
+@OUTPUT_DIR
+def runs_import(source, output_dir) -> None:
+    """Add the runs of SOURCE (a JSON list of runs, as `runs export` writes) to the registry.
+
+    Ids already present are skipped, so importing twice changes nothing. A bad record is one
+    line naming it and the field; the others still import (exit code 1 when any was bad)."""
+    from meridian.dashboard import refresh_dashboard
+    from meridian.storage import import_runs
+
+    done = import_runs(source, output_dir)
+    for line in done.bad:
+        click.echo(f"meridian: skipped {line}", err=True)
+    click.echo(f"imported {len(done.added):,} runs; {done.present:,} already present, "
+               f"{len(done.bad):,} bad")
+    if done.added:
+        refresh_dashboard(output_dir)
+    if done.bad:
+        sys.exit(1)
+
+
 @runs_group.command("rebuild")
 @OUTPUT_DIR
 def runs_rebuild(output_dir) -> None:
@@ -389,6 +411,7 @@ SORT = click.option("--sort", metavar="METRIC",
                          "timestamp, strategy_name, status, duration, trades_count.")
 LIMIT = click.option("--limit", type=click.IntRange(min=1), metavar="N",
                      help="At most N runs.")
+LIST_LIMIT = 50
 TAG = click.option("--tag", metavar="TAG", help="Only runs with this tag.")
 
 
@@ -407,24 +430,35 @@ def _print_runs(runs: list[dict], sort: str | None, output_dir) -> None:
 @click.option("--strategy", help="Only runs of this strategy.")
 @STATUS
 @SORT
-@LIMIT
+@click.option("--limit", type=click.IntRange(min=1), metavar="N",
+              help=f"At most N runs [default: {LIST_LIMIT}].")
+@click.option("--all", "every", is_flag=True, help="Every matching run.")
 @TAG
 @click.option("--sweep", "sweep_id", metavar="ID",
               help="The combinations of sweep ID (a prefix works), best first.")
 @OUTPUT_DIR
-def runs_list(strategy, status, sort, limit, tag, sweep_id, output_dir) -> None:
-    """One line per run, newest first: id prefix, time, strategy, status, key metrics."""
+def runs_list(strategy, status, sort, limit, every, tag, sweep_id, output_dir) -> None:
+    """One line per run, newest first (the newest 50 unless --limit N or --all): id prefix,
+    time, strategy, status, key metrics."""
+    if every and limit:
+        raise click.UsageError("--all and --limit contradict each other; give one")
     if sweep_id:
         from meridian.sweep.summary import sweep_row_lines
 
         for line in sweep_row_lines(sweep_id, sort, limit, output_dir):
             click.echo(line)
         return
-    from meridian.storage import search_runs
+    from meridian.storage import count_runs, search_runs
 
-    runs = search_runs(strategy=strategy, status=status, sort=sort, limit=limit, tag=tag,
+    shown = None if every else (limit or LIST_LIMIT)
+    runs = search_runs(strategy=strategy, status=status, sort=sort, limit=shown, tag=tag,
                        output_dir=output_dir)
     _print_runs(runs, sort, output_dir)
+    if shown is not None and len(runs) == shown:
+        total = count_runs(strategy=strategy, status=status, tag=tag, output_dir=output_dir)
+        if total > shown:
+            click.echo(f"… {shown:,} of {total:,} runs shown (--limit N for more, --all for "
+                       "every run)", err=True)
 
 
 @runs_group.command("search")
@@ -507,6 +541,7 @@ def runs_delete(run_ids, yes, output_dir) -> None:
     """Delete runs (rows and run folders), after backing up the registry once."""
     from meridian import project
     from meridian.dashboard import refresh_dashboard
+    from meridian.dashboard.page import chunks_of
     from meridian.dashboard.terminal import run_lines
     from meridian.storage import delete_runs, load_run_by_id
 
@@ -519,10 +554,18 @@ def runs_delete(run_ids, yes, output_dir) -> None:
     if not yes and not click.confirm(question):
         click.echo("nothing deleted", err=True)
         sys.exit(1)
+    chunks = chunks_of(runs, output_dir)
     deleted = delete_runs(list(runs), output_dir)
     backups = project.backups_dir(project.output_dir(output_dir))
     click.echo(f"deleted {len(deleted)} {noun}; registry backed up first in {backups}")
-    refresh_dashboard(output_dir)
+    refresh_dashboard(output_dir, chunks=chunks)
+
+
+def _refresh_runs(run_ids: list[str], output_dir) -> None:
+    """Update the static page's chunks of ``run_ids`` (never the whole page)."""
+    from meridian.dashboard import refresh_dashboard
+
+    refresh_dashboard(output_dir, run_ids=run_ids)
 
 
 @runs_group.command("tag")
@@ -538,6 +581,7 @@ def runs_tag(run_id, tags, note, output_dir) -> None:
     if not tags and note is None:
         raise RegistryError("give one or more tags, or --note TEXT")
     run = tag_run(run_id, tags, note, output_dir)
+    _refresh_runs([run["run_id"]], output_dir)
     click.echo(f"{run['run_id'][:8]}  tags: {', '.join(run['tags']) or '(none)'}"
                + (f"  note: {run['note']}" if run.get("note") else ""))
 
@@ -551,6 +595,7 @@ def runs_untag(run_id, tags, output_dir) -> None:
     from meridian.storage import tag_run
 
     run = tag_run(run_id, tags, None, output_dir, remove=True)
+    _refresh_runs([run["run_id"]], output_dir)
     click.echo(f"{run['run_id'][:8]}  tags: {', '.join(run['tags']) or '(none)'}")
 
 

@@ -141,7 +141,7 @@ class BacktestMagics(Magics):
             storage.save_run({**result.to_dict(), "source": cell})
         except MeridianError as error:
             raise UsageError(f"the run was not saved: {error}") from None
-        refresh_dashboard()
+        refresh_dashboard(run_ids=[result.run_id])
         return " · saved to the registry"
 
 

@@ -97,13 +97,16 @@ def inline_plotly(page: str) -> str:
     return re.sub(r"(script-src )", lambda m: m[1] + _plotly_hash() + " ", inlined, count=1)
 
 
-def csp(script_hashes: Sequence[str]) -> str:
+def csp(script_hashes: Sequence[str], connect: bool = False) -> str:
     """The Content-Security-Policy of every page: only the listed inline scripts and script
     files beside the page (the shared plotly.js) run, nothing is fetched, no form posts, no
-    ``javascript:`` URL (it would need ``'unsafe-inline'``)."""
+    ``javascript:`` URL (it would need ``'unsafe-inline'``). ``connect``: the page may talk
+    to the server that sent it (``meridian ui``), and to nothing else."""
+    source = "'self'" if connect else "'none'"
     return ("default-src 'none'; "
             f"script-src 'self' {' '.join(dict.fromkeys(script_hashes))}; "
             "style-src 'unsafe-inline'; img-src data: blob:; font-src data:; "
+            f"connect-src {source}; "
             "base-uri 'none'; form-action 'none'")
 
 
@@ -126,7 +129,7 @@ def lock_down(page: str) -> str:
 
 
 def document(title: str, body: str, scripts: Sequence[str | object], *, css: str = "",
-             data: Any = None, plotly: str | None = None) -> str:
+             data: Any = None, plotly: str | None = None, connect: bool = False) -> str:
     """A complete HTML page.
 
     ``body`` is trusted markup (escape user text before putting it there); ``scripts`` are
@@ -137,7 +140,7 @@ def document(title: str, body: str, scripts: Sequence[str | object], *, css: str
     """
     hashes = [_plotly_hash() if s in (PLOTLY, PLOTLY_DEFERRED) else _script_hash(str(s))
               for s in scripts if not (plotly and s in (PLOTLY, PLOTLY_DEFERRED))]
-    policy = csp(hashes)
+    policy = csp(hashes, connect)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',

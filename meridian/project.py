@@ -170,6 +170,12 @@ def run_dir(out: Path, run_id: str) -> Path:
     return runs_dir(out) / run_id
 
 
+def imports_dir(out: Path) -> Path:
+    """Where ``meridian runs import`` keeps the records it imported (the source of truth of
+    runs that have no folder of their own)."""
+    return Path(out) / "imports"
+
+
 def backups_dir(out: Path) -> Path:
     """Where registry backups go before destructive operations."""
     return Path(out) / "backups"

@@ -12,6 +12,7 @@ work tree was dirty) when inside a repository, and the Python and key package ve
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
 import platform
@@ -60,6 +61,16 @@ def clean_json(value: Any, where: str = "record") -> Any:
     raise RegistryError(f"{where} holds a {type(value).__name__}, which cannot be stored as JSON")
 
 
+def strict_json(value: Any, where: str = "record") -> str:
+    """``value`` as compact strict JSON text (what :func:`clean_json` makes of it). Values that
+    are JSON already go straight through the C encoder; only the others (NaN, numpy scalars,
+    paths, times) take the slow path."""
+    try:
+        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return json.dumps(clean_json(value, where), allow_nan=False, separators=(",", ":"))
+
+
 def downsample(equity: Any, points: int = EQUITY_POINTS) -> dict[str, list]:
     """``{"index": [ISO 8601], "values": [float]}`` with at most ``points`` evenly spaced
     samples, first and last kept: enough to draw a curve, small enough to store everywhere.
@@ -77,8 +88,11 @@ def downsample(equity: Any, points: int = EQUITY_POINTS) -> dict[str, list]:
     if len(index) > points:
         keep = np.unique(np.linspace(0, len(index) - 1, points).round().astype(int))
         index, values = [index[i] for i in keep], [values[i] for i in keep]
-    return {"index": clean_json(index, "equity.index"),
-            "values": clean_json(values, "equity.values")}
+    if not all(type(v) is float and math.isfinite(v) for v in values):
+        values = clean_json(values, "equity.values")
+    if not all(type(i) is str for i in index):
+        index = clean_json(index, "equity.index")
+    return {"index": index, "values": values}
 
 
 def series_to_dict(series: pd.Series) -> dict:

@@ -34,10 +34,12 @@ from meridian.registry.records import (
     record_file,
     write_record_file,
 )
+from meridian.registry.transfer import Imported, import_runs
 
 __all__ = [
-    "MIN_PREFIX", "RECORD_DEFAULTS", "SORT_COLUMNS", "STATUSES", "Registry", "backup_registry",
-    "delete_run", "delete_runs", "downsample_equity", "export_runs", "get_registry_stats",
+    "MIN_PREFIX", "RECORD_DEFAULTS", "SORT_COLUMNS", "STATUSES", "Imported", "Registry",
+    "backup_registry", "count_runs", "delete_run", "delete_runs", "downsample_equity",
+    "export_runs", "get_registry_stats", "import_runs",
     "load_all_runs", "load_run_by_id", "normalize_timestamp", "rebuild_registry",
     "record_from_notebook", "resolve_run_id", "save_run", "search_runs", "tag_run",
 ]
@@ -99,8 +101,8 @@ def delete_runs(run_ids: Iterable[str], output_dir: PathLike | None = None) -> l
     backup_registry(registry.output_dir)
     with registry.transaction() as conn:
         conn.executemany("DELETE FROM runs WHERE run_id = ?", [(i,) for i in records])
-    for run_id in records:
-        keep_deleted_run(registry.output_dir, run_id)
+    for run_id, record in records.items():
+        keep_deleted_run(registry.output_dir, run_id, record)
     return list(records.values())
 
 
@@ -150,6 +152,8 @@ def _json_path(key: str, what: str) -> str:
 
 
 def _check_metric(registry: Registry, name: str, what: str) -> None:
+    if name in METRIC_NAMES:  # the table's names need no scan of every row
+        return
     known = set(METRIC_NAMES) | set(registry.metric_names())
     if name not in known:
         raise RegistryError(f"unknown metric {name!r} in {what}; valid: {', '.join(sorted(known))}")
@@ -188,15 +192,7 @@ def search_runs(
     ``json_extract``.
     """
     registry = Registry(output_dir)
-    clauses: list[str] = []
-    args: list[Any] = []
-    if tag is not None:
-        clauses.append("EXISTS (SELECT 1 FROM json_each(runs.extra, '$.tags') WHERE value = ?)")
-        args.append(tag)
-    for column, value in (("strategy_name", strategy), ("status", status)):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            args.append(value)
+    clauses, args = _filters(strategy=strategy, status=status, tag=tag)
     if since is not None:
         clauses.append("timestamp >= ?")
         args.append(normalize_timestamp(since))
@@ -220,17 +216,41 @@ def search_runs(
     return registry.load(where, args, order=order, limit=limit)
 
 
+def _filters(strategy: str | None, status: str | None, tag: str | None
+             ) -> tuple[list[str], list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    if tag is not None:
+        clauses.append("EXISTS (SELECT 1 FROM json_each(runs.extra, '$.tags') WHERE value = ?)")
+        args.append(tag)
+    for column, value in (("strategy_name", strategy), ("status", status)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            args.append(value)
+    return clauses, args
+
+
 def _sort_clause(registry: Registry, sort: str) -> tuple[str, list]:
     """An ``ORDER BY`` prefix (nulls last) for a column or metric name."""
     if sort in SORT_COLUMNS:
         column = SORT_COLUMNS[sort].split()[0]
         return f"({column} IS NULL), {SORT_COLUMNS[sort]}, ", []
-    metrics = set(METRIC_NAMES) | set(registry.metric_names())
+    metrics = set(METRIC_NAMES) | (set() if sort in METRIC_NAMES else
+                                   set(registry.metric_names()))
     if sort in metrics:
         return ("(json_extract(metrics, ?) IS NULL), json_extract(metrics, ?) DESC, ",
                 [_json_path(sort, "metric")] * 2)
     valid = ", ".join([*SORT_COLUMNS, *sorted(metrics)])
     raise RegistryError(f"cannot sort by {sort!r}; valid: {valid}")
+
+
+def count_runs(strategy: str | None = None, status: str | None = None, tag: str | None = None,
+               output_dir: PathLike | None = None) -> int:
+    """How many runs match (the filters of :func:`search_runs` that ``runs list`` offers)."""
+    clauses, args = _filters(strategy=strategy, status=status, tag=tag)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = Registry(output_dir).query(f"SELECT count(*) FROM runs {where}", args)
+    return rows[0][0] if rows else 0
 
 
 def export_runs(path: PathLike | None = None, output_dir: PathLike | None = None) -> Path:

@@ -73,3 +73,10 @@ def samples(tmp_path_factory):
     from registry_samples import populate
 
     return populate(tmp_path_factory.mktemp("samples") / "outputs", ROOT)
+
+
+def page_text(out: Path) -> str:
+    """Everything the static runs page is made of: index.html and its chunk files."""
+    parts = [(out / "index.html").read_text()]
+    parts += [path.read_text() for path in sorted((out / "dashboard").glob("*.js"))]
+    return "\n".join(parts)

@@ -10,7 +10,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import meridian
+from conftest import meridian, page_text
 
 from meridian import storage
 from meridian.engine.metrics import format_metric
@@ -268,7 +268,7 @@ def test_delete_asks_first_and_keeps_everything_on_no(scratch, samples):
 def test_delete_removes_rows_and_folders_backs_up_and_refreshes_the_dashboard(scratch, samples):
     doomed = [samples.real["fld"], samples.api["fld5"]]
     before = len(storage.load_all_runs(scratch))
-    assert all(run_id in (scratch / "index.html").read_text() for run_id in doomed)
+    assert all(run_id in page_text(scratch) for run_id in doomed)
     result = meridian("runs", "delete", doomed[0][:8], doomed[1], "--output-dir", str(scratch),
                       input="y\n")
     assert result.returncode == 0, result.stderr
@@ -282,7 +282,7 @@ def test_delete_removes_rows_and_folders_backs_up_and_refreshes_the_dashboard(sc
     with sqlite3.connect(backup) as connection:
         backed_up = {row[0] for row in connection.execute("SELECT run_id FROM runs")}
     assert backed_up == remaining | set(doomed)
-    index = (scratch / "index.html").read_text()
+    index = page_text(scratch)
     assert not any(run_id in index for run_id in doomed)
     assert samples.real["fld15"] in index
 
@@ -323,10 +323,9 @@ def test_stats_of_an_empty_registry(outputs):
 def test_every_meridian_run_regenerated_the_dashboard_even_three_at_once(samples):
     """The samples' three notebook runs finished together; each rebuilt index.html, and the
     last rebuild saw every run (rebuilds take turns)."""
-    index = samples.out / "index.html"
-    html = index.read_text()
+    html = page_text(samples.out)
     assert all(run_id in html for run_id in samples.ids)
-    assert not list(samples.out.glob(".index.html.*.tmp"))  # no temp file left behind
+    assert not list(samples.out.rglob("*.tmp"))  # no temp file left behind
 
 
 def test_dashboard_command_writes_index_html(scratch, samples):
@@ -334,7 +333,7 @@ def test_dashboard_command_writes_index_html(scratch, samples):
     result = meridian("dashboard", "--output-dir", str(scratch))
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()) == scratch / "index.html"
-    html = (scratch / "index.html").read_text()
+    html = page_text(scratch)
     assert all(run_id in html for run_id in samples.ids)
     assert re.findall(r"""<(?:script|link|img)[^>]+(?:src|href)=["']?https?:""", html) == []
 

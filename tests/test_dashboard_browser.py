@@ -227,7 +227,7 @@ def test_injected_markup_shows_as_text_and_runs_nothing(page, samples):
 
     # the details panel and the comparison legend show the same strings as text
     hostile.locator("button.run-id").click()
-    assert XSS_ERROR in page.locator("#details-body").inner_text()
+    expect(page.locator("#details-body")).to_contain_text(XSS_ERROR)  # loaded with its chunk
     assert XSS_NAME in page.locator("#details-body").inner_text()
     page.check(f"#runs-body tr.run[data-run='{samples.xss_param}'] input[type=checkbox]")
     page.check(f"#runs-body tr.run[data-run='{samples.api['fld5']}'] input[type=checkbox]")
@@ -242,6 +242,7 @@ def test_injected_markup_shows_as_text_and_runs_nothing(page, samples):
 def test_the_details_panel_shows_every_parameter_and_metric(page, samples):
     run = storage.load_run_by_id(samples.real["fld15"], samples.out)
     page.click(f"#runs-body tr.run[data-run='{run['run_id']}'] button.run-id")
+    expect(page.locator("#details-body")).to_contain_text("Profit factor")  # chunk loaded
     text = page.locator("#details-body").inner_text()
     assert run["run_id"] in text and "fld_offset" in text and "15" in text
     assert "Sharpe" in text and "Profit factor" in text

@@ -14,8 +14,9 @@ import pytest
 from meridian import storage
 from meridian._files import write_atomic
 from meridian.dashboard import build_dashboard, refresh_dashboard
-from meridian.dashboard.page import EQUITY_POINTS, SCALE, _split_equity, dashboard_data
-from meridian.engine.metrics import METRIC_NAMES, format_metric
+from meridian.dashboard import page as page_module
+from meridian.dashboard.page import CHUNK_DIR, CURVE_POINTS, SCALE, chunks_of, update_dashboard
+from meridian.engine.metrics import KEY_METRICS, METRIC_NAMES, format_metric
 from meridian.pages import document, json_for_script
 
 
@@ -32,60 +33,127 @@ def _curve(n: int, start: str = "2020-01-01", scale: float = 1.0) -> dict:
     return {"index": index, "values": [scale * (100.0 + i) for i in range(n)]}
 
 
-def test_runs_carry_formatted_metrics_and_scaled_equity_on_shared_axes(outputs):
-    _save(outputs, "a" * 8 + "-0001", metrics={"sharpe_ratio": 1.234, "total_return": 0.5},
+def _chunks(out, kind: str) -> dict[int, dict]:
+    """The payloads of the page's chunk files, as the browser receives them."""
+    found = {}
+    for path in sorted((out / CHUNK_DIR).glob(f"{kind}-*.js")):
+        text = path.read_text()
+        head = f'window.meridianChunk("{kind}",'
+        assert text.startswith(head) and text.endswith(");\n")
+        number, payload = text[len(head):-3].split(",", 1)
+        found[int(number)] = json.loads(payload)
+    return found
+
+
+def _rows(out) -> list[dict]:
+    """Every row of the built page, decoded as dashboard.js decodes them."""
+    rows = []
+    for chunk in _chunks(out, "rows").values():
+        for i, run_id in enumerate(chunk["id"]):
+            def coded(column, i=i):
+                return column["v"][column["i"][i]]
+            rows.append({"id": run_id, "seq": chunk["seq"][i], "st": coded(chunk["st"]),
+                         "pt": coded(chunk["pt"]), "e": chunk["e"][i], "r": chunk["r"][i],
+                         "m": {k: v[i] for k, v in chunk["m"].items()},
+                         "f": {k: coded(v) for k, v in chunk["f"].items()},
+                         "p": {k: coded(v) for k, v in chunk["p"].items()
+                               if coded(v) is not None}})
+    return rows
+
+
+def _details(out) -> tuple[list, dict]:
+    axes, runs = [], {}
+    for chunk in _chunks(out, "runs").values():
+        for run_id, details in chunk["runs"].items():
+            if "a" in details:
+                details = {**details, "x": chunk["axes"][details["a"]]}
+            runs[run_id] = details
+        axes += chunk["axes"]
+    return axes, runs
+
+
+def test_rows_carry_formatted_key_metrics_and_details_scaled_equity_on_shared_axes(outputs):
+    _save(outputs, "a" * 8 + "-0001", metrics={"sharpe_ratio": 1.234, "total_return": 0.5,
+                                               "my_metric": 7.0},
           equity=_curve(800), timestamp="2024-01-01T00:00:00")
     _save(outputs, "b" * 8 + "-0002", metrics={"sharpe_ratio": None}, equity=_curve(800, scale=2),
           timestamp="2024-01-02T00:00:00")
     _save(outputs, "c" * 8 + "-0003", equity=_curve(30, "2021-06-01"),
           timestamp="2024-01-03T00:00:00")
-    data = dashboard_data(outputs)
-    names = [m["key"] for m in data["metrics"]]
-    assert names == list(METRIC_NAMES)
-    newest, middle, oldest = data["runs"]
-    assert [r["id"][0] for r in data["runs"]] == ["c", "b", "a"]  # newest first
-    sharpe = names.index("sharpe_ratio")
-    assert oldest["m"][sharpe] == 1.234 and oldest["f"][sharpe] == "1.23"
-    assert middle["m"][sharpe] is None and middle["f"][sharpe] == format_metric("x", None)
-    # the 800-point curves were stored as 500 and share one 200-point axis
-    assert len(data["axes"]) == 2 and oldest["a"] == middle["a"]
-    assert len(data["axes"][oldest["a"]]) == len(oldest["q"]) <= EQUITY_POINTS
+    build_dashboard(outputs)
+    rows = {r["id"][0]: r for r in _rows(outputs)}
+    assert set(rows["a"]["m"]) == set(KEY_METRICS) and "sharpe_ratio" in KEY_METRICS
+    assert rows["a"]["m"]["sharpe_ratio"] == 1.234 and rows["a"]["f"]["sharpe_ratio"] == "1.23"
+    assert rows["b"]["m"]["sharpe_ratio"] is None
+    assert rows["b"]["f"]["sharpe_ratio"] == format_metric("x", None)
+    assert rows["a"]["p"] == {"fld_offset": "3"} and rows["a"]["pt"] == "fld_offset=3"
+    axes, details = _details(outputs)
+    oldest, middle, newest = (details[rows[k]["id"]] for k in "abc")
+    assert oldest["mk"][-1] == "my_metric" and oldest["f"][-1] == "7.00"  # any metric, by name
+    # the 800-point curves were stored as 250 and share one CURVE_POINTS axis
+    assert len(axes) == 2 and oldest["a"] == middle["a"]
+    assert len(oldest["x"]) == len(oldest["q"]) == CURVE_POINTS
     assert oldest["q"][0] == middle["q"][0] == SCALE  # growth of 1.0, whatever the capital
     assert oldest["q"] == middle["q"]
     assert len(newest["q"]) == 30 and newest["q"][-1] == round(129 / 100 * SCALE)
-    ranks = {m["key"]: m["rank"] for m in data["metrics"]}
+    shell = json.loads(re.search(r'id="meridian-data">(.*?)</script>',
+                                 (outputs / "index.html").read_text()).group(1))
+    ranks = {m["key"]: m["rank"] for m in shell["metrics"]}
+    assert [m["key"] for m in shell["metrics"]] == list(METRIC_NAMES)
     assert ranks["volatility"] == "lower" and ranks["sharpe_ratio"] == "higher"
     assert ranks["num_trades"] is None  # more trades is not better: never bolded
+    assert shell["chunks"] == [0] and "runs" not in shell  # rows live in the chunk files
 
 
 def test_failed_runs_have_their_error_and_no_curve(outputs):
     _save(outputs, "f" * 8, status="failed", error="ValueError: boom\nsecond line")
-    (run,) = dashboard_data(outputs)["runs"]
-    assert run["st"] == "failed" and run["e"] == "ValueError: boom\nsecond line"
-    assert run["a"] == -1 and run["q"] == [] and run["r"] is None
+    build_dashboard(outputs)
+    (row,) = _rows(outputs)
+    assert row["st"] == "failed" and row["e"] == "ValueError: boom\nsecond line"
+    assert row["r"] is None and "q" not in _details(outputs)[1]["f" * 8]
 
 
 def test_gaps_and_zero_starts_in_a_curve(outputs):
     _save(outputs, "g" * 8, equity={"index": ["2020-01-01", "2020-01-02", "2020-01-03"],
                                     "values": [0.0, None, 50.0]})
-    (run,) = dashboard_data(outputs)["runs"]
-    assert run["q"] == [0, None, SCALE]  # normalized by the first usable (non-zero) value
+    build_dashboard(outputs)
+    assert _details(outputs)[1]["g" * 8]["q"] == [0, None, SCALE]  # by the first usable value
 
 
 def test_report_links_only_for_existing_files_relative_to_the_page(outputs):
-    folder = outputs / "runs" / "r1"
-    folder.mkdir(parents=True)
-    (folder / "report.html").write_text("<html></html>")
-    _save(outputs, "r1", report_path=str(folder / "report.html"))
+    for name in ("r1", "r3"):
+        (outputs / "runs" / name).mkdir(parents=True)
+    (outputs / "runs" / "r1" / "report.html").write_text("<html></html>")
+    (outputs / "runs" / "r3" / "other.html").write_text("<html></html>")
+    _save(outputs, "r1", report_path=str(outputs / "runs" / "r1" / "report.html"))
     _save(outputs, "r2", report_path=str(outputs / "runs" / "r2" / "report.html"))  # missing
-    links = {r["id"]: r["r"] for r in dashboard_data(outputs)["runs"]}
-    assert links == {"r1": "runs/r1/report.html", "r2": None}
+    _save(outputs, "r3", report_path=str(outputs / "runs" / "r3" / "other.html"))
+    build_dashboard(outputs)
+    links = {r["id"]: r["r"] for r in _rows(outputs)}
+    assert links == {"r1": 1, "r2": None, "r3": "runs/r3/other.html"}  # 1: the usual place
 
 
-def test_split_equity_falls_back_to_json_for_other_layouts():
-    assert _split_equity('{"index":["a"],"values":[1.5]}') == ('["a"]', "[1.5]")
-    assert _split_equity('{"values": [1.5], "index": ["a"]}') == ('["a"]', "[1.5]")
-    assert _split_equity(None) == ("[]", "[]")
+def test_a_new_run_rewrites_its_chunk_and_the_shell_only(outputs, monkeypatch):
+    monkeypatch.setattr(page_module, "CHUNK", 10)
+    for n in range(25):
+        _save(outputs, f"run{n:04d}", timestamp=f"2024-01-01T00:00:{n:02d}")
+    build_dashboard(outputs)
+    assert sorted(_chunks(outputs, "rows")) == [0, 1, 2]  # seq 1-9, 10-19, 20-25
+    files = {p.name: p.stat().st_mtime_ns for p in (outputs / CHUNK_DIR).iterdir()}
+    _save(outputs, "run0025", timestamp="2024-01-02T00:00:00")
+    update_dashboard(outputs, ["run0025"])
+    changed = {p.name for p in (outputs / CHUNK_DIR).iterdir()
+               if files.get(p.name) != p.stat().st_mtime_ns}
+    assert changed == {"rows-00002.js", "runs-00002.js"}
+    assert "run0025" in {r["id"] for r in _rows(outputs)}
+    # deleting every run of a chunk removes its files and its entry in the shell
+    doomed = [f"run{n:04d}" for n in range(9)]
+    chunks = chunks_of(doomed, outputs)
+    storage.delete_runs(doomed, outputs)
+    update_dashboard(outputs, chunks=chunks)
+    assert sorted(_chunks(outputs, "rows")) == [1, 2]
+    assert '"chunks":[1,2]' in (outputs / "index.html").read_text()
+    assert len(_rows(outputs)) == 17
 
 
 def test_json_for_script_cannot_close_its_element():
@@ -124,8 +192,9 @@ def test_every_build_is_complete_even_when_builds_race(outputs):
         thread.join()
     assert errors == []
     html = (outputs / "index.html").read_text()
-    assert html.rstrip().endswith("</html>") and all(f"run{n:04d}" in html for n in range(20))
-    assert [p.name for p in outputs.iterdir() if p.name.endswith(".tmp")] == []
+    assert html.rstrip().endswith("</html>")
+    assert {r["id"] for r in _rows(outputs)} == {f"run{n:04d}" for n in range(20)}
+    assert [p.name for p in outputs.rglob("*.tmp")] == []
 
 
 def test_refresh_never_raises(outputs, caplog):

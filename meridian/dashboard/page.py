@@ -1,15 +1,21 @@
-"""``outputs/index.html``: every run of the registry in one static, offline page.
+"""The runs page: ``outputs/index.html`` (static, offline) and the page ``meridian ui`` serves.
 
-The page is the registry's data as JSON plus a small vanilla-JS application
-(``static/dashboard.js``): a sortable, filterable table of runs with links to their reports,
-a details panel, and an in-page comparison of selected runs (overlaid equity curves drawn with
-the layout of :func:`meridian.viz.comparison_chart`, metrics side by side).
+One page source (``static/dashboard.{html,css,js}``) shows runs from one of two sources:
 
-Designed for 10,000+ runs: Python formats every displayed value once (with
-:func:`meridian.engine.metrics.format_metric`, the only metric formatter), equity curves are
-cut to :data:`EQUITY_POINTS` points stored as integers (growth of 1.0 × :data:`SCALE`) with the
-date axes shared between runs that have the same one, and the browser renders rows a page at
-a time.
+* **static** — ``index.html`` is a small shell; the runs live in chunk files beside it,
+  ``dashboard/rows-NNNNN.js`` (compact table rows, loaded at start) and
+  ``dashboard/runs-NNNNN.js`` (every parameter and metric, the equity curve; loaded when a run
+  is opened or compared). A chunk holds the runs whose registry ``seq`` falls in one block of
+  :data:`CHUNK` numbers, so a new run rewrites one chunk and the shell — never the whole page:
+  ``meridian run`` costs the same with 10 runs or 100,000.
+* **live** — the same page asks :mod:`meridian.dashboard.app` for pages of rows, sorted and
+  filtered in SQLite.
+
+Both get rows from :func:`rows_payload` and run details from :func:`details_payload`, so a row
+looks the same whichever way it arrives. Python formats every displayed value (with
+:func:`meridian.engine.metrics.format_metric`, the only metric formatter); the page only
+displays them. Rows are columnar with repeated strings stored once (:func:`_coded`): about
+300 bytes a run.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -27,33 +35,37 @@ import numpy as np
 from meridian import project
 from meridian._files import remove_stale_temps, write_atomic
 from meridian.engine.metrics import KEY_METRICS, METRIC_NAMES, format_metric, metric_info
-from meridian.pages import PLOTLY_DEFERRED, document, locked, plotly_src, relative_href
+from meridian.pages import (
+    PLOTLY_DEFERRED,
+    document,
+    json_for_script,
+    locked,
+    plotly_src,
+    relative_href,
+)
+from meridian.registry import curves
 from meridian.storage import Registry
-from meridian.viz import comparison_chart, format_param_value, format_params
+from meridian.viz import comparison_chart, format_param_value, format_params, ordered_metric_names
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
 LOCK_NAME = ".dashboard.lock"
-EQUITY_POINTS = 200
-"""Points per equity curve in the page (the registry keeps up to 500; reports keep all)."""
+CHUNK = 1_000
+"""Runs per chunk file, by registry ``seq`` (a run keeps its chunk for life)."""
+CHUNK_DIR = "dashboard"
+CURVE_POINTS = 120
+"""Points per equity curve in a comparison (the registry keeps 250, reports keep all)."""
 SCALE = 10_000
 """Equity is stored as round(equity / first equity × SCALE): 4 decimals of growth."""
 ERROR_CHARS = 2_000
+ROW_ERROR_CHARS = 300
+"""A row carries the start of its error; the details carry up to :data:`ERROR_CHARS`."""
 
-
-def metric_rank(name: str) -> str | None:
-    """"higher" or "lower" (which value is best in a comparison), None when neither is."""
-    return metric_info(name).better
-
-
-_QUERY = """
-SELECT run_id, timestamp, strategy_name, status, kind, name, duration, trades_count, params,
-       metrics, equity, json_extract(extra, '$.error') AS error,
+COLUMNS_SQL = """run_id, seq, timestamp, strategy_name, status, kind, name, duration,
+       trades_count, params, metrics, json_extract(extra, '$.error') AS error,
        json_extract(extra, '$.report_path') AS report, json_extract(extra, '$.tags') AS tags,
-       json_extract(extra, '$.note') AS note, json_extract(extra, '$.changed') AS changed
-FROM runs ORDER BY timestamp DESC, seq DESC
-"""
+       json_extract(extra, '$.note') AS note, json_extract(extra, '$.changed') AS changed"""
 
 
 def dashboard_path(output_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -65,82 +77,138 @@ def metric_label(name: str) -> str:
     return metric_info(name).label
 
 
-_EQUITY_HEAD, _EQUITY_MIDDLE = '{"index":', ',"values":'
+def metric_rank(name: str) -> str | None:
+    """"higher" or "lower" (which value is best in a comparison), None when neither is."""
+    return metric_info(name).better
 
 
-def _split_equity(text: str | None) -> tuple[str, str]:
-    """The stored equity JSON's index and values as JSON texts, without parsing them.
+# ------------------------------------------------------------------------------ rows
 
-    Parsing 500 floats per run is most of a 10,000-run build, and only EQUITY_POINTS of them
-    are used: so the values are cut apart as text where the stored layout is the usual one
-    (``{"index":[...],"values":[...]}``) and parsed properly otherwise."""
-    if not text:
-        return "[]", "[]"
-    if (text.startswith(_EQUITY_HEAD) and text.endswith("]}")
-            and text.count(_EQUITY_MIDDLE) == 1):
-        index, values = text[len(_EQUITY_HEAD):-1].split(_EQUITY_MIDDLE)
-        return index, values
-    equity = json.loads(text)
-    return json.dumps(equity.get("index") or []), json.dumps(equity.get("values") or [])
+
+def _coded(values: Sequence[Any]) -> dict[str, list]:
+    """A column with each distinct value stored once: ``{"v": distinct, "i": positions}``."""
+    seen: dict[Any, int] = {}
+    positions = [seen.setdefault(value, len(seen)) for value in values]
+    return {"v": list(seen), "i": positions}
+
+
+def _round(value: float | None) -> float | None:
+    """Six significant digits: enough to sort and filter by, a third of the text."""
+    return None if value is None else float(f"{value:.6g}")
+
+
+def _report_href(report: str | None, run_id: str, out: Path) -> str | int | None:
+    """1 for the usual ``runs/<id>/report.html``, another URL relative to the output folder
+    (where ``index.html`` is), or None when the file is missing."""
+    if not report:
+        return None
+    path = Path(report) if os.path.isabs(report) else out / report
+    if not path.is_file():
+        return None
+    href = relative_href(path, out)
+    return 1 if href == relative_href(project.run_dir(out, run_id) / "report.html", out) \
+        else href
+
+
+def rows_payload(rows: Sequence[Any], out: Path) -> dict:
+    """Table rows (sqlite rows of :data:`COLUMNS_SQL`) in columns; see the module doc."""
+    params = [json.loads(row["params"] or "{}") for row in rows]
+    metrics = [json.loads(row["metrics"] or "{}") for row in rows]
+    names: list[str] = []
+    for one in params:
+        names.extend(name for name in one if name not in names)
+    return {
+        "id": [row["run_id"] for row in rows],
+        "seq": [row["seq"] for row in rows],
+        "t": [row["timestamp"][:19] for row in rows],
+        "s": _coded([row["strategy_name"] for row in rows]),
+        "n": _coded([row["name"] for row in rows]),
+        "k": _coded([row["kind"] for row in rows]),
+        "st": _coded([row["status"] for row in rows]),
+        "pt": _coded([format_params(one, json.loads(row["changed"]) if row["changed"] else None)
+                      for row, one in zip(rows, params, strict=True)]),
+        "p": {name: _coded([format_param_value(one[name]) if name in one else None
+                            for one in params]) for name in names},
+        "tg": _coded([row["tags"] if row["tags"] and row["tags"] != "[]" else None
+                      for row in rows]),
+        "no": _coded([(row["note"] or "")[:200] or None for row in rows]),
+        "e": [None if row["error"] is None else str(row["error"])[:ROW_ERROR_CHARS]
+              for row in rows],
+        "m": {name: [_round(one.get(name)) for one in metrics] for name in KEY_METRICS},
+        "f": {name: _coded([format_metric(name, one.get(name)) for one in metrics])
+              for name in KEY_METRICS},
+        "tc": [row["trades_count"] for row in rows],
+        "d": [None if row["duration"] is None else round(row["duration"], 2) for row in rows],
+        "r": [_report_href(row["report"], row["run_id"], out) for row in rows],
+    }
+
+
+# ------------------------------------------------------------------------------ details
 
 
 class _Axes:
-    """Equity date axes, each stored once and shared by every run that has it."""
+    """Date axes of a set of curves, each stored once and shared by the runs that have it."""
 
     def __init__(self) -> None:
         self.axes: list[list[str]] = []
-        self._seen: dict[str, tuple[int, list[int] | None, int]] = {}
+        self._seen: dict[bytes, tuple[int, np.ndarray | None]] = {}
 
-    def add(self, index_json: str) -> tuple[int, list[int] | None, int]:
-        """(axis number or -1, positions kept or None for all, length) of an equity index
-        given as JSON text."""
-        found = self._seen.get(index_json)
+    def add(self, key: bytes, axis, length: int) -> tuple[int, np.ndarray | None]:
+        """(axis number, positions kept or None for all) of a curve's axis."""
+        found = self._seen.get(key)
         if found is None:
-            index = json.loads(index_json)
             keep = None
-            if len(index) > EQUITY_POINTS:
-                keep = np.unique(np.linspace(0, len(index) - 1, EQUITY_POINTS).round()
-                                 .astype(int)).tolist()
-            found = (len(self.axes) if index else -1, keep, len(index))
-            if index:
-                self.axes.append(index if keep is None else [index[i] for i in keep])
-            self._seen[index_json] = found
+            if length > CURVE_POINTS:
+                keep = np.unique(np.linspace(0, length - 1, CURVE_POINTS).round().astype(int))
+            index = axis()
+            self.axes.append(index if keep is None else [index[i] for i in keep])
+            found = (len(self.axes) - 1, keep)
+            self._seen[key] = found
         return found
 
 
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:  # null
-        return float("nan")
-
-
-def _equity(values_json: str, keep: list[int] | None, length: int) -> list[int | None]:
-    """Growth of 1.0 × SCALE as integers at the kept positions (None where the curve has a
-    gap); [] when the curve is unusable (empty, all zero, not as long as its index)."""
-    items = values_json.strip()[1:-1].split(",")
-    if length == 0 or len(items) != length:
-        return []
-    picked = items if keep is None else [items[i] for i in keep]
-    if "null" in values_json:
-        values = np.array([_number(item) for item in picked], dtype=float)
-    else:
-        values = np.array(picked, dtype=float)
-    usable = values[np.isfinite(values) & (values != 0)]
+def _growth(values: np.ndarray, keep: np.ndarray | None) -> list[int | None]:
+    """Growth of 1.0 × SCALE as integers (None where the curve has a gap); [] when the
+    curve is unusable (empty, all zero or undefined)."""
+    picked = values if keep is None else values[keep]
+    usable = picked[np.isfinite(picked) & (picked != 0)]
     if usable.size == 0:
         return []
-    scaled = values / usable[0] * SCALE
+    scaled = picked / usable[0] * SCALE
     finite = np.isfinite(scaled)
     ints = np.rint(np.where(finite, scaled, 0)).astype(np.int64).tolist()
     return ints if finite.all() else [v if ok else None for v, ok in zip(ints, finite, strict=True)]
 
 
-def _report_href(report: str | None, out: Path) -> str | None:
-    """The report's URL relative to index.html, only when the file exists."""
-    if not report:
-        return None
-    path = Path(report) if os.path.isabs(report) else out / report
-    return relative_href(path, out) if path.is_file() else None
+def details_payload(rows: Sequence[Any]) -> dict[str, Any]:
+    """Everything the details panel and a comparison show of each run (sqlite rows of
+    :data:`COLUMNS_SQL` plus ``equity``): ``{"axes": [...], "runs": {id: details}}``."""
+    axes = _Axes()
+    runs = {}
+    for row in rows:
+        params = json.loads(row["params"] or "{}")
+        metrics = json.loads(row["metrics"] or "{}")
+        names = ordered_metric_names(metrics)
+        key, values, axis = curves.arrays(row["equity"])
+        curve: dict[str, Any] = {}
+        if len(values):
+            number, keep = axes.add(key, axis, len(values))
+            growth = _growth(values, keep)
+            if growth:
+                curve = {"a": number, "q": growth}
+        runs[row["run_id"]] = {
+            "p": {str(k): format_param_value(v) for k, v in params.items()},
+            "mk": names,
+            "m": [metrics[name] for name in names],
+            "f": [format_metric(name, metrics[name]) for name in names],
+            "e": None if row["error"] is None else str(row["error"])[:ERROR_CHARS],
+            "no": row["note"] or "",
+            **curve,
+        }
+    return {"axes": axes.axes, "runs": runs}
+
+
+# ------------------------------------------------------------------------------ the shell
 
 
 @cache
@@ -150,57 +218,8 @@ def _chart_layout() -> dict:
     return json.loads(comparison_chart([]).to_json())["layout"]
 
 
-def dashboard_data(output_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """The page's JSON: metric definitions, shared equity axes and one entry per run (newest
-    first). Every string shown in the page is computed here; the page only displays them."""
-    registry = Registry(output_dir)
-    out = registry.output_dir
-    rows = registry.query(_QUERY)
-    parsed = [(row, json.loads(row["metrics"] or "{}")) for row in rows]
-    names = list(METRIC_NAMES)
-    for _, metrics in parsed:
-        names.extend(name for name in metrics if name not in names)
-    axes = _Axes()
-    runs = []
-    for row, metrics in parsed:
-        params = json.loads(row["params"] or "{}")
-        index_json, values_json = _split_equity(row["equity"])
-        axis, keep, length = axes.add(index_json)
-        equity = _equity(values_json, keep, length) if axis >= 0 else []
-        error = row["error"]
-        runs.append({
-            "id": row["run_id"], "t": row["timestamp"], "s": row["strategy_name"],
-            "n": row["name"], "k": row["kind"], "st": row["status"],
-            "e": None if error is None else str(error)[:ERROR_CHARS],
-            "p": {str(k): format_param_value(v) for k, v in params.items()},
-            "pt": format_params(params, json.loads(row["changed"]) if row["changed"] else None),
-            "tg": json.loads(row["tags"]) if row["tags"] else [],
-            "no": row["note"] or "",
-            "m": [metrics.get(name) for name in names],
-            "f": [format_metric(name, metrics.get(name)) for name in names],
-            "tc": row["trades_count"], "d": row["duration"],
-            "r": _report_href(row["report"], out),
-            "a": axis if equity else -1, "q": equity,
-        })
-    return {
-        "version": 1,
-        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
-        "output_dir": str(out),
-        "scale": SCALE,
-        "metrics": [{"key": name, "label": metric_label(name),
-                     "kind": metric_info(name).kind,
-                     "rank": metric_rank(name)} for name in names],
-        "table_metrics": [name for name in KEY_METRICS if name in names],
-        "axes": axes.axes,
-        "layout": _chart_layout(),
-        "plotly_src": plotly_src(project.dashboard_path(out), out),
-        "runs": runs,
-        "sweeps": _sweeps(registry, out),
-    }
-
-
-def _sweeps(registry: Registry, out: Path) -> list[dict[str, Any]]:
-    """The sweeps, newest first: what ran, how it ended, its best value, its report."""
+def sweeps_payload(registry: Registry, out: Path) -> list[dict]:
+    """The newest 200 sweeps: what ran, how it ended, its best value, its report."""
     found = []
     for row in registry.query("SELECT sweep_id, timestamp, strategy_name, status, metric, "
                               "combinations, completed, info FROM sweeps "
@@ -221,36 +240,143 @@ def _sweeps(registry: Registry, out: Path) -> list[dict[str, Any]]:
     return found
 
 
+def shell_data(out: Path, *, live: bool = False, chunks: Iterable[int] = (),
+               extra: dict | None = None) -> dict[str, Any]:
+    """The page's own JSON: how to read the metrics, where the runs come from. Links are
+    relative to the output folder; the live page finds its files under ``files/``."""
+    page = project.dashboard_path(out)
+    return {
+        "version": 2,
+        "source": "live" if live else "static",
+        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
+        "output_dir": str(out),
+        "scale": SCALE,
+        "metrics": [{"key": name, "label": metric_label(name), "kind": metric_info(name).kind,
+                     "rank": metric_rank(name)} for name in METRIC_NAMES],
+        "table_metrics": list(KEY_METRICS),
+        "layout": _chart_layout(),
+        "files": "files/" if live else "",
+        "plotly_src": ("files/" if live else "") + plotly_src(page, out),
+        "chunks": sorted(chunks),
+        "chunk_dir": CHUNK_DIR,
+        "chunk_size": CHUNK,
+        "sweeps": sweeps_payload(Registry(out), out),
+        **(extra or {}),
+    }
+
+
 @cache
 def _asset(name: str) -> str:
     return (STATIC / name).read_text(encoding="utf-8")
 
 
-def render_dashboard(data: dict[str, Any]) -> str:
-    """The complete page for :func:`dashboard_data`'s output."""
+def render_page(data: dict[str, Any], *, live: bool = False) -> str:
+    """The complete page for :func:`shell_data`'s output."""
     return document("Meridian runs", _asset("dashboard.html"),
                     [_asset("dashboard.js"), PLOTLY_DEFERRED], css=_asset("dashboard.css"),
-                    data=data, plotly=data.get("plotly_src"))
+                    data=data, plotly=data.get("plotly_src"), connect=live)
+
+
+# ------------------------------------------------------------------------------ writing
+
+
+def _chunk_file(out: Path, kind: str, number: int) -> Path:
+    return out / CHUNK_DIR / f"{kind}-{number:05d}.js"
+
+
+_CHUNK_NAME = re.compile(r"(rows|runs)-(\d{5})\.js")
+
+
+def _write_chunk(registry: Registry, out: Path, number: int) -> bool:
+    """Rewrite chunk ``number`` from the registry; False (and no files) when it is empty."""
+    rows = registry.query(f"SELECT {COLUMNS_SQL}, equity FROM runs WHERE seq >= ? AND seq < ? "
+                          "ORDER BY seq", (number * CHUNK, (number + 1) * CHUNK))
+    if not rows:
+        for kind in ("rows", "runs"):
+            _chunk_file(out, kind, number).unlink(missing_ok=True)
+        return False
+    for kind, payload in (("rows", rows_payload(rows, out)), ("runs", details_payload(rows))):
+        write_atomic(_chunk_file(out, kind, number),
+                     f'window.meridianChunk("{kind}",{number},{json_for_script(payload)});\n')
+    return True
+
+
+def _existing_chunks(out: Path) -> set[int]:
+    folder = out / CHUNK_DIR
+    if not folder.is_dir():
+        return set()
+    return {int(m[2]) for name in os.listdir(folder)
+            if (m := _CHUNK_NAME.fullmatch(name)) and m[1] == "rows"}
+
+
+def _write_shell(out: Path, chunks: set[int]) -> Path:
+    return write_atomic(project.dashboard_path(out),
+                        render_page(shell_data(out, chunks=chunks)))
 
 
 def build_dashboard(output_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Write ``<output dir>/index.html`` from the registry (atomically) and return its path.
+    """Write ``<output dir>/index.html`` and every chunk from the registry (atomically) and
+    return the page's path.
 
     Concurrent builds in one output directory take turns (a lock file), so whichever runs
     last reads the newest registry and no run finishing at the same time goes missing.
     """
     out = project.output_dir(output_dir)
-    target = project.dashboard_path(out)
+    registry = Registry(out)
     with locked(out / LOCK_NAME):
         remove_stale_temps(out)  # left by a writer killed mid-write
-        return write_atomic(target, render_dashboard(dashboard_data(out)))
+        wanted = {row[0] for row in registry.query(
+            f"SELECT DISTINCT seq / {CHUNK} FROM runs ORDER BY 1")}
+        for number in _existing_chunks(out) - wanted:
+            for kind in ("rows", "runs"):
+                _chunk_file(out, kind, number).unlink(missing_ok=True)
+        chunks = {number for number in wanted if _write_chunk(registry, out, number)}
+        return _write_shell(out, chunks)
 
 
-def refresh_dashboard(output_dir: str | os.PathLike[str] | None = None) -> Path | None:
-    """:func:`build_dashboard`, but a failure is logged and returns None instead of raising:
-    for callers (a run, a delete) whose own work must not fail because of the page."""
+def chunks_of(run_ids: Iterable[str], output_dir: str | os.PathLike[str] | None = None
+              ) -> set[int]:
+    """The chunks holding ``run_ids`` (call before deleting runs, to refresh their chunks)."""
+    ids = list(run_ids)
+    registry = Registry(output_dir)
+    found: set[int] = set()
+    for start in range(0, len(ids), 500):
+        part = ids[start:start + 500]
+        found |= {row[0] for row in registry.query(
+            f"SELECT DISTINCT seq / {CHUNK} FROM runs WHERE run_id IN "
+            f"({', '.join('?' for _ in part)})", part)}
+    return found
+
+
+def update_dashboard(output_dir: str | os.PathLike[str] | None = None,
+                     run_ids: Iterable[str] = (), chunks: Iterable[int] = ()) -> Path:
+    """Rewrite only the chunks of ``run_ids`` (and ``chunks``) and the shell: what a new,
+    changed or deleted run needs. Without a page yet, the whole page is built."""
+    out = project.output_dir(output_dir)
+    if not project.dashboard_path(out).is_file():
+        return build_dashboard(out)
+    registry = Registry(out)
+    with locked(out / LOCK_NAME):
+        remove_stale_temps(out)
+        present = _existing_chunks(out)
+        for number in set(chunks) | chunks_of(run_ids, out):
+            if _write_chunk(registry, out, number):
+                present.add(number)
+            else:
+                present.discard(number)
+        return _write_shell(out, present)
+
+
+def refresh_dashboard(output_dir: str | os.PathLike[str] | None = None,
+                      run_ids: Iterable[str] | None = None,
+                      chunks: Iterable[int] = ()) -> Path | None:
+    """:func:`update_dashboard` for ``run_ids``/``chunks`` (or :func:`build_dashboard` when
+    both are omitted), but a failure is logged and returns None instead of raising: for
+    callers (a run, a delete) whose own work must not fail because of the page."""
     try:
-        return build_dashboard(output_dir)
+        if run_ids is None and not chunks:
+            return build_dashboard(output_dir)
+        return update_dashboard(output_dir, run_ids or (), chunks)
     except Exception as error:  # noqa: BLE001 - the dashboard is a view; never fail the caller
         log.warning("dashboard not updated: %s: %s", type(error).__name__, error)
         return None

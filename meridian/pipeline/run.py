@@ -108,7 +108,7 @@ def run_notebook(
                       duration=round(time.perf_counter() - started, 3))
         record.pop("owner", None)
         storage.save_run(record, out)
-        _refresh(out)
+        _refresh(out, run_id)
         raise
     executed = nbformat.read(executed_path, as_version=4)
     record.update(
@@ -131,11 +131,13 @@ def run_notebook(
                                                 "settings", "environment") if key in scraps})
     record["code"] = {"notebook": str(path), "notebook_sha256": record["source_hash"]}
     storage.save_run(record, out)
-    _refresh(out)
+    _refresh(out, run_id)
     return storage.load_run_by_id(run_id, out)
 
 
-def _refresh(out: Path) -> None:
+def _refresh(out: Path, run_id: str) -> None:
     from meridian.dashboard import refresh_dashboard
 
-    refresh_dashboard(out)  # outputs/index.html; logs and carries on if it cannot
+    # outputs/index.html: the run's chunk and the shell (the same cost at any registry size);
+    # logs and carries on if it cannot
+    refresh_dashboard(out, run_ids=[run_id])

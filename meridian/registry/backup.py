@@ -78,9 +78,11 @@ def _prune_backups(folder: Path, keep: int) -> None:
         old.unlink(missing_ok=True)
 
 
-def keep_deleted_run(out: Path, run_id: str) -> Path | None:
+def keep_deleted_run(out: Path, run_id: str, record: dict | None = None) -> Path | None:
     """Move a run's folder to ``backups/deleted/<run_id>/`` (a symlinked folder is only
-    unlinked, and nothing outside ``runs/`` is ever touched). Returns where it went."""
+    unlinked, and nothing outside ``runs/`` is ever touched); a run without a folder (an
+    imported one) leaves its ``record`` there as ``run.json``, which also tells ``runs
+    rebuild`` not to bring it back. Returns where it went."""
     try:
         folder = project.run_dir(out, run_id)
     except RegistryError:
@@ -88,14 +90,35 @@ def keep_deleted_run(out: Path, run_id: str) -> Path | None:
     if folder.is_symlink():
         folder.unlink()
         return None
-    if not folder.is_dir() or folder.resolve().parent != project.runs_dir(out).resolve():
-        return None
     target = project.backups_dir(out) / "deleted" / run_id
     if target.exists():
         target = target.with_name(f"{run_id}-{_stamp()}")
+    if not folder.exists() and record is not None:
+        from meridian.registry.records import write_record_file
+
+        written = write_record_file(record, out)  # into runs/<id>/, then moved like a folder
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(written.parent), str(target))
+        return target
+    if not folder.is_dir() or folder.resolve().parent != project.runs_dir(out).resolve():
+        return None
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(folder), str(target))
     return target
+
+
+def deleted_run_ids(out: Path) -> set[str]:
+    """Runs deleted from this output folder (their folders or records are in backups)."""
+    import json
+
+    found = set()
+    for folder in (project.backups_dir(out) / "deleted").glob("*/"):
+        record = folder / "run.json"
+        try:
+            found.add(json.loads(record.read_text(encoding="utf-8"))["run_id"])
+        except (OSError, ValueError, KeyError, TypeError):
+            found.add(folder.name)
+    return found
 
 
 def move_damaged_aside(registry: Registry) -> Path:

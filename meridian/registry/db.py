@@ -222,6 +222,19 @@ class Registry:
             conn.execute(sql, [row[name] for name in names])
         return row["run_id"]
 
+    def insert_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Add rows (from :func:`to_row`) in one transaction, numbered after the last; ids
+        already present are left as they are."""
+        if not rows:
+            return
+        names = list(rows[0])
+        with self.transaction() as conn:
+            start = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM runs").fetchone()[0]
+            conn.executemany(
+                f"INSERT OR IGNORE INTO runs (seq, {', '.join(names)}) "
+                f"VALUES (?, {', '.join('?' for _ in names)})",
+                [(start + n, *(row[name] for name in names)) for n, row in enumerate(rows)])
+
     def load(self, where: str = "", args: tuple | list = (), order: str = "",
              limit: int | None = None) -> list[dict]:
         sql = f"SELECT * FROM runs {where} ORDER BY {order or ''}timestamp DESC, seq DESC"
@@ -264,15 +277,17 @@ GONE = "interrupted: the process running it (pid {pid} on {host}) is gone"
 
 
 def reap_stale(conn: sqlite3.Connection) -> None:
-    """Mark ``interrupted`` every run and sweep left ``running`` by a process that no longer
+    """Mark ``interrupted`` every run and sweep left ``running`` (or a run left ``queued``) by a
+    process that no longer
     exists (killed with -9, a crash, a reboot). Record files keep saying ``running``; the same
     rule applies when ``runs rebuild`` reads them (:func:`settled_status`)."""
-    for row in conn.execute("SELECT run_id, extra FROM runs WHERE status = 'running'"):
+    for row in conn.execute("SELECT run_id, status, extra FROM runs "
+                            "WHERE status IN ('running', 'queued')"):
         owner = json.loads(row["extra"]).get("owner")
         if not _process.is_alive(owner):
             conn.execute("UPDATE runs SET status = 'interrupted', extra = json_set(extra, "
-                         "'$.error', ?) WHERE run_id = ? AND status = 'running'",
-                         (GONE.format(**owner), row["run_id"]))
+                         "'$.error', ?) WHERE run_id = ? AND status = ?",
+                         (GONE.format(**owner), row["run_id"], row["status"]))
     for row in conn.execute("SELECT sweep_id, info FROM sweeps WHERE status = 'running'"):
         owner = json.loads(row["info"]).get("owner")
         if not _process.is_alive(owner):
@@ -284,7 +299,7 @@ def settled_status(record: dict) -> dict:
     """``record`` with status ``interrupted`` when it says ``running`` but its process is gone
     (the rule :func:`reap_stale` applies to rows, for records read from files)."""
     owner = record.get("owner")
-    if record.get("status") == "running" and not _process.is_alive(owner):
+    if record.get("status") in ("running", "queued") and not _process.is_alive(owner):
         return {**record, "status": "interrupted",
                 "error": record.get("error") or GONE.format(**owner)}
     return record

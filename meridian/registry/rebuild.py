@@ -2,7 +2,8 @@
 
 Sources, all under the output directory: ``runs/<id>/run.json`` (every run's record; a run
 that only has an executed notebook from an older Meridian is read from the notebook's metadata
-and scraps), and ``sweeps/<id>/sweep.json`` with its result files. A healthy registry is backed
+and scraps), ``imports/*/part-*.jsonl`` (runs added by ``meridian runs import``, less those
+deleted since), and ``sweeps/<id>/sweep.json`` with its result files. A healthy registry is backed
 up first; a damaged one is moved aside (never deleted). The new index is built in a temporary
 file, so a crash mid-rebuild leaves the old one untouched.
 """
@@ -17,7 +18,12 @@ from typing import Any
 
 from meridian import project
 from meridian.exceptions import RegistryDamagedError, RegistryError
-from meridian.registry.backup import SQLITE_SUFFIXES, backup_registry, move_damaged_aside
+from meridian.registry.backup import (
+    SQLITE_SUFFIXES,
+    backup_registry,
+    deleted_run_ids,
+    move_damaged_aside,
+)
 from meridian.registry.db import Registry, settled_status
 from meridian.registry.records import RECORD_DEFAULTS, RECORD_FILE, read_record_file
 from meridian.registry.sweeps import SWEEP_FILE, read_sweep_file, restore_sweep
@@ -114,6 +120,7 @@ def rebuild_registry(
     runs = sweeps = 0
     try:
         fresh.check()
+        runs += _restore_imported(out, fresh, skip)
         for source in _run_sources(out):
             try:
                 fresh.save(_read_run(source, out))
@@ -132,6 +139,36 @@ def rebuild_registry(
     finally:
         _remove_sqlite_files(temp_path)
     return runs, sweeps
+
+
+def _restore_imported(out: Path, fresh: Registry, skip) -> int:
+    """The runs ``meridian runs import`` added, from its files: not those deleted since, nor
+    those that have a run folder (written later, by a tag or a note: the folder wins)."""
+    from meridian.registry.records import to_row
+    from meridian.registry.transfer import imported_records
+
+    ignore = deleted_run_ids(out) | {p.name for p in project.runs_dir(out).glob("*/")}
+    rows: list[dict] = []
+    count = 0
+    for part, record in imported_records(out):
+        if isinstance(record, Exception):
+            skip(part, record)
+            continue
+        try:
+            row = to_row(record, out)
+        except RegistryError as error:
+            skip(part, error)
+            continue
+        if row["run_id"] in ignore:
+            continue
+        ignore.add(row["run_id"])
+        rows.append(row)
+        if len(rows) >= 5_000:
+            fresh.insert_rows(rows)
+            count += len(rows)
+            rows = []
+    fresh.insert_rows(rows)
+    return count + len(rows)
 
 
 def _healthy(registry: Registry) -> bool:

@@ -9,6 +9,7 @@ a downsampled equity curve for the dashboard, and the rest of the record in ``ex
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -21,11 +22,14 @@ from typing import Any
 from meridian import project
 from meridian._files import write_atomic
 from meridian.exceptions import RegistryError
-from meridian.record import clean_json, downsample
+from meridian.record import clean_json, downsample, strict_json
+from meridian.registry import curves
 
-MAX_EQUITY_POINTS = 500
+MAX_EQUITY_POINTS = 250
+"""Points of a curve kept in its registry row (packed: :mod:`meridian.registry.curves`); the
+run's file keeps all of them."""
 MIN_PREFIX = 4
-STATUSES = ("success", "failed", "running", "interrupted")
+STATUSES = ("success", "failed", "running", "interrupted", "queued")
 KINDS = ("notebook", "api", "magic", "sweep", "walk_forward", "cell")
 REQUIRED_KEYS = ("run_id", "strategy_name", "status")
 
@@ -42,7 +46,7 @@ RECORD_DEFAULTS: dict[str, Any] = {
 COLUMNS = ("run_id", "timestamp", "strategy_name", "status", "kind", "name", "duration",
            "trades_count")
 """Record keys that get their own SQL column (filtered and sorted often)."""
-JSON_COLUMNS = ("params", "metrics", "equity")
+JSON_COLUMNS = ("params", "metrics")
 PATH_KEYS = ("notebook_path", "report_path")
 NOT_STORED = ("drawdown", "trades")
 """Record keys kept in the run's file but not in its row (``drawdown`` is kept nowhere)."""
@@ -104,22 +108,26 @@ def downsample_equity(equity: Any) -> dict[str, list]:
     return downsample(equity, MAX_EQUITY_POINTS)
 
 
+@functools.lru_cache(maxsize=32)
+def _real(folder: str) -> str:
+    return os.path.realpath(folder)
+
+
 def _store_path(value: Any, out: Path) -> str | None:
     """Relative to the output dir when inside it (so the folder can move), else absolute."""
     if value is None or str(value) == "":
         return None
-    path = Path(value).expanduser()
-    path = path if path.is_absolute() else Path.cwd() / path
-    try:
-        return path.resolve().relative_to(out.resolve()).as_posix()
-    except ValueError:
-        return os.path.abspath(path)
+    path = os.path.abspath(os.path.expanduser(os.fspath(value)))
+    for root in dict.fromkeys((os.path.abspath(out), _real(os.fspath(out)))):
+        if path.startswith(root + os.sep):  # the folder as spelled, or its real path
+            return Path(os.path.relpath(path, root)).as_posix()
+    return path
 
 
 def _load_path(value: str | None, out: Path) -> str | None:
     if value is None:
         return None
-    return value if Path(value).is_absolute() else os.path.join(out, value)
+    return value if os.path.isabs(value) else os.path.join(out, value)
 
 
 def _choice(record: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> str:
@@ -140,10 +148,16 @@ def to_row(record: Mapping[str, Any], out: Path) -> dict[str, Any]:
     if trades_count is None and record.get("trades") is not None:
         trades_count = len(record["trades"])
     extra = {k: v for k, v in record.items()
-             if k not in COLUMNS and k not in JSON_COLUMNS and k not in NOT_STORED}
+             if k not in COLUMNS and k not in JSON_COLUMNS and k not in NOT_STORED
+             and k != "equity" and v is not None}
     for key in PATH_KEYS:
-        extra[key] = _store_path(extra.get(key), out)
-    extra = {k: v for k, v in clean_json(extra, "record").items() if v is not None}
+        if key in extra:
+            extra[key] = _store_path(extra[key], out)
+    try:
+        extra_text = json.dumps(extra, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError):  # NaN, numpy scalars, paths: clean, and drop what is None
+        extra_text = dumps({k: v for k, v in clean_json(extra, "record").items()
+                            if v is not None})
     return {
         "run_id": project.check_run_id(str(record["run_id"])),
         "timestamp": normalize_timestamp(record.get("timestamp")),
@@ -153,24 +167,66 @@ def to_row(record: Mapping[str, Any], out: Path) -> dict[str, Any]:
         "name": None if record.get("name") is None else str(record["name"]),
         "duration": _number(record.get("duration"), "duration"),
         "trades_count": None if trades_count is None else int(trades_count),
-        "params": dumps(clean_json(dict(record.get("params") or {}), "params")),
+        "params": strict_json(dict(record.get("params") or {}), "params"),
         "metrics": dumps(_metrics(record.get("metrics"))),
-        "equity": dumps(downsample_equity(record.get("equity"))),
-        "extra": dumps(extra),
+        "equity": curves.pack(downsample_equity(record.get("equity"))),
+        "extra": extra_text,
     }
 
 
+class LazyRecord(curves.LazyDict):
+    """A record read from a row. The columns are there at once; ``params``, ``metrics``,
+    ``equity`` and the rest (``extra``) are parsed from their JSON when first read, so
+    listing 100,000 runs parses only what is looked at."""
+
+    __slots__ = ("_texts", "_out")
+
+    def __init__(self, row: sqlite3.Row, out: Path):
+        super().__init__((name, row[name]) for name in COLUMNS)
+        self._texts = {"params": row["params"], "metrics": row["metrics"],
+                       "equity": row["equity"], "extra": row["extra"]}
+        self._out, self._pending = out, True
+
+    def _part(self, name: str) -> None:
+        text = self._texts.pop(name, None)
+        if text is None:
+            return
+        if name == "equity":
+            dict.__setitem__(self, "equity", curves.Curve(text))
+        elif name == "extra":
+            extra = json.loads(text)
+            for key in PATH_KEYS:
+                extra[key] = _load_path(extra.get(key), self._out)
+            for key, value in extra.items():
+                dict.__setitem__(self, key, value)
+        else:
+            dict.__setitem__(self, name, json.loads(text))
+
+    def _lookup(self, key: Any) -> Any:
+        if self._pending and not dict.__contains__(self, key):
+            self._part(key if key in ("params", "metrics", "equity") else "extra")
+            if not dict.__contains__(self, key) and key in RECORD_DEFAULTS:
+                dict.__setitem__(self, key, _default(key))
+        return dict.__getitem__(self, key)
+
+    def _materialize(self) -> None:
+        for name in ("params", "metrics", "equity", "extra"):
+            self._part(name)
+        loaded = dict(dict.items(self))
+        dict.clear(self)
+        for key in RECORD_DEFAULTS:  # the usual order, then whatever else the record holds
+            dict.__setitem__(self, key, loaded.pop(key) if key in loaded else _default(key))
+        dict.update(self, loaded)
+
+
+def _default(key: str) -> Any:
+    value = RECORD_DEFAULTS[key]
+    return type(value)(value) if isinstance(value, (dict, list)) else value
+
+
 def from_row(row: sqlite3.Row, out: Path) -> dict[str, Any]:
-    stored = {name: row[name] for name in COLUMNS}
-    stored.update({name: json.loads(row[name]) for name in JSON_COLUMNS})
-    stored.update(json.loads(row["extra"]))
-    for key in PATH_KEYS:
-        stored[key] = _load_path(stored.get(key), out)
-    record = {key: stored.get(key, default) for key, default in RECORD_DEFAULTS.items()}
-    record.update({k: v for k, v in stored.items() if k not in record})
-    return record
-
-
+    """The record of a registry row (see :class:`LazyRecord`)."""
+    return LazyRecord(row, out)
 
 
 # --------------------------------------------------------------------------- files
@@ -189,7 +245,7 @@ def write_record_file(record: Mapping[str, Any], out: Path) -> Path:
         if key in data:
             data[key] = _store_path(data[key], out)
     data["timestamp"] = normalize_timestamp(data.get("timestamp"))
-    text = json.dumps(clean_json(data, "record"), allow_nan=False, separators=(",", ":"))
+    text = strict_json(data, "record")
     return write_atomic(record_file(out, str(record["run_id"])), text + "\n")
 
 

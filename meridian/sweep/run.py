@@ -364,6 +364,10 @@ def run_sweep(
     from meridian.sweep.report import write_report
 
     result.report_path = write_report(result, info, out)
+    from meridian.dashboard import refresh_dashboard
+
+    stitched = (info.get("walk_forward_result") or {}).get("run_id")
+    refresh_dashboard(out, run_ids=[stitched] if stitched else [])  # the sweeps list, too
     return result
 
 

@@ -1,19 +1,23 @@
-/* Meridian dashboard: the registry's runs as a sortable, filterable table with comparisons.
+/* Meridian runs page: a sortable, filterable table of runs with details and comparisons.
  *
- * Data comes from <script id="meridian-data" type="application/json">, written by
- * meridian/dashboard/page.py with every displayed value already formatted. Every node is
- * built with createElement/textContent: no user string is ever parsed as HTML.
- * Speed: sort keys are computed once per column, a sort orders an index array, and the table
- * renders PAGE rows at a time (more on scroll), so 10,000 runs stay fast.
+ * One page, two sources (meridian/dashboard/page.py):
+ *  - static (outputs/index.html): rows come from chunk files dashboard/rows-NNNNN.js, loaded
+ *    at start; details and curves from dashboard/runs-NNNNN.js when a run is opened. Sorting
+ *    and filtering happen here (keys computed once per column, an index array sorted).
+ *  - live (`meridian ui`): the server pages, sorts and filters in SQLite; the page polls for
+ *    changes and offers delete, tags/note and re-run.
+ * Every displayed value arrives formatted. Every node is built with createElement/textContent:
+ * no user string is ever parsed as HTML.
  */
 "use strict";
 (function () {
   const PAGE = 200;
   const MAX_COMPARE = 50;
+  const POLL_MS = 1500;
   const DATA = JSON.parse(document.getElementById("meridian-data").textContent);
-  const RUNS = DATA.runs;
+  const LIVE = DATA.source === "live";
   const METRICS = DATA.metrics;
-  const N = RUNS.length;
+  const TABLE = DATA.table_metrics;
   const $ = (id) => document.getElementById(id);
 
   function el(tag, className, text) {
@@ -22,14 +26,45 @@
     if (text !== undefined && text !== null) node.textContent = text;
     return node;
   }
-  const metricIndex = {};
-  METRICS.forEach((m, i) => { metricIndex[m.key] = i; });
+  const metricByKey = {};
+  METRICS.forEach((m) => { metricByKey[m.key] = m; });
   const short = (id) => id.slice(0, 8);
   const when = (iso) => (iso || "").slice(0, 19).replace("T", " ");
   const plotlyText = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;")
     .replace(/>/g, "&gt;");
+  const fmt = (n) => n.toLocaleString("en-US");
 
-  // ------------------------------------------------------------------ columns and sort keys
+  /* Columnar rows (page.rows_payload) → one object per run. */
+  function decodeRows(c) {
+    const coded = (col, i) => (col ? col.v[col.i[i]] : null);
+    const out = new Array(c.id.length);
+    const params = Object.keys(c.p || {});
+    for (let i = 0; i < c.id.length; i++) {
+      const p = {};
+      for (const name of params) {
+        const v = coded(c.p[name], i);
+        if (v !== null) p[name] = v;
+      }
+      const m = {}, f = {};
+      for (const name of TABLE) {
+        m[name] = c.m[name][i];
+        f[name] = coded(c.f[name], i);
+      }
+      const tags = coded(c.tg, i);
+      const report = c.r[i];
+      out[i] = {
+        id: c.id[i], seq: c.seq[i], t: c.t[i], s: coded(c.s, i), n: coded(c.n, i),
+        k: coded(c.k, i), st: coded(c.st, i), pt: coded(c.pt, i) || "", p,
+        tg: tags ? JSON.parse(tags) : [], no: coded(c.no, i) || "", e: c.e[i],
+        m, f, tc: c.tc[i], d: c.d[i],
+        r: report === 1 ? `${DATA.files}runs/${encodeURIComponent(c.id[i])}/report.html`
+          : report ? DATA.files + report : null,
+      };
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------------ columns
   const columns = [
     { id: "run", label: "Run", type: "text", key: (r) => r.id },
     { id: "time", label: "Time (UTC)", type: "text", key: (r) => r.t || "" },
@@ -38,87 +73,198 @@
     { id: "params", label: "Parameters", type: "text", key: (r) => r.pt.toLowerCase() },
     { id: "status", label: "Status", type: "text", key: (r) => r.st },
   ];
-  for (const name of DATA.table_metrics) {
-    const mi = metricIndex[name];
-    columns.push({ id: "m:" + name, label: METRICS[mi].label, type: "number", metric: mi,
-                   key: (r) => r.m[mi] });
+  for (const name of TABLE) {
+    columns.push({ id: "m:" + name, label: metricByKey[name].label, type: "number",
+                   metric: name, key: (r) => r.m[name] });
   }
   columns.push({ id: "report", label: "Report", type: "number", key: (r) => (r.r ? 1 : NaN) });
-  const keyCache = {};
 
-  function keysFor(column) {
-    let keys = keyCache[column.id];
-    if (!keys) {
-      if (column.type === "number") {
-        keys = new Float64Array(N);
-        for (let i = 0; i < N; i++) {
-          const v = column.key(RUNS[i]);
-          keys[i] = v === null || v === undefined ? NaN : v;
-        }
-      } else {
-        keys = new Array(N);
-        for (let i = 0; i < N; i++) keys[i] = column.key(RUNS[i]);
-      }
-      keyCache[column.id] = keys;
-    }
-    return keys;
-  }
-
-  /* Indices of all runs in the column's order; ties keep registry order (newest first),
-     missing values (null metrics, empty text) always last. */
-  function sortedOrder(column, dir) {
-    const order = new Array(N);
-    for (let i = 0; i < N; i++) order[i] = i;
-    if (column.id === "time" && dir < 0) return order;  // the registry's own order
-    const keys = keysFor(column);
-    if (column.type === "number") {
-      order.sort((a, b) => {
-        const x = keys[a], y = keys[b];
-        const xm = x !== x, ym = y !== y;
-        if (xm || ym) return xm === ym ? a - b : (xm ? 1 : -1);
-        return x === y ? a - b : (x < y ? -dir : dir);
-      });
-    } else {
-      order.sort((a, b) => {
-        const x = keys[a], y = keys[b];
-        const xm = x === "", ym = y === "";
-        if (xm || ym) return xm === ym ? a - b : (xm ? 1 : -1);
-        return x === y ? a - b : (x < y ? -dir : dir);
-      });
-    }
-    return order;
-  }
-
-  // ------------------------------------------------------------------ state
-  const haystack = RUNS.map((r) => [short(r.id), r.id, r.s, r.n || "", r.st, r.k, r.pt,
-                                    Object.keys(r.p).map((k) => k + "=" + r.p[k]).join(" "),
-                                    (r.tg || []).join(" "), r.no || "",
-                                    r.e || "", when(r.t)].join(" ").toLowerCase());
-  const state = {
-    sort: columns[1], dir: -1, order: null,
-    text: [], strategy: "", status: "", tag: "", threshold: null,
-    visible: [], shown: 0, selected: new Set(),
+  // ------------------------------------------------------------------ static source
+  /* Chunk files call window.meridianChunk(kind, number, payload) when they load. */
+  const chunkWaiters = {};
+  const chunkData = {};
+  window.meridianChunk = function (kind, number, payload) {
+    chunkData[kind + number] = payload;
   };
-
-  // ------------------------------------------------------------------ filters
-  function matches(i) {
-    const r = RUNS[i];
-    if (state.strategy && r.s !== state.strategy) return false;
-    if (state.status && r.st !== state.status) return false;
-    if (state.tag && (r.tg || []).indexOf(state.tag) < 0) return false;
-    const t = state.threshold;
-    if (t) {
-      const v = r.m[t.metric];
-      if (v === null || v === undefined) return false;
-      if (t.op === "gt" ? !(v > t.value) : t.op === "ge" ? !(v >= t.value)
-        : t.op === "lt" ? !(v < t.value) : !(v <= t.value)) return false;
+  function loadChunk(kind, number) {
+    const key = kind + number;
+    if (chunkData[key]) return Promise.resolve(chunkData[key]);
+    if (!chunkWaiters[key]) {
+      chunkWaiters[key] = new Promise((resolve, reject) => {
+        const script = document.createElement("script");
+        script.onload = () => (chunkData[key] ? resolve(chunkData[key])
+          : reject(new Error(`${kind} chunk ${number} is empty`)));
+        script.onerror = () => reject(new Error(`could not load ${script.src}`));
+        script.src = `${DATA.chunk_dir}/${kind}-${String(number).padStart(5, "0")}.js`;
+        document.head.appendChild(script);
+      });
     }
-    if (state.text.length) {
-      const h = haystack[i];
-      for (const token of state.text) if (h.indexOf(token) < 0) return false;
-    }
-    return true;
+    return chunkWaiters[key];
   }
+
+  function staticSource() {
+    let RUNS = [];
+    let haystack = [];
+    const keyCache = {};
+    let cached = { signature: null, visible: [] };
+
+    function keysFor(column) {
+      let keys = keyCache[column.id];
+      if (!keys) {
+        const N = RUNS.length;
+        if (column.type === "number") {
+          keys = new Float64Array(N);
+          for (let i = 0; i < N; i++) {
+            const v = column.key(RUNS[i]);
+            keys[i] = v === null || v === undefined ? NaN : v;
+          }
+        } else {
+          keys = new Array(N);
+          for (let i = 0; i < N; i++) keys[i] = column.key(RUNS[i]);
+        }
+        keyCache[column.id] = keys;
+      }
+      return keys;
+    }
+
+    /* Indices in the column's order; ties keep registry order (newest first), missing
+       values (null metrics, empty text) always last. */
+    function sortedOrder(column, dir) {
+      const N = RUNS.length;
+      const order = new Array(N);
+      for (let i = 0; i < N; i++) order[i] = i;
+      if (column.id === "time" && dir < 0) return order;
+      const keys = keysFor(column);
+      const missing = column.type === "number" ? (x) => x !== x : (x) => x === "";
+      order.sort((a, b) => {
+        const x = keys[a], y = keys[b];
+        const xm = missing(x), ym = missing(y);
+        if (xm || ym) return xm === ym ? a - b : (xm ? 1 : -1);
+        return x === y ? a - b : (x < y ? -dir : dir);
+      });
+      return order;
+    }
+
+    function matches(i, q) {
+      const r = RUNS[i];
+      if (q.strategy && r.s !== q.strategy) return false;
+      if (q.status && r.st !== q.status) return false;
+      if (q.tag && r.tg.indexOf(q.tag) < 0) return false;
+      const t = q.threshold;
+      if (t) {
+        const v = r.m[t.metric];
+        if (v === null || v === undefined) return false;
+        if (t.op === "gt" ? !(v > t.value) : t.op === "ge" ? !(v >= t.value)
+          : t.op === "lt" ? !(v < t.value) : !(v <= t.value)) return false;
+      }
+      if (q.text.length) {
+        const h = haystack[i];
+        for (const token of q.text) if (h.indexOf(token) < 0) return false;
+      }
+      return true;
+    }
+
+    let orderCache = { key: null, order: null };
+    return {
+      async init() {
+        const chunks = await Promise.all(DATA.chunks.map((n) => loadChunk("rows", n)));
+        for (const chunk of chunks) RUNS = RUNS.concat(decodeRows(chunk));
+        RUNS.sort((a, b) => (a.t === b.t ? b.seq - a.seq : (a.t < b.t ? 1 : -1)));
+        haystack = RUNS.map((r) => [short(r.id), r.id, r.s, r.n || "", r.st, r.k, r.pt,
+                                    Object.keys(r.p).map((k) => k + "=" + r.p[k]).join(" "),
+                                    r.tg.join(" "), r.no, r.e || "", when(r.t)]
+          .join(" ").toLowerCase());
+      },
+      async page(q, offset, limit) {
+        const signature = JSON.stringify(q);
+        if (cached.signature !== signature) {
+          const orderKey = q.sort + " " + q.dir;
+          if (orderCache.key !== orderKey) {
+            orderCache = { key: orderKey,
+                           order: sortedOrder(columns.find((c) => c.id === q.sort), q.dir) };
+          }
+          const visible = [];
+          for (const i of orderCache.order) if (matches(i, q)) visible.push(i);
+          cached = { signature, visible };
+        }
+        return { rows: cached.visible.slice(offset, offset + limit).map((i) => RUNS[i]),
+                 matching: cached.visible.length, total: RUNS.length };
+      },
+      async facets() {
+        const f = { total: RUNS.length, strategies: {}, statuses: {}, tags: {} };
+        for (const r of RUNS) {
+          f.strategies[r.s] = (f.strategies[r.s] || 0) + 1;
+          f.statuses[r.st] = (f.statuses[r.st] || 0) + 1;
+          for (const tag of r.tg) f.tags[tag] = (f.tags[tag] || 0) + 1;
+        }
+        return f;
+      },
+      async details(row) {
+        const chunk = await loadChunk("runs", Math.floor(row.seq / DATA.chunk_size));
+        const d = chunk.runs[row.id];
+        if (!d) throw new Error(`run ${row.id} is not in its chunk`);
+        return Object.assign({ x: d.a === undefined ? null : chunk.axes[d.a] }, d);
+      },
+    };
+  }
+
+  // ------------------------------------------------------------------ live source
+  function api(path, body) {
+    const options = { headers: { "X-Meridian-Token": DATA.token }, credentials: "same-origin" };
+    if (body !== undefined) {
+      options.method = "POST";
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    return fetch(path, options).then(async (response) => {
+      const payload = await response.json().catch(() => ({}));
+      if (!response.ok) {
+        const error = new Error(payload.error || `${response.status} ${response.statusText}`);
+        error.payload = payload;
+        error.status = response.status;
+        throw error;
+      }
+      return payload;
+    });
+  }
+
+  function liveSource() {
+    const query = (q) => {
+      const p = new URLSearchParams({ sort: q.sort, dir: String(q.dir), q: q.text.join(" "),
+                                      strategy: q.strategy, status: q.status, tag: q.tag });
+      if (q.threshold) {
+        p.set("metric", q.threshold.metric);
+        p.set("op", q.threshold.op);
+        p.set("value", String(q.threshold.value));
+      }
+      return p;
+    };
+    return {
+      async init() {},
+      async page(q, offset, limit) {
+        const p = query(q);
+        p.set("offset", String(offset));
+        p.set("limit", String(limit));
+        const answer = await api("api/runs?" + p.toString());
+        return { rows: decodeRows(answer.rows), matching: answer.matching, total: answer.total };
+      },
+      facets: () => api("api/facets"),
+      async details(row) {
+        const d = await api("api/runs/" + encodeURIComponent(row.id));
+        const one = d.runs[row.id];
+        return Object.assign({ x: one.a === undefined ? null : d.axes[one.a], rerun: d.rerun },
+                             one);
+      },
+    };
+  }
+
+  const source = LIVE ? liveSource() : staticSource();
+
+  // ------------------------------------------------------------------ state and filters
+  const state = {
+    sort: "time", dir: -1, text: [], strategy: "", status: "", tag: "", threshold: null,
+    rows: [], matching: 0, total: 0, selected: new Map(), open: null, generation: 0,
+  };
 
   function readFilters() {
     state.text = $("filter-text").value.toLowerCase().split(/\s+/).filter(Boolean);
@@ -130,17 +276,19 @@
     state.threshold = null;
     $("threshold-unit").textContent = "";
     if (key !== "") {
-      const mi = metricIndex[key];
-      const kind = METRICS[mi].kind;
+      const kind = metricByKey[key].kind;
       $("threshold-unit").textContent = kind === "percent" ? "%" : kind === "currency" ? "$"
         : kind === "days" ? "days" : "";
       const value = parseFloat(raw);
       if (raw !== "" && isFinite(value)) {
-        state.threshold = { metric: mi, op: $("threshold-op").value,
+        state.threshold = { metric: key, op: $("threshold-op").value,
                             value: kind === "percent" ? value / 100 : value };
       }
     }
   }
+  const currentQuery = () => ({ sort: state.sort, dir: state.dir, text: state.text,
+                                strategy: state.strategy, status: state.status, tag: state.tag,
+                                threshold: state.threshold });
 
   // ------------------------------------------------------------------ table
   const tbody = $("runs-body");
@@ -157,11 +305,12 @@
       button.append(column.label, el("span", "arrow"));
       button.title = "sort by " + column.label;
       th.appendChild(button);
-      if (state.sort === column) {
+      if (state.sort === column.id) {
         th.setAttribute("aria-sort", state.dir > 0 ? "ascending" : "descending");
       }
       row.appendChild(th);
     }
+    if (LIVE) row.appendChild(el("th", "actions-col"));
   }
 
   function cell(tr, className, text) {
@@ -170,17 +319,14 @@
     return td;
   }
 
-  function buildRows(fragment, from, to) {
-    for (let n = from; n < to; n++) {
-      const i = state.visible[n];
-      const r = RUNS[i];
-      const tr = el("tr", "run " + r.st + (state.selected.has(i) ? " selected" : ""));
-      tr.dataset.index = i;
+  function buildRows(fragment, rows) {
+    for (const r of rows) {
+      const tr = el("tr", "run " + r.st + (state.selected.has(r.id) ? " selected" : ""));
       tr.dataset.run = r.id;
       tr.dataset.runId = r.id;
       const box = el("input");
       box.type = "checkbox";
-      box.checked = state.selected.has(i);
+      box.checked = state.selected.has(r.id);
       box.setAttribute("aria-label", "select run " + short(r.id));
       cell(tr, "sel").appendChild(box);
       const id = el("button", "run-id", short(r.id));
@@ -190,7 +336,7 @@
       cell(tr, "time", when(r.t));
       const strategy = cell(tr, "strategy", r.s);
       if (r.n) strategy.appendChild(el("div", "muted small", r.n));
-      if (r.tg && r.tg.length) {
+      if (r.tg.length) {
         const tags = el("div", "tags");
         for (const tag of r.tg) tags.appendChild(el("span", "tag", tag));
         strategy.appendChild(tags);
@@ -199,70 +345,92 @@
       params.title = Object.keys(r.p).map((k) => k + "=" + r.p[k]).join(", ");
       if (!r.pt) params.classList.add("muted");
       cell(tr, "status").appendChild(el("span", "badge " + r.st, r.st));
-      for (const column of columns) {
-        if (column.metric === undefined) continue;
-        const value = r.m[column.metric];
-        cell(tr, "num c-" + METRICS[column.metric].key + (value !== null && value < 0 ? " neg" : ""),
-             r.f[column.metric]);
+      for (const name of TABLE) {
+        const value = r.m[name];
+        cell(tr, "num c-" + name + (value !== null && value < 0 ? " neg" : ""), r.f[name]);
       }
       const report = cell(tr, "report");
       if (r.r) {
         const a = el("a", "", "view report");
         a.href = r.r;
-        a.title = "click to view details: the run's HTML report";
+        a.title = "the run's HTML report";
         report.appendChild(a);
       } else {
         report.textContent = "—";
         report.className = "report muted";
       }
+      if (LIVE) {
+        const remove = el("button", "delete", "Delete");
+        remove.type = "button";
+        remove.dataset.action = "delete";
+        remove.title = "delete run " + r.id + " (a backup is kept)";
+        cell(tr, "row-actions").appendChild(remove);
+      }
       fragment.appendChild(tr);
       if (r.e) {
         const err = el("tr", "error-row");
-        err.dataset.index = i;
+        err.dataset.run = r.id;
         const td = el("td", "", "Error: " + r.e);
-        td.colSpan = columns.length + 1;
+        td.colSpan = columns.length + (LIVE ? 2 : 1);
         err.appendChild(td);
         fragment.appendChild(err);
       }
     }
   }
 
-  function render() {
+  /* Re-read the rows for the current filters and order; `keep` re-fetches as many rows as
+     are on screen (a live refresh) instead of the first page. */
+  async function render(keep) {
     readFilters();
-    if (!state.order) state.order = sortedOrder(state.sort, state.dir);
-    const visible = [];
-    const order = state.order;
-    for (let n = 0; n < N; n++) if (matches(order[n])) visible.push(order[n]);
-    state.visible = visible;
-    state.shown = Math.min(PAGE, visible.length);
+    const generation = ++state.generation;
+    const limit = keep ? Math.max(PAGE, state.rows.length) : PAGE;
+    let answer;
+    try {
+      answer = await source.page(currentQuery(), 0, limit);
+    } catch (error) {
+      showProblem(error);
+      return;
+    }
+    if (generation !== state.generation) return;  // a newer render started meanwhile
+    state.rows = answer.rows;
+    state.matching = answer.matching;
+    state.total = answer.total;
     const fragment = document.createDocumentFragment();
-    buildRows(fragment, 0, state.shown);
+    buildRows(fragment, state.rows);
     tbody.replaceChildren(fragment);
     updateCounts();
   }
 
-  function showMore() {
-    const to = Math.min(state.shown + PAGE, state.visible.length);
-    if (to <= state.shown) return;
-    const fragment = document.createDocumentFragment();
-    buildRows(fragment, state.shown, to);
-    tbody.appendChild(fragment);
-    state.shown = to;
-    updateCounts();
+  let loadingMore = false;
+  async function showMore() {
+    if (loadingMore || state.rows.length >= state.matching) return;
+    loadingMore = true;
+    const generation = state.generation;
+    try {
+      const answer = await source.page(currentQuery(), state.rows.length, PAGE);
+      if (generation !== state.generation) return;
+      state.rows = state.rows.concat(answer.rows);
+      const fragment = document.createDocumentFragment();
+      buildRows(fragment, answer.rows);
+      tbody.appendChild(fragment);
+      updateCounts();
+    } catch (error) {
+      showProblem(error);
+    } finally {
+      loadingMore = false;
+    }
   }
 
   function updateCounts() {
-    const total = N.toLocaleString("en-US");
-    const matching = state.visible.length.toLocaleString("en-US");
-    $("count").textContent = state.visible.length === N
-      ? `${total} runs` + (state.shown < N ? ` (showing ${state.shown.toLocaleString("en-US")})` : "")
-      : `${matching} of ${total} runs match` +
-        (state.shown < state.visible.length
-          ? ` (showing ${state.shown.toLocaleString("en-US")})` : "");
-    $("more").hidden = state.shown >= state.visible.length;
+    const shown = state.rows.length;
+    const showing = shown < state.matching ? ` (showing ${fmt(shown)})` : "";
+    $("count").textContent = state.matching === state.total
+      ? `${fmt(state.total)} runs${showing}`
+      : `${fmt(state.matching)} of ${fmt(state.total)} runs match${showing}`;
+    $("more").hidden = shown >= state.matching;
     const empty = $("empty");
-    empty.hidden = state.visible.length > 0;
-    empty.textContent = N === 0
+    empty.hidden = state.matching > 0;
+    empty.textContent = state.total === 0
       ? "No runs yet. Run a strategy (e.g. `meridian run fld`) and this page fills itself."
       : "No run matches these filters.";
     const count = state.selected.size;
@@ -270,40 +438,58 @@
     $("compare").disabled = count < 2;
     $("compare").textContent = count >= 2 ? `Compare ${count} runs` : "Compare selected";
     $("clear-selection").disabled = count === 0;
+    $("delete-selected").hidden = !LIVE;
+    $("delete-selected").disabled = count === 0;
+  }
+
+  function showProblem(error) {
+    $("problem").hidden = false;
+    $("problem").textContent = String(error.message || error);
   }
 
   function sortBy(columnId) {
     const column = columns.find((c) => c.id === columnId);
     if (!column) return;
-    if (state.sort === column) state.dir = -state.dir;
-    else { state.sort = column; state.dir = column.type === "number" || column.id === "time" ? -1 : 1; }
-    state.order = null;
+    if (state.sort === columnId) state.dir = -state.dir;
+    else {
+      state.sort = columnId;
+      state.dir = column.type === "number" || column.id === "time" ? -1 : 1;
+    }
     renderHead();
-    render();
+    return render();
   }
 
   // ------------------------------------------------------------------ details
   function definitionList(pairs) {
     const dl = el("dl");
-    for (const [term, value] of pairs) {
-      dl.append(el("dt", "", term), el("dd", "", value));
-    }
+    for (const [term, value] of pairs) dl.append(el("dt", "", term), el("dd", "", value));
     return dl;
   }
 
-  function showDetails(i) {
-    const r = RUNS[i];
+  async function showDetails(r) {
+    state.open = r;
     $("details-title").textContent = `Run ${short(r.id)} · ${r.s}`;
     const body = $("details-body");
+    body.replaceChildren(el("p", "muted", "Loading…"));
+    $("details").hidden = false;
+    $("details").scrollIntoView({ block: "nearest" });
+    let d;
+    try {
+      d = await source.details(r);
+    } catch (error) {
+      body.replaceChildren(el("pre", "", String(error.message || error)));
+      return;
+    }
+    if (state.open !== r) return;
     body.replaceChildren();
-    if (r.e) body.appendChild(el("pre", "", r.e));
+    if (d.e) body.appendChild(el("pre", "", d.e));
     const info = [["run id", r.id], ["strategy", r.s], ["name", r.n || "—"], ["status", r.st],
                   ["kind", r.k], ["time (UTC)", when(r.t)],
                   ["duration", r.d === null || r.d === undefined ? "—" : r.d.toFixed(2) + " s"],
                   ["trades", r.tc === null || r.tc === undefined ? "—" : String(r.tc)],
-                  ["tags", (r.tg || []).join(", ") || "—"], ["note", r.no || "—"]];
-    const params = Object.keys(r.p).map((k) => [k, r.p[k]]);
-    const metrics = METRICS.map((m, mi) => [m.label, r.f[mi]]);
+                  ["tags", r.tg.join(", ") || "—"], ["note", d.no || "—"]];
+    const params = Object.keys(d.p).map((k) => [k, d.p[k]]);
+    const metrics = d.mk.map((name, n) => [(metricByKey[name] || { label: name }).label, d.f[n]]);
     const cols = el("div", "cols");
     const block = (title, pairs) => {
       const div = el("div");
@@ -311,21 +497,151 @@
       return div;
     };
     cols.append(block("Run", info), block("Parameters", params.length ? params : [["—", ""]]),
-                block("Metrics", metrics));
+                block("Metrics", metrics.length ? metrics : [["—", ""]]));
     body.appendChild(cols);
     if (r.r) {
       const a = el("a", "", "Open the HTML report");
       a.href = r.r;
       body.appendChild(a);
     }
-    $("details").hidden = false;
-    $("details").scrollIntoView({ block: "nearest" });
+    if (LIVE) body.appendChild(editors(r, d));
+  }
+
+  // ------------------------------------------------------------------ live actions
+  function field(label, input, name) {
+    const wrap = el("label", "field");
+    wrap.append(el("span", "small muted", label), input);
+    const problem = el("span", "field-error");
+    problem.dataset.errorFor = name;
+    wrap.appendChild(problem);
+    return wrap;
+  }
+
+  function editors(r, d) {
+    const box = el("div", "editors");
+    // tags and note
+    const tagForm = el("form", "tag-form");
+    tagForm.dataset.action = "tags";
+    const tags = el("input");
+    tags.name = "tags";
+    tags.value = r.tg.join(" ");
+    tags.placeholder = "keeper idea-3";
+    const note = el("input");
+    note.name = "note";
+    note.value = d.no || "";
+    const saveTags = el("button", "", "Save tags and note");
+    saveTags.type = "submit";
+    const tagStatus = el("span", "form-status muted small");
+    tagForm.append(el("h3", "small muted", "Tags and note"),
+                   field("tags (words, space separated)", tags, "tags"),
+                   field("note", note, "note"), saveTags, tagStatus);
+    tagForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      clearErrors(tagForm);
+      tagStatus.textContent = "saving…";
+      api(`api/runs/${encodeURIComponent(r.id)}/tags`,
+          { tags: tags.value.split(/\s+/).filter(Boolean), note: note.value })
+        .then(() => { tagStatus.textContent = "saved"; refresh(); })
+        .catch((error) => { tagStatus.textContent = ""; showErrors(tagForm, error); });
+    });
+    box.appendChild(tagForm);
+    // re-run
+    const spec = d.rerun;
+    if (!spec) return box;
+    const form = el("form", "rerun-form");
+    form.dataset.action = "rerun";
+    form.appendChild(el("h3", "small muted", `Re-run with these parameters (${spec.kind})`));
+    if (spec.refusal) {
+      form.appendChild(el("p", "muted", spec.refusal));
+      box.appendChild(form);
+      return box;
+    }
+    const grid = el("div", "rerun-fields");
+    for (const p of spec.params) {
+      let input;
+      if (p.type === "bool") {
+        input = el("select");
+        for (const value of ["True", "False"]) {
+          const option = el("option", "", value);
+          option.value = value;
+          input.appendChild(option);
+        }
+        input.value = p.value;
+      } else {
+        input = el("input");
+        input.type = "text";
+        input.value = p.value;
+        input.inputMode = p.type === "int" || p.type === "float" ? "decimal" : "text";
+      }
+      input.name = p.name;
+      input.title = `${p.type}, default ${p.default}` + (p.range ? `, range ${p.range}` : "");
+      grid.appendChild(field(`${p.name} (${p.type})`, input, p.name));
+    }
+    form.appendChild(grid);
+    const submit = el("button", "primary", "Re-run");
+    submit.type = "submit";
+    const status = el("span", "form-status muted small");
+    form.append(submit, status);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      clearErrors(form);
+      const values = {};
+      for (const p of spec.params) values[p.name] = form.elements[p.name].value;
+      status.textContent = "queuing…";
+      submit.disabled = true;
+      api(`api/runs/${encodeURIComponent(r.id)}/rerun`, { params: values })
+        .then((answer) => {
+          status.textContent = `queued as run ${short(answer.run_id)}: it appears in the ` +
+            "table and updates when it finishes";
+          refresh();
+        })
+        .catch((error) => { status.textContent = ""; showErrors(form, error); })
+        .finally(() => { submit.disabled = false; });
+    });
+    box.appendChild(form);
+    return box;
+  }
+
+  function clearErrors(form) {
+    for (const node of form.querySelectorAll(".field-error")) node.textContent = "";
+    for (const node of form.querySelectorAll(".form-error")) node.remove();
+  }
+
+  function showErrors(form, error) {
+    const fields = (error.payload && error.payload.errors) || {};
+    let placed = false;
+    for (const name of Object.keys(fields)) {
+      const slot = form.querySelector(`.field-error[data-error-for="${CSS.escape(name)}"]`);
+      if (slot) { slot.textContent = fields[name]; placed = true; }
+    }
+    if (!placed || (error.payload && error.payload.error && !Object.keys(fields).length)) {
+      form.appendChild(el("p", "form-error", error.message));
+    }
+  }
+
+  async function deleteRuns(ids) {
+    if (!ids.length) return;
+    const what = ids.length === 1 ? `run ${short(ids[0])}` : `${ids.length} runs`;
+    if (!window.confirm(`Delete ${what}? The registry is backed up first and each run's ` +
+                        "folder moves to backups/deleted/.")) return;
+    try {
+      await api("api/delete", { ids });
+    } catch (error) {
+      showProblem(error);
+      return;
+    }
+    for (const id of ids) state.selected.delete(id);
+    if (state.open && ids.indexOf(state.open.id) >= 0) {
+      state.open = null;
+      $("details").hidden = true;
+    }
+    refresh();
   }
 
   // ------------------------------------------------------------------ comparison
-  /* plotly.js ships inside the page as inert text (<script type="text/plain" id="plotly-js">)
-     and runs only when a chart is first needed: most visits never chart, and parsing it
-     costs about a second. Selecting a run starts it, so it is usually ready by "Compare". */
+  /* plotly.js loads only when a chart is first needed: from the shared file, or inlined as
+     inert text in a standalone page. Selecting a run starts it, so it is usually ready by
+     "Compare". */
   let plotlyWaiters = null;
   function withPlotly(callback) {
     if (window.Plotly) { callback(true); return; }
@@ -358,50 +674,56 @@
 
   /* Legend labels: strategy (or name) plus the parameters whose shown value differs between
      the compared runs (same rule as meridian.viz.run_labels); id prefix on collisions. */
-  function labels(indices) {
+  function labels(runs, details) {
     const values = {};
-    for (const i of indices) {
-      const p = RUNS[i].p;
-      for (const k of Object.keys(p)) (values[k] = values[k] || new Set()).add(p[k]);
+    for (const d of details) {
+      for (const k of Object.keys(d.p)) (values[k] = values[k] || new Set()).add(d.p[k]);
     }
     const differing = Object.keys(values).filter((k) => values[k].size > 1);
-    const out = indices.map((i) => {
-      const r = RUNS[i];
+    const out = runs.map((r, n) => {
       const head = r.n ? `${r.n} (${r.s})` : r.s;
-      const params = differing.filter((k) => k in r.p).map((k) => `${k}=${r.p[k]}`).join(", ");
+      const p = details[n].p;
+      const params = differing.filter((k) => k in p).map((k) => `${k}=${p[k]}`).join(", ");
       return params ? `${head} ${params}` : head;
     });
     const count = {};
     for (const label of out) count[label] = (count[label] || 0) + 1;
     return { differing, labels: out.map((label, n) => (count[label] > 1
-      ? `${label} · ${short(RUNS[indices[n]].id)}` : label)) };
+      ? `${label} · ${short(runs[n].id)}` : label)) };
   }
 
-  function compare() {
-    const indices = Array.from(state.selected);
-    if (indices.length < 2) return;
+  async function compare() {
+    const runs = Array.from(state.selected.values());
+    if (runs.length < 2) return;
     const note = [];
-    if (indices.length > MAX_COMPARE) {
-      note.push(`Showing the first ${MAX_COMPARE} of ${indices.length} selected runs.`);
-      indices.length = MAX_COMPARE;
+    if (runs.length > MAX_COMPARE) {
+      note.push(`Showing the first ${MAX_COMPARE} of ${runs.length} selected runs.`);
+      runs.length = MAX_COMPARE;
     }
-    const { differing, labels: names } = labels(indices);
+    $("comparison").hidden = false;
+    $("comparison-title").textContent = `Comparison of ${runs.length} runs`;
+    const chart = $("comparison-chart");
+    chart.textContent = "Loading the runs…";
+    let details;
+    try {
+      details = await Promise.all(runs.map((r) => source.details(r)));
+    } catch (error) {
+      chart.textContent = String(error.message || error);
+      return;
+    }
+    const { differing, labels: names } = labels(runs, details);
     const traces = [];
     const missing = [];
-    indices.forEach((i, n) => {
-      const r = RUNS[i];
-      if (r.a < 0 || !r.q.length) { missing.push(names[n]); return; }
-      traces.push({ type: "scatter", mode: "lines", x: DATA.axes[r.a],
-                    y: r.q.map((v) => (v === null ? null : v / DATA.scale)),
+    details.forEach((d, n) => {
+      if (!d.x || !d.q || !d.q.length) { missing.push(names[n]); return; }
+      traces.push({ type: "scatter", mode: "lines", x: d.x,
+                    y: d.q.map((v) => (v === null ? null : v / DATA.scale)),
                     name: plotlyText(names[n]), line: { width: 1.6 },
                     hovertemplate: "%{y:.3f}" });
     });
     if (missing.length) note.push("No equity curve (failed or empty run): " + missing.join("; "));
-    $("comparison-title").textContent = `Comparison of ${indices.length} runs`;
     $("comparison-note").textContent = note.join(" ");
-    $("comparison").hidden = false;
-    comparisonTable(indices, names, differing);
-    const chart = $("comparison-chart");
+    comparisonTable(runs, details, names, differing);
     const draw = () => withPlotly((loaded) => {
       if (loaded) {
         chart.replaceChildren();
@@ -416,14 +738,14 @@
     $("comparison").scrollIntoView({ block: "start" });
   }
 
-  function comparisonTable(indices, names, differing) {
+  function comparisonTable(runs, details, names, differing) {
     const table = $("comparison-table");
     table.replaceChildren();
     const head = el("tr");
     head.appendChild(el("th", "", "Metric"));
-    indices.forEach((i, n) => {
-      const th = el("th", "", short(RUNS[i].id));
-      th.title = RUNS[i].id;
+    runs.forEach((r, n) => {
+      const th = el("th", "", short(r.id));
+      th.title = r.id;
       th.appendChild(el("span", "label", names[n]));
       head.appendChild(th);
     });
@@ -436,25 +758,27 @@
       for (const v of values) tr.appendChild(el("td", "", v));
       body.appendChild(tr);
     };
-    textRow("status", indices.map((i) => RUNS[i].st));
-    for (const k of differing) textRow(k, indices.map((i) => (k in RUNS[i].p ? RUNS[i].p[k] : "—")));
-    METRICS.forEach((m, mi) => {
-      const values = indices.map((i) => RUNS[i].m[mi]);
+    textRow("status", runs.map((r) => r.st));
+    for (const k of differing) textRow(k, details.map((d) => (k in d.p ? d.p[k] : "—")));
+    const keys = [];
+    for (const d of details) for (const key of d.mk) if (keys.indexOf(key) < 0) keys.push(key);
+    for (const key of keys) {
+      const m = metricByKey[key] || { label: key, rank: null };
+      const values = details.map((d) => { const n = d.mk.indexOf(key); return n < 0 ? null : d.m[n]; });
+      const shown = details.map((d) => { const n = d.mk.indexOf(key); return n < 0 ? "—" : d.f[n]; });
       const present = values.filter((v) => v !== null && v !== undefined);
-      if (!present.length) return;
+      if (!present.length) continue;
       // best in bold: ranked metrics only, ties as displayed, nothing when all are equal
       const best = m.rank === "lower" ? Math.min(...present) : Math.max(...present);
-      const bestText = RUNS[indices[values.indexOf(best)]].f[mi];
-      const shown = new Set(indices.map((i) => RUNS[i].f[mi]));
-      const contest = m.rank && present.length > 1 && shown.size > 1;
+      const bestText = shown[values.indexOf(best)];
+      const contest = m.rank && present.length > 1 && new Set(shown).size > 1;
       const tr = el("tr");
       tr.appendChild(el("td", "", m.label));
-      indices.forEach((i) => {
-        const isBest = contest && RUNS[i].f[mi] === bestText;
-        tr.appendChild(el("td", isBest ? "best" : "", RUNS[i].f[mi]));
+      shown.forEach((text) => {
+        tr.appendChild(el("td", contest && text === bestText ? "best" : "", text));
       });
       body.appendChild(tr);
-    });
+    }
     table.append(thead, body);
   }
 
@@ -481,76 +805,103 @@
       const report = tr.appendChild(el("td"));
       if (w.r) {
         const a = el("a", "", "heatmap & best");
-        a.href = w.r;
+        a.href = DATA.files + w.r;
         report.appendChild(a);
       } else report.textContent = "—";
       body.appendChild(tr);
     }
   }
 
-  // ------------------------------------------------------------------ wiring
+  // ------------------------------------------------------------------ facets and wiring
   function fillSelect(select, values) {
+    const keep = select.value;
+    while (select.options.length > 1) select.remove(1);
     for (const [value, label] of values) {
       const option = el("option", "", label);
       option.value = value;
       select.appendChild(option);
     }
+    select.value = keep;
+    if (select.value !== keep) select.value = "";
+  }
+
+  async function renderFacets() {
+    const f = await source.facets();
+    const counted = (counts) => Object.keys(counts).sort()
+      .map((k) => [k, `${k} (${fmt(counts[k])})`]);
+    fillSelect($("filter-tag"), counted(f.tags));
+    fillSelect($("filter-strategy"), counted(f.strategies));
+    fillSelect($("filter-status"), counted(f.statuses));
+    const strategies = Object.keys(f.strategies);
+    $("summary").textContent = f.total === 0 ? "No runs yet." : [
+      `${fmt(f.total)} runs`,
+      ...Object.keys(f.statuses).sort().map((s) => `${fmt(f.statuses[s])} ${s}`),
+      `${strategies.length} ${strategies.length === 1 ? "strategy" : "strategies"}`,
+    ].join(" · ");
+  }
+
+  /* Live: what changed elsewhere (a CLI run, a notebook, this page's own actions). */
+  let stamp = null;
+  async function refresh() {
+    await Promise.all([renderFacets(), render(true)]);
+  }
+  async function poll() {
+    try {
+      const answer = await api("api/stamp");
+      if (stamp !== null && answer.stamp !== stamp) await refresh();
+      stamp = answer.stamp;
+      $("problem").hidden = true;
+    } catch (error) {
+      showProblem(new Error("the meridian ui server does not answer: " + error.message));
+    }
+    setTimeout(poll, POLL_MS);
   }
 
   function setup() {
-    const byStrategy = {};
-    const byStatus = {};
-    const byTag = {};
-    for (const r of RUNS) {
-      byStrategy[r.s] = (byStrategy[r.s] || 0) + 1;
-      byStatus[r.st] = (byStatus[r.st] || 0) + 1;
-      for (const tag of r.tg || []) byTag[tag] = (byTag[tag] || 0) + 1;
-    }
-    fillSelect($("filter-tag"), Object.keys(byTag).sort().map((t) => [t, `${t} (${byTag[t]})`]));
     renderSweeps();
-    const strategies = Object.keys(byStrategy).sort();
-    fillSelect($("filter-strategy"), strategies.map((s) => [s, `${s} (${byStrategy[s]})`]));
-    fillSelect($("filter-status"), Object.keys(byStatus).sort()
-      .map((s) => [s, `${s} (${byStatus[s]})`]));
-    fillSelect($("threshold-metric"), METRICS.map((m) => [m.key, m.label]));
-    $("summary").textContent = N === 0 ? "No runs yet." : [
-      `${N.toLocaleString("en-US")} runs`,
-      ...Object.keys(byStatus).sort().map((s) => `${byStatus[s].toLocaleString("en-US")} ${s}`),
-      `${strategies.length} ${strategies.length === 1 ? "strategy" : "strategies"}`,
-    ].join(" · ");
-    $("generated").textContent = `generated ${when(DATA.generated)} UTC from ${DATA.output_dir}`;
-
+    fillSelect($("threshold-metric"), TABLE.map((name) => [name, metricByKey[name].label]));
+    $("generated").textContent = LIVE
+      ? `live from ${DATA.output_dir}`
+      : `generated ${when(DATA.generated)} UTC from ${DATA.output_dir}`;
     $("runs-head").addEventListener("click", (event) => {
       const th = event.target.closest("th[data-column]");
       if (th) sortBy(th.dataset.column);
     });
-    for (const id of ["filter-text", "threshold-value"]) $(id).addEventListener("input", render);
+    for (const id of ["filter-text", "threshold-value"]) {
+      $(id).addEventListener("input", () => render());
+    }
     for (const id of ["filter-strategy", "filter-status", "filter-tag", "threshold-metric",
                       "threshold-op"]) {
-      $(id).addEventListener("change", render);
+      $(id).addEventListener("change", () => render());
     }
     $("reset").addEventListener("click", () => {
-      $("filter-text").value = "";
-      $("filter-strategy").value = "";
-      $("filter-status").value = "";
-      $("filter-tag").value = "";
-      $("threshold-metric").value = "";
-      $("threshold-value").value = "";
+      for (const id of ["filter-text", "filter-strategy", "filter-status", "filter-tag",
+                        "threshold-metric", "threshold-value"]) $(id).value = "";
       render();
     });
+    const rowOf = (node) => {
+      const tr = node.closest("tr[data-run-id]");
+      return tr ? state.rows.find((r) => r.id === tr.dataset.runId) : null;
+    };
     tbody.addEventListener("change", (event) => {
       if (event.target.type !== "checkbox") return;
-      const tr = event.target.closest("tr");
-      const i = Number(tr.dataset.index);
-      if (event.target.checked) state.selected.add(i); else state.selected.delete(i);
-      tr.classList.toggle("selected", event.target.checked);
+      const r = rowOf(event.target);
+      if (!r) return;
+      if (event.target.checked) state.selected.set(r.id, r); else state.selected.delete(r.id);
+      event.target.closest("tr").classList.toggle("selected", event.target.checked);
       updateCounts();
       if (state.selected.size) preloadPlotly();
     });
     tbody.addEventListener("click", (event) => {
-      if (event.target.closest("a, input, [data-action]")) return;  // links, boxes, actions
-      const tr = event.target.closest("tr[data-index]");
-      if (tr) showDetails(Number(tr.dataset.index));
+      const action = event.target.closest("[data-action]");
+      if (action && action.dataset.action === "delete") {
+        const r = rowOf(action);
+        if (r) deleteRuns([r.id]);
+        return;
+      }
+      if (event.target.closest("a, input, [data-action]")) return;  // links, boxes
+      const r = rowOf(event.target);
+      if (r) showDetails(r);
     });
     $("more").addEventListener("click", showMore);
     if ("IntersectionObserver" in window) {
@@ -559,6 +910,8 @@
       }, { rootMargin: "400px" }).observe($("more"));
     }
     $("compare").addEventListener("click", compare);
+    $("delete-selected").addEventListener("click",
+      () => deleteRuns(Array.from(state.selected.keys())));
     $("clear-selection").addEventListener("click", () => {
       state.selected.clear();
       for (const box of tbody.querySelectorAll("input[type=checkbox]")) box.checked = false;
@@ -566,12 +919,22 @@
       updateCounts();
     });
     $("close-comparison").addEventListener("click", () => { $("comparison").hidden = true; });
-    $("close-details").addEventListener("click", () => { $("details").hidden = true; });
+    $("close-details").addEventListener("click", () => {
+      $("details").hidden = true;
+      state.open = null;
+    });
   }
 
   setup();
   renderHead();
-  render();
-  window.meridianDashboard = { readyAt: performance.now(), runs: N, sortBy, render };
-  document.documentElement.dataset.ready = "1";
+  $("count").textContent = "Loading runs…";
+  source.init()
+    .then(() => Promise.all([renderFacets(), render()]))
+    .then(() => {
+      window.meridianDashboard = { readyAt: performance.now(), runs: state.total, sortBy,
+                                   render };
+      document.documentElement.dataset.ready = "1";
+      if (LIVE) poll();
+    })
+    .catch(showProblem);
 })();
