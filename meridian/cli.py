@@ -268,16 +268,23 @@ def run_command(strategy, assignments, params, params_text, params_file, output_
 @click.argument("assignments", nargs=-1, metavar="[NAME=VALUE]...")
 @click.option("-p", "--parameter", "params", nargs=2, multiple=True, metavar="NAME VALUE",
               help="Same as NAME=VALUE (repeatable).")
+@click.option("--params-file", type=click.Path(dir_okay=False, exists=True),
+              help="YAML or JSON file of parameter overrides.")
+@click.option("--run-id", "new_run_id", hidden=True,
+              help="The new run's id (meridian ui's queued re-run).")
 @OUTPUT_DIR
-def rerun_command(run_id, assignments, params, output_dir) -> None:
+def rerun_command(run_id, assignments, params, params_file, new_run_id, output_dir) -> None:
     """Run RUN_ID again with its recorded notebook (or module), parameters and data.
 
     The new run links to the original (parent_id); the command warns first when the data file
     or the notebook changed since, and says whether the metrics are identical."""
+    from meridian.pipeline.parameterize import load_params_file
     from meridian.pipeline.rerun import rerun
 
-    done = rerun(run_id, _assignments(assignments, params, None), output_dir,
-                 on_warning=lambda line: click.echo(f"warning: {line}", err=True))
+    overrides = {**load_params_file(params_file), **_assignments(assignments, params, None)}
+    done = rerun(run_id, overrides, output_dir,
+                 on_warning=lambda line: click.echo(f"warning: {line}", err=True),
+                 new_run_id=new_run_id)
     record = done.record
     if record["status"] != "success":
         click.echo(f"meridian: error: rerun {record['run_id']} failed: {record['error']}",
@@ -614,6 +621,23 @@ def _open_in_browser(page) -> None:
 
     if not webbrowser.open(page.as_uri()):
         click.echo(f"meridian: could not start a web browser; open {page}", err=True)
+
+
+@main.command("ui")
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=8765, show_default=True,
+              help="Port on 127.0.0.1 (0: any free port).")
+@click.option("--no-browser", is_flag=True, help="Do not open a web browser.")
+@OUTPUT_DIR
+def ui_command(port, no_browser, output_dir) -> None:
+    """Serve the runs page live on 127.0.0.1 behind a token: delete, tag, re-run with edited
+    parameters and watch runs finish. Ctrl-C stops it (queued re-runs are marked
+    interrupted)."""
+    from meridian.dashboard.app import serve
+
+    marked = serve(output_dir, port=port, open_browser=not no_browser,
+                   echo=lambda line: click.echo(line, err=False))
+    if marked:
+        click.echo(f"marked {len(marked)} queued re-run(s) interrupted", err=True)
 
 
 @main.command("dashboard")

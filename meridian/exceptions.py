@@ -52,3 +52,7 @@ class ProjectError(MeridianError):
 
 class RegistryDamagedError(RegistryError):
     """The registry file cannot be read by SQLite; ``meridian runs rebuild`` recovers it."""
+
+
+class PortInUseError(MeridianError):
+    """``meridian ui``: the port is taken (the message names a free one)."""

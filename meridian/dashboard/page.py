@@ -54,6 +54,8 @@ LOCK_NAME = ".dashboard.lock"
 CHUNK = 1_000
 """Runs per chunk file, by registry ``seq`` (a run keeps its chunk for life)."""
 CHUNK_DIR = "dashboard"
+PARALLEL_FROM = 8
+"""From this many chunks to write, :func:`build_dashboard` uses a process per core."""
 CURVE_POINTS = 120
 """Points per equity curve in a comparison (the registry keeps 250, reports keep all)."""
 SCALE = 10_000
@@ -102,12 +104,10 @@ def _report_href(report: str | None, run_id: str, out: Path) -> str | int | None
     (where ``index.html`` is), or None when the file is missing."""
     if not report:
         return None
+    if report == f"runs/{run_id}/report.html":  # stored relative to the folder: the usual case
+        return 1 if os.path.isfile(os.path.join(out, report)) else None
     path = Path(report) if os.path.isabs(report) else out / report
-    if not path.is_file():
-        return None
-    href = relative_href(path, out)
-    return 1 if href == relative_href(project.run_dir(out, run_id) / "report.html", out) \
-        else href
+    return relative_href(path, out) if path.is_file() else None
 
 
 def rows_payload(rows: Sequence[Any], out: Path) -> dict:
@@ -301,6 +301,25 @@ def _write_chunk(registry: Registry, out: Path, number: int) -> bool:
     return True
 
 
+def _write_chunks(out: Path, numbers: list[int]) -> set[int]:
+    """Write many chunks, on every core when there are many (a 100,000-run page is 100
+    chunks); the ones that had rows."""
+    if len(numbers) < PARALLEL_FROM or (os.cpu_count() or 1) < 2:
+        registry = Registry(out)
+        return {number for number in numbers if _write_chunk(registry, out, number)}
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
+        written = pool.map(_write_chunk_in, [(out, n) for n in numbers],
+                           chunksize=max(1, len(numbers) // (4 * (os.cpu_count() or 1))))
+        return {number for number, ok in zip(numbers, written, strict=True) if ok}
+
+
+def _write_chunk_in(job: tuple[Path, int]) -> bool:
+    out, number = job
+    return _write_chunk(Registry(out), out, number)
+
+
 def _existing_chunks(out: Path) -> set[int]:
     folder = out / CHUNK_DIR
     if not folder.is_dir():
@@ -330,7 +349,7 @@ def build_dashboard(output_dir: str | os.PathLike[str] | None = None) -> Path:
         for number in _existing_chunks(out) - wanted:
             for kind in ("rows", "runs"):
                 _chunk_file(out, kind, number).unlink(missing_ok=True)
-        chunks = {number for number in wanted if _write_chunk(registry, out, number)}
+        chunks = _write_chunks(out, sorted(wanted))
         return _write_shell(out, chunks)
 
 
@@ -355,15 +374,12 @@ def update_dashboard(output_dir: str | os.PathLike[str] | None = None,
     out = project.output_dir(output_dir)
     if not project.dashboard_path(out).is_file():
         return build_dashboard(out)
-    registry = Registry(out)
     with locked(out / LOCK_NAME):
         remove_stale_temps(out)
         present = _existing_chunks(out)
-        for number in set(chunks) | chunks_of(run_ids, out):
-            if _write_chunk(registry, out, number):
-                present.add(number)
-            else:
-                present.discard(number)
+        numbers = sorted(set(chunks) | chunks_of(run_ids, out))
+        written = _write_chunks(out, numbers)
+        present = (present - set(numbers)) | written
         return _write_shell(out, present)
 
 

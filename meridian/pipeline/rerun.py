@@ -75,31 +75,87 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
             if not _same(before.get(name), after.get(name))]
 
 
-def rerun(run_id: str, overrides: dict[str, Any] | None = None,
-          output_dir: str | os.PathLike[str] | None = None, on_warning=None) -> Rerun:
-    """Run ``run_id`` again (``overrides`` change parameters) and compare. ``on_warning`` is
-    called with each drift line before the run starts."""
-    original = load_run_by_id(run_id, output_dir)
+@dataclass
+class Target:
+    """What a run is re-run with: its notebook, or (``api`` runs) its strategy module."""
+
+    original: dict
+    notebook: str | None  # None: the strategy module
+
+    def parameters(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """Every parameter with its default, and the declared ranges."""
+        if self.notebook is not None:
+            from meridian.parameters import RUN_SETTING_RANGES
+            from meridian.pipeline.notebooks import (
+                exported_constant,
+                find_notebook,
+                notebook_parameters,
+                read_notebook,
+            )
+
+            notebook = read_notebook(find_notebook(self.notebook))
+            ranges = exported_constant(notebook, "PARAM_RANGES")
+            defaults = {n: p.default for n, p in notebook_parameters(notebook).items()}
+            return defaults, {**RUN_SETTING_RANGES, **(ranges if isinstance(ranges, dict)
+                                                       else {})}
+        from meridian.strategies import get_strategy
+
+        module = get_strategy(self.original["strategy_name"])
+        return dict(module.PARAMS), dict(getattr(module, "PARAM_RANGES", {}))
+
+    def check(self, overrides: dict[str, Any]) -> None:
+        """What ``meridian rerun`` checks before it starts (ParameterError)."""
+        params = {**(self.original.get("params") or {}), **overrides}
+        if self.notebook is not None:
+            from meridian.pipeline.run import prepare
+
+            prepare(self.notebook, params)
+            return
+        from meridian.parameters import check_ranges, validate_params
+        from meridian.strategies import get_strategy
+
+        module = get_strategy(self.original["strategy_name"])
+        merged = validate_params(module.PARAMS, {k: v for k, v in params.items()
+                                                 if k in module.PARAMS or k in overrides},
+                                 owner=self.original["strategy_name"])
+        check_ranges(merged, getattr(module, "PARAM_RANGES", {}), self.original["strategy_name"])
+
+
+def rerun_target(original: dict) -> Target:
+    """The notebook (its recorded path, else the project's notebook of the strategy) or the
+    module a run is re-run with."""
     kind = original.get("kind") or "notebook"
     if kind not in RERUNNABLE:
         raise RegistryError(f"run {original['run_id'][:8]} is a {kind} run; rerun works for "
                             f"{' and '.join(RERUNNABLE)} runs (rerun a %%backtest cell in its "
                             "notebook)")
+    if kind != "notebook":
+        return Target(original, None)
+    code = original.get("code") or {}
+    notebook = code.get("notebook") or original.get("source_path") or original["strategy_name"]
+    if not Path(str(notebook)).is_file():
+        notebook = original["strategy_name"]
+    return Target(original, str(notebook))
+
+
+def rerun(run_id: str, overrides: dict[str, Any] | None = None,
+          output_dir: str | os.PathLike[str] | None = None, on_warning=None,
+          new_run_id: str | None = None) -> Rerun:
+    """Run ``run_id`` again (``overrides`` change parameters) and compare. ``on_warning`` is
+    called with each drift line before the run starts; ``new_run_id`` names the new run (the
+    id ``meridian ui`` gave the re-run when it queued it)."""
+    original = load_run_by_id(run_id, output_dir)
+    target = rerun_target(original)
     warnings = drift(original)
     for line in warnings:
         if on_warning is not None:
             on_warning(line)
     params = {**(original.get("params") or {}), **(overrides or {})}
-    if kind == "notebook":
+    if target.notebook is not None:
         from meridian.pipeline.run import run_notebook
 
-        code = original.get("code") or {}
-        notebook = code.get("notebook") or original.get("source_path") or \
-            original["strategy_name"]
-        if not Path(str(notebook)).is_file():
-            notebook = original["strategy_name"]
-        record = run_notebook(str(notebook), params, output_dir=output_dir,
-                              parent_id=original["run_id"])
+        record = run_notebook(target.notebook, params, output_dir=output_dir,
+                              parent_id=original["run_id"], run_id=new_run_id)
     else:
         from meridian.api import run_backtest
 
@@ -111,6 +167,8 @@ def rerun(run_id: str, overrides: dict[str, Any] | None = None,
         result = run_backtest(original["strategy_name"], params, initial_capital=capital,
                               data=data, **settings)
         result.parent_id = original["run_id"]
+        if new_run_id is not None:
+            result.run_id = new_run_id
         save_run(result.to_dict(), output_dir)
         record = load_run_by_id(result.run_id, output_dir)
     return Rerun(original, record, warnings,

@@ -53,6 +53,7 @@ def run_notebook(
     no_input: bool = False,
     kind: str = "notebook",
     parent_id: str | None = None,
+    run_id: str | None = None,
 ) -> dict:
     """Execute ``notebooks/<strategy>.py`` with ``params`` and record the run.
 
@@ -60,7 +61,7 @@ def run_notebook(
     subclasses for bad input, before anything is written. The run is recorded as ``running``
     (with this process's pid and host) before its kernel starts, and every way out records
     how it ended: Ctrl-C or SIGTERM mark it ``interrupted`` (and re-raise), kill -9 is noticed
-    the next time the registry opens.
+    the next time the registry opens. ``run_id`` names the run (default: a new UUID).
     """
     from meridian import storage
 
@@ -68,9 +69,9 @@ def run_notebook(
     defaults = {name: p.default for name, p in notebook_parameters(notebook).items()}
     out = project.output_dir(output_dir)
     storage.Registry(out).check()  # a damaged registry: one line now, not after the run
-    run_id = str(uuid.uuid4())
+    run_id = project.check_run_id(run_id) if run_id else str(uuid.uuid4())
     folder = project.run_dir(out, run_id)
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)  # a queued re-run may have made it
     executed_path = folder / f"{path.stem}.ipynb"
     report_path = folder / "report.html"
     record: dict[str, Any] = {

@@ -1,0 +1,371 @@
+"""``meridian ui``: the runs page as a live local app (Starlette on uvicorn).
+
+The page is the static dashboard's own source (:mod:`meridian.dashboard.page`), served with
+``source: "live"``: rows come from ``/api/runs``, paged, sorted and filtered in SQLite, so the
+first rows of a 100,000-run registry arrive in a fraction of a second. The page polls
+``/api/stamp`` (the registry file's size and time) and refreshes when any process — the CLI,
+a notebook, ``%%backtest``, this app — changed the registry.
+
+Security, as Jupyter does it: the server listens on 127.0.0.1 only and prints a URL with a
+random token. Every request must carry the token (the URL's ``?token=``, then a cookie, or
+the ``X-Meridian-Token`` header) or gets 401/403. Requests that change anything must be
+``POST`` with the header (a page on another site cannot set it without a CORS preflight this
+app never grants) and an ``Origin`` equal to the app's own.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from meridian import project
+from meridian.dashboard import reruns
+from meridian.dashboard.page import (
+    COLUMNS_SQL,
+    chunks_of,
+    details_payload,
+    refresh_dashboard,
+    render_page,
+    rows_payload,
+    shell_data,
+)
+from meridian.engine.metrics import METRIC_NAMES
+from meridian.exceptions import MeridianError, PortInUseError, RunNotFoundError
+from meridian.storage import Registry, delete_runs, load_run_by_id, tag_run
+
+MAX_PAGE = 1_000
+SORTS = {
+    "run": "run_id", "strategy": "lower(strategy_name || ' ' || ifnull(name, ''))",
+    "params": "params", "status": "status",
+    "report": "(json_extract(extra, '$.report_path') IS NOT NULL)",
+}
+HAYSTACK = ("lower(run_id || ' ' || strategy_name || ' ' || ifnull(name, '') || ' ' || status "
+            "|| ' ' || kind || ' ' || params || ' ' || ifnull(json_extract(extra, '$.tags'), '')"
+            " || ' ' || ifnull(json_extract(extra, '$.note'), '') || ' ' || "
+            "ifnull(json_extract(extra, '$.error'), '') || ' ' || timestamp)")
+OPS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+
+
+class UiError(Exception):
+    """A request the app refuses: its HTTP status and one line."""
+
+    def __init__(self, status: int, message: str, fields: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.fields = status, message, fields or {}
+
+
+def _metric_path(name: str) -> str:
+    if name not in METRIC_NAMES:
+        raise UiError(400, f"unknown metric {name!r}; valid: {', '.join(METRIC_NAMES)}")
+    return f'$."{name}"'
+
+
+def query_runs(args: dict[str, str]) -> tuple[str, list[Any], str, list[Any]]:
+    """The WHERE clause and its arguments, the ORDER BY and its arguments, of a page
+    request (the filters and sorts the page offers, as SQL)."""
+    clauses: list[str] = []
+    values: list[Any] = []
+    for column in ("strategy", "status"):
+        if args.get(column):
+            clauses.append(f"{'strategy_name' if column == 'strategy' else 'status'} = ?")
+            values.append(args[column])
+    if args.get("tag"):
+        clauses.append("EXISTS (SELECT 1 FROM json_each(runs.extra, '$.tags') WHERE value = ?)")
+        values.append(args["tag"])
+    if args.get("metric"):
+        op = OPS.get(args.get("op", ""))
+        try:
+            bound = float(args.get("value", ""))
+        except ValueError:
+            raise UiError(400, f"threshold value {args.get('value')!r} is not a number") from None
+        if op is None:
+            raise UiError(400, f"threshold op {args.get('op')!r}: use one of {', '.join(OPS)}")
+        clauses.append(f"json_extract(metrics, ?) {op} ?")
+        values += [_metric_path(args["metric"]), bound]
+    for token in (args.get("q") or "").lower().split():
+        if "=" in token:  # a parameter, as the params JSON spells it: "name":value
+            name, _, value = token.partition("=")
+            clauses.append("(instr(lower(params), ?) > 0 OR instr(lower(params), ?) > 0)")
+            values += [f'"{name}":{value}', f'"{name}":"{value}']
+        else:
+            clauses.append(f"instr({HAYSTACK}, ?) > 0")
+            values.append(token)
+    sort = args.get("sort") or "time"
+    direction = "ASC" if args.get("dir") == "1" else "DESC"
+    if sort == "time":
+        return " AND ".join(clauses), values, f"timestamp {direction}, seq {direction}", []
+    if sort.startswith("m:"):
+        key, order_values = "json_extract(metrics, ?)", [_metric_path(sort[2:])] * 2
+    elif sort in SORTS:
+        key, order_values = SORTS[sort], []
+    else:
+        raise UiError(400, f"cannot sort by {sort!r}")
+    # missing values last, ties in the registry's order (newest first)
+    order = f"({key}) IS NULL, {key} {direction}, timestamp DESC, seq DESC"
+    return " AND ".join(clauses), values, order, order_values
+
+
+class App:
+    """The state of one ``meridian ui``: its folder, token, origin and re-run queue."""
+
+    def __init__(self, out: Path, token: str, port: int):
+        self.out, self.token, self.port = out, token, port
+        self.origins = {f"http://127.0.0.1:{port}", f"http://localhost:{port}"}
+        self.registry = Registry(out)
+        self.queue = reruns.Queue(out, on_change=self.changed)
+        self._facets: tuple[Any, dict] | None = None
+
+    def changed(self, run_ids: list[str]) -> None:
+        """Keep the static index.html in step with what the app changed."""
+        refresh_dashboard(self.out, run_ids=run_ids)
+
+    # ------------------------------------------------------------------ access
+    def _authorized(self, request: Request) -> bool:
+        given = (request.headers.get("x-meridian-token") or request.cookies.get(self.cookie)
+                 or request.query_params.get("token") or "")
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+    @property
+    def cookie(self) -> str:
+        return f"meridian-token-{self.port}"
+
+    def guard(self, request: Request, changes: bool = False) -> None:
+        if not any((request.headers.get("x-meridian-token"), request.cookies.get(self.cookie),
+                    request.query_params.get("token"))):
+            raise UiError(401, "meridian ui: this needs the token; open the URL the server "
+                               "printed when it started")
+        if not self._authorized(request):
+            raise UiError(403, "meridian ui: wrong token")
+        if changes:
+            header = request.headers.get("x-meridian-token") or ""
+            if not hmac.compare_digest(header.encode(), self.token.encode()):
+                raise UiError(403, "meridian ui: a change needs the X-Meridian-Token header")
+            if request.headers.get("origin") not in self.origins:
+                raise UiError(403, "meridian ui: a change must come from the app's own page "
+                                   f"(origin {request.headers.get('origin')!r})")
+
+    # ------------------------------------------------------------------ pages
+    async def index(self, request: Request) -> Response:
+        self.guard(request)
+        if "token" in request.query_params:  # keep it in a cookie, out of the address bar
+            response = RedirectResponse("/", status_code=303)
+            response.set_cookie(self.cookie, self.token, httponly=True, samesite="strict")
+            return response
+        data = shell_data(self.out, live=True, extra={"token": self.token})
+        return HTMLResponse(render_page(data, live=True),
+                            headers={"Cache-Control": "no-store"})
+
+    async def files(self, request: Request) -> Response:
+        self.guard(request)
+        root = self.out.resolve()
+        target = (root / request.path_params["path"]).resolve()
+        if not target.is_relative_to(root) or not target.is_file():
+            raise UiError(404, f"no file {request.path_params['path']!r} in {self.out}")
+        return FileResponse(target)
+
+    # ------------------------------------------------------------------ reading
+    async def runs(self, request: Request) -> Response:
+        self.guard(request)
+        args = dict(request.query_params)
+        try:
+            offset = max(0, int(args.get("offset", 0)))
+            limit = min(MAX_PAGE, max(1, int(args.get("limit", 200))))
+        except ValueError:
+            raise UiError(400, "offset and limit must be whole numbers") from None
+        where, filter_values, order, order_values = query_runs(args)
+        clause = f"WHERE {where}" if where else ""
+        rows = self.registry.query(
+            f"SELECT {COLUMNS_SQL} FROM runs {clause} ORDER BY {order} LIMIT ? OFFSET ?",
+            [*filter_values, *order_values, limit, offset])
+        total = self.registry.query("SELECT count(*) FROM runs")
+        matching = self.registry.query(f"SELECT count(*) FROM runs {clause}", filter_values) \
+            if where else total
+        return JSONResponse({"rows": rows_payload(rows, self.out),
+                             "total": total[0][0] if total else 0,
+                             "matching": matching[0][0] if matching else 0})
+
+    def stamp(self) -> str:
+        parts = []
+        for suffix in ("", "-wal"):
+            try:
+                status = os.stat(f"{self.registry.path}{suffix}")
+                parts.append(f"{status.st_mtime_ns}.{status.st_size}")
+            except OSError:
+                parts.append("-")
+        return ":".join(parts)
+
+    async def stamp_route(self, request: Request) -> Response:
+        self.guard(request)
+        return JSONResponse({"stamp": self.stamp()})
+
+    async def facets(self, request: Request) -> Response:
+        self.guard(request)
+        stamp = self.stamp()
+        if self._facets is None or self._facets[0] != stamp:
+            query = self.registry.query
+            counts = {
+                "strategies": {r[0]: r[1] for r in query(
+                    "SELECT strategy_name, count(*) FROM runs GROUP BY strategy_name")},
+                "statuses": {r[0]: r[1] for r in query(
+                    "SELECT status, count(*) FROM runs GROUP BY status")},
+                "tags": {r[0]: r[1] for r in query(
+                    "SELECT value, count(*) FROM runs, json_each(runs.extra, '$.tags') "
+                    "GROUP BY value")},
+            }
+            counts["total"] = sum(counts["statuses"].values())
+            self._facets = (stamp, counts)
+        return JSONResponse(self._facets[1])
+
+    def _record(self, run_id: str) -> dict:
+        try:
+            return load_run_by_id(run_id, self.out)
+        except RunNotFoundError:
+            raise UiError(404, f"no run {run_id!r} (deleted?)") from None
+
+    async def run(self, request: Request) -> Response:
+        self.guard(request)
+        record = self._record(request.path_params["run_id"])
+        rows = self.registry.query(f"SELECT {COLUMNS_SQL}, equity FROM runs WHERE run_id = ?",
+                                   (record["run_id"],))
+        if not rows:
+            raise UiError(404, f"no run {record['run_id']!r} (deleted?)")
+        return JSONResponse({**details_payload(rows), "rerun": reruns.form(record)})
+
+    # ------------------------------------------------------------------ changes
+    async def _body(self, request: Request) -> dict:
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            raise UiError(400, "the request body is not JSON") from None
+        if not isinstance(body, dict):
+            raise UiError(400, "the request body must be a JSON object")
+        return body
+
+    async def delete(self, request: Request) -> Response:
+        self.guard(request, changes=True)
+        ids = (await self._body(request)).get("ids")
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+            raise UiError(400, 'give the runs to delete as {"ids": ["<run id>", ...]}')
+        chunks = chunks_of(ids, self.out)
+        deleted = delete_runs(ids, self.out)  # one unknown id deletes nothing (404)
+        refresh_dashboard(self.out, chunks=chunks)
+        return JSONResponse({"deleted": [r["run_id"] for r in deleted]})
+
+    async def tags(self, request: Request) -> Response:
+        self.guard(request, changes=True)
+        record = self._record(request.path_params["run_id"])
+        body = await self._body(request)
+        wanted = body.get("tags") or []
+        note = body.get("note")
+        if not isinstance(wanted, list) or not all(isinstance(t, str) for t in wanted):
+            raise UiError(400, "tags must be a list of words", {"tags": "a list of words"})
+        if note is not None and not isinstance(note, str):
+            raise UiError(400, "note must be text", {"note": "text"})
+        current = list(record.get("tags") or [])
+        try:
+            gone = [t for t in current if t not in wanted]
+            if gone:
+                tag_run(record["run_id"], gone, None, self.out, remove=True)
+            updated = tag_run(record["run_id"], [t for t in wanted if t not in current], note,
+                              self.out)
+        except MeridianError as error:
+            raise UiError(400, str(error), {"tags": str(error)}) from None
+        self.changed([record["run_id"]])
+        return JSONResponse({"tags": updated["tags"], "note": updated.get("note") or ""})
+
+    async def rerun(self, request: Request) -> Response:
+        self.guard(request, changes=True)
+        record = self._record(request.path_params["run_id"])
+        texts = (await self._body(request)).get("params") or {}
+        if not isinstance(texts, dict):
+            raise UiError(400, 'give the parameters as {"params": {"name": "value"}}')
+        try:
+            overrides = reruns.check(record, {str(k): str(v) for k, v in texts.items()})
+            run_id = self.queue.submit(record, overrides)
+        except reruns.FormErrors as errors:
+            raise UiError(400, errors.message, errors.fields) from None
+        except MeridianError as error:
+            raise UiError(400, str(error)) from None
+        return JSONResponse({"run_id": run_id, "overrides": overrides})
+
+
+def create_app(out: Path, token: str | None = None, port: int = 0) -> tuple[Starlette, App]:
+    """The ASGI app for ``out`` and its state (the token is random unless given)."""
+    state = App(out, token or secrets.token_urlsafe(24), port)
+
+    async def failed(request: Request, error: Exception) -> Response:
+        if isinstance(error, UiError):
+            return JSONResponse({"error": error.message, "errors": error.fields},
+                                status_code=error.status)
+        if isinstance(error, RunNotFoundError):
+            return JSONResponse({"error": str(error)}, status_code=404)
+        if isinstance(error, MeridianError):
+            return JSONResponse({"error": str(error)}, status_code=400)
+        return JSONResponse({"error": f"{type(error).__name__}: {error}"}, status_code=500)
+
+    routes = [
+        Route("/", state.index),
+        Route("/files/{path:path}", state.files),
+        Route("/api/runs", state.runs),
+        Route("/api/stamp", state.stamp_route),
+        Route("/api/facets", state.facets),
+        Route("/api/runs/{run_id}", state.run),
+        Route("/api/delete", state.delete, methods=["POST"]),
+        Route("/api/runs/{run_id}/tags", state.tags, methods=["POST"]),
+        Route("/api/runs/{run_id}/rerun", state.rerun, methods=["POST"]),
+    ]
+    app = Starlette(routes=routes, exception_handlers={Exception: failed, UiError: failed,
+                                                       MeridianError: failed})
+    return app, state
+
+
+
+def serve(output_dir: str | os.PathLike[str] | None = None, port: int = 8765,
+          open_browser: bool = True, echo=print) -> list[str]:
+    """Run ``meridian ui`` until Ctrl-C or SIGTERM; returns the re-runs marked interrupted.
+    A port in use is one :class:`PortInUseError` line naming a free one."""
+    import socket
+    import webbrowser
+
+    import uvicorn
+
+    out = project.output_dir(output_dir)
+    Registry(out).check()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as error:
+        sock.close()
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            free = probe.getsockname()[1]
+        raise PortInUseError(f"port {port} on 127.0.0.1 is in use ({error.strerror}: another "
+                             f"meridian ui?); try --port {free}, or --port 0 for any free "
+                             "port") from None
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    app, state = create_app(out, port=port)
+    url = f"http://127.0.0.1:{port}/?token={state.token}"
+    echo(f"meridian ui: serving {out}")
+    echo(f"open {url}")
+    echo("Ctrl-C stops it (queued re-runs are marked interrupted)")
+    if open_browser:
+        webbrowser.open(url)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        marked = state.queue.stop()
+        if marked:
+            refresh_dashboard(out, run_ids=marked)
+        sock.close()
+    return marked
