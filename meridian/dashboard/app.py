@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from meridian import project
+from meridian import _process, project
 from meridian.dashboard import reruns
 from meridian.dashboard.page import (
     COLUMNS_SQL,
@@ -361,11 +361,15 @@ def serve(output_dir: str | os.PathLike[str] | None = None, port: int = 8765,
     if open_browser:
         webbrowser.open(url)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    try:
-        server.run(sockets=[sock])
-    finally:
-        marked = state.queue.stop()
-        if marked:
-            refresh_dashboard(out, run_ids=marked)
-        sock.close()
+    with _process.sigterm_interrupts():
+        try:
+            server.run(sockets=[sock])  # returns on Ctrl-C or SIGTERM, then re-raises it
+        except KeyboardInterrupt:
+            pass  # that is how a server is stopped: not an error
+        finally:
+            marked = state.queue.stop()
+            if marked:
+                refresh_dashboard(out, run_ids=marked)
+            sock.close()
+    echo("meridian ui: stopped")
     return marked

@@ -1,0 +1,278 @@
+"""`meridian ui` for real: the CLI serves a real output folder, a real Chromium drives it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, meridian
+from playwright.sync_api import expect
+
+from meridian import storage
+from meridian.api import run_backtest
+
+
+class Server:
+    """A running `meridian ui --port 0 --no-browser`, its URL and token."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "meridian.cli", "ui", "--port", "0", "--no-browser",
+             "--output-dir", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        line = ""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if line.startswith("open http://127.0.0.1:"):
+                break
+            if not line and self.process.poll() is not None:
+                raise AssertionError(f"meridian ui died: {self.process.stderr.read()}")
+        self.url = line.split()[1]
+        found = re.match(r"http://127\.0\.0\.1:(\d+)/\?token=(\S+)", self.url)
+        self.port, self.token = int(found[1]), found[2]
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def request(self, path: str, body: dict | None = None, token: str | None = "default",
+                origin: str | None = "default") -> tuple[int, dict | str]:
+        headers = {}
+        if token is not None:
+            headers["X-Meridian-Token"] = self.token if token == "default" else token
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            if origin is not None:
+                headers["Origin"] = self.base if origin == "default" else origin
+        request = urllib.request.Request(self.base + path, headers=headers,
+                                         data=None if body is None else json.dumps(body).encode())
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            text = error.read().decode()
+            try:
+                return error.code, json.loads(text)
+            except ValueError:
+                return error.code, text
+
+    def stop(self, sig: int = signal.SIGINT) -> subprocess.CompletedProcess:
+        self.process.send_signal(sig)
+        out, err = self.process.communicate(timeout=90)
+        return subprocess.CompletedProcess(self.process.args, self.process.returncode, out, err)
+
+
+def _api_run(out: Path, **params) -> str:
+    result = run_backtest("fld", params)
+    storage.save_run(result.to_dict(), out)
+    return result.run_id
+
+
+@pytest.fixture
+def served(tmp_path):
+    """Two API runs and one notebook run, served."""
+    out = tmp_path / "outputs"
+    ids = [_api_run(out, fld_offset=7), _api_run(out, fld_offset=9)]
+    result = meridian("run", "fld", "fld_offset=11", "--output-dir", str(out))
+    assert result.returncode == 0, result.stderr
+    ids.append(storage.load_all_runs(out)[0]["run_id"])
+    server = Server(out)
+    yield server, ids
+    if server.process.poll() is None:
+        server.stop()
+
+
+@pytest.fixture
+def tab(browser, served):
+    server, _ = served
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.add_init_script("window.__csp = []; document.addEventListener("
+                         "'securitypolicyviolation', e => window.__csp.push(e.violatedDirective))")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(server.url)
+    page.wait_for_selector("html[data-ready='1']")
+    yield page
+    problems += [f"CSP violation: {v}" for v in page.evaluate("window.__csp")]
+    page.close()
+    assert problems == []
+
+
+def test_the_token_is_enforced_and_changes_need_header_and_origin(served):
+    server, ids = served
+    for path in ("/", "/api/runs", f"/api/runs/{ids[0]}", "/files/index.html"):
+        assert server.request(path, token=None)[0] == 401
+        assert server.request(path, token="wrong")[0] == 403
+    assert server.request("/api/runs")[0] == 200
+    # a change without the header (a cookie alone) or from another origin is refused
+    status, answer = server.request("/api/delete", {"ids": [ids[0]]}, origin="http://evil.test")
+    assert status == 403 and "origin" in answer["error"]
+    status, _ = server.request("/api/delete", {"ids": [ids[0]]}, origin=None)
+    assert status == 403
+    assert len(storage.load_all_runs(server.out)) == 3  # nothing was deleted
+    # only 127.0.0.1 listens (the kernel's table of listening sockets says so)
+    listening = [line.split()[1] for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+                 + Path("/proc/net/tcp6").read_text().splitlines()[1:]
+                 if line.split()[3] == "0A" and line.split()[1].endswith(f":{server.port:04X}")]
+    assert listening == [f"0100007F:{server.port:04X}"]
+
+
+def test_the_page_lists_runs_with_hooks_and_sorts_in_sqlite(tab, served):
+    server, ids = served
+    rows = tab.eval_on_selector_all("tr[data-run-id]", "els => els.map(e => e.dataset.runId)")
+    assert sorted(rows) == sorted(ids) and rows[0] == ids[2]  # newest first
+    assert tab.locator("#count").inner_text() == "3 runs"
+    tab.click("th[data-column='m:sharpe_ratio'] button")
+    expect(tab.locator("th[data-column='m:sharpe_ratio']")).to_have_attribute(
+        "aria-sort", "descending")
+    best = max(storage.load_all_runs(server.out), key=lambda r: r["metrics"]["sharpe_ratio"])
+    expect(tab.locator("tr[data-run-id]").first).to_have_attribute("data-run-id",
+                                                                     best["run_id"])
+    tab.fill("#filter-text", "fld_offset=9")
+    expect(tab.locator("tr[data-run-id]")).to_have_count(1)
+    assert tab.locator("tr[data-run-id]").get_attribute("data-run-id") == ids[1]
+    tab.fill("#filter-text", "")
+    # the report opens through the app
+    link = tab.locator(f"tr[data-run-id='{ids[2]}'] td.report a")
+    assert link.get_attribute("href") == f"files/runs/{ids[2]}/report.html"
+
+
+def test_a_run_deleted_from_the_page_is_gone_with_a_backup(tab, served):
+    server, ids = served
+    victim = ids[0]
+    tab.click(f"tr[data-run-id='{victim}'] [data-action=delete]")
+    expect(tab.locator(f"tr[data-run-id='{victim}']")).to_have_count(0)
+    assert victim not in {r["run_id"] for r in storage.load_all_runs(server.out)}
+    assert list((server.out / "backups").glob("registry-*.sqlite"))
+    assert (server.out / "backups" / "deleted" / victim / "run.json").is_file()
+    assert victim not in (server.out / "dashboard" / "rows-00000.js").read_text()
+
+
+def test_a_tag_added_on_the_page_shows_in_runs_list(tab, served):
+    server, ids = served
+    tab.click(f"tr[data-run-id='{ids[1]}'] button.run-id")
+    form = tab.locator("form[data-action=tags]")
+    form.locator("[name=tags]").fill("keeper idea-3")
+    form.locator("[name=note]").fill("best so far")
+    form.locator("[type=submit]").click()
+    expect(tab.locator(f"tr[data-run-id='{ids[1]}'] .tag")).to_have_count(2)
+    listed = meridian("runs", "list", "--tag", "keeper", "--output-dir", str(server.out))
+    assert listed.returncode == 0 and ids[1][:8] in listed.stdout
+    assert ids[0][:8] not in listed.stdout
+    assert storage.load_run_by_id(ids[1], server.out)["note"] == "best so far"
+    form.locator("[name=tags]").fill("has space,comma")  # a bad tag: said next to the field
+    form.locator("[name=tags]").fill("ok bad,tag")
+    form.locator("[type=submit]").click()
+    expect(form.locator(".field-error[data-error-for=tags]")).to_contain_text("one word")
+
+
+def test_a_rerun_with_an_edited_parameter_runs_and_appears(tab, served):
+    server, ids = served
+    notebook_run = ids[2]
+    tab.click(f"tr[data-run-id='{notebook_run}']")
+    form = tab.locator("form[data-action=rerun]")
+    expect(form.locator("[name=fld_offset]")).to_have_value("11")  # the run's own values
+    form.locator("[name=fld_offset]").fill("17")
+    form.locator("[type=submit]").click()
+    expect(form.locator(".form-status")).to_contain_text("queued as run")
+    new_id = next(r["run_id"] for r in storage.load_all_runs(server.out)
+                  if r["parent_id"] == notebook_run)
+    row = tab.locator(f"tr[data-run-id='{new_id}']")
+    expect(row).to_have_count(1)  # appears without a reload, queued or running
+    expect(row.locator(".badge")).to_have_text("success", timeout=90_000)
+    expect(row.locator("td.report a")).to_have_count(1)
+    record = storage.load_run_by_id(new_id, server.out)
+    assert record["params"]["fld_offset"] == 17 and record["status"] == "success"
+    assert record["parent_id"] == notebook_run and record["kind"] == "notebook"
+
+
+def test_bad_rerun_values_are_refused_next_to_their_field(tab, served):
+    server, ids = served
+    tab.click(f"tr[data-run-id='{ids[2]}']")
+    form = tab.locator("form[data-action=rerun]")
+    form.locator("[name=fld_offset]").fill("abc")
+    form.locator("[name=cot_threshold]").fill("5")
+    form.locator("[type=submit]").click()
+    expect(form.locator(".field-error[data-error-for=fld_offset]")).to_contain_text(
+        "expects int")
+    expect(form.locator(".field-error[data-error-for=cot_threshold]")).to_contain_text("range")
+    assert len(storage.load_all_runs(server.out)) == 3  # nothing queued
+
+
+def test_bad_requests_are_one_line_errors(served):
+    server, ids = served
+    status, answer = server.request("/api/runs/0000ffff")
+    assert status == 404 and answer["error"] == "no run '0000ffff' (deleted?)"
+    status, answer = server.request(f"/api/runs/{ids[0]}/rerun", {"params": {"nope": "1"}})
+    assert status == 400 and "unknown parameter 'nope'" in answer["error"]
+    status, answer = server.request("/api/runs?sort=m:nonsense")
+    assert status == 400 and "unknown metric 'nonsense'" in answer["error"]
+    status, answer = server.request("/api/delete", {"ids": [ids[0], "0000ffff"]})
+    assert status == 404 and "0000ffff" in answer["error"]
+    assert len(storage.load_all_runs(server.out)) == 3  # one unknown id deletes nothing
+    storage.delete_run(ids[0], server.out)  # deleted elsewhere, then re-run from a stale page
+    status, answer = server.request(f"/api/runs/{ids[0]}/rerun", {"params": {}})
+    assert status == 404 and "deleted?" in answer["error"]
+
+
+def test_a_port_in_use_is_one_line_naming_a_free_one(served):
+    server, _ = served
+    result = meridian("ui", "--port", str(server.port), "--no-browser", "--output-dir",
+                      str(server.out))
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert re.fullmatch(rf"meridian: error: port {server.port} on 127\.0\.0\.1 is in use .*"
+                        r"try --port \d+, or --port 0 for any free port", line)
+
+
+def test_runs_recorded_elsewhere_appear_without_a_restart(tab, served):
+    server, _ = served
+    newcomer = _api_run(server.out, fld_offset=21)  # another process's run, any time
+    expect(tab.locator(f"tr[data-run-id='{newcomer}']")).to_have_count(1, timeout=15_000)
+    expect(tab.locator("#count")).to_have_text("4 runs")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_stopping_marks_queued_reruns_interrupted(served, sig):
+    server, ids = served
+    queued = []
+    for offset in (13, 14, 15):
+        status, answer = server.request(f"/api/runs/{ids[0]}/rerun",
+                                        {"params": {"fld_offset": str(offset)}})
+        assert status == 200, answer
+        queued.append(answer["run_id"])
+    time.sleep(0.5)  # the first one starts
+    stopped = server.stop(sig)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "queued re-run(s) interrupted" in stopped.stderr
+    statuses = {storage.load_run_by_id(i, server.out)["status"] for i in queued[1:]}
+    assert statuses == {"interrupted"}
+    first = storage.load_run_by_id(queued[0], server.out)["status"]
+    assert first in ("interrupted", "success")  # stopped mid-run, or finished in time
+    assert not [r for r in storage.load_all_runs(server.out)
+                if r["status"] in ("queued", "running")]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="signals")
+def test_a_killed_ui_leaves_its_queued_reruns_to_be_marked(served):
+    server, ids = served
+    for offset in (13, 14):
+        server.request(f"/api/runs/{ids[0]}/rerun", {"params": {"fld_offset": str(offset)}})
+    server.process.kill()
+    server.process.wait()
+    time.sleep(0.2)
+    from meridian.registry import db
+
+    db._reaped.clear()  # a new process opening the registry looks again
+    left = [r for r in storage.load_all_runs(server.out) if r["parent_id"] == ids[0]]
+    assert {r["status"] for r in left} <= {"interrupted", "running", "success"}
+    assert "queued" not in {r["status"] for r in left}
