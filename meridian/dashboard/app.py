@@ -6,6 +6,9 @@ first rows of a 100,000-run registry arrive in a fraction of a second. The page 
 ``/api/stamp`` (the registry file's size and time) and refreshes when any process — the CLI,
 a notebook, ``%%backtest``, this app — changed the registry.
 
+Reading endpoints are plain functions (Starlette runs them in its thread pool), so a slow
+query never holds up another request; each call opens its own SQLite connection.
+
 Security, as Jupyter does it: the server listens on 127.0.0.1 only and prints a URL with a
 random token. Every request must carry the token (the URL's ``?token=``, then a cookie, or
 the ``X-Meridian-Token`` header) or gets 401/403. Requests that change anything must be
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -154,7 +158,7 @@ class App:
                                    f"(origin {request.headers.get('origin')!r})")
 
     # ------------------------------------------------------------------ pages
-    async def index(self, request: Request) -> Response:
+    def index(self, request: Request) -> Response:
         self.guard(request)
         if "token" in request.query_params:  # keep it in a cookie, out of the address bar
             response = RedirectResponse("/", status_code=303)
@@ -164,7 +168,7 @@ class App:
         return HTMLResponse(render_page(data, live=True),
                             headers={"Cache-Control": "no-store"})
 
-    async def files(self, request: Request) -> Response:
+    def files(self, request: Request) -> Response:
         self.guard(request)
         root = self.out.resolve()
         target = (root / request.path_params["path"]).resolve()
@@ -173,7 +177,7 @@ class App:
         return FileResponse(target)
 
     # ------------------------------------------------------------------ reading
-    async def runs(self, request: Request) -> Response:
+    def runs(self, request: Request) -> Response:
         self.guard(request)
         args = dict(request.query_params)
         try:
@@ -203,11 +207,11 @@ class App:
                 parts.append("-")
         return ":".join(parts)
 
-    async def stamp_route(self, request: Request) -> Response:
+    def stamp_route(self, request: Request) -> Response:
         self.guard(request)
         return JSONResponse({"stamp": self.stamp()})
 
-    async def facets(self, request: Request) -> Response:
+    def facets(self, request: Request) -> Response:
         self.guard(request)
         stamp = self.stamp()
         if self._facets is None or self._facets[0] != stamp:
@@ -231,7 +235,7 @@ class App:
         except RunNotFoundError:
             raise UiError(404, f"no run {run_id!r} (deleted?)") from None
 
-    async def run(self, request: Request) -> Response:
+    def run(self, request: Request) -> Response:
         self.guard(request)
         record = self._record(request.path_params["run_id"])
         rows = self.registry.query(f"SELECT {COLUMNS_SQL}, equity FROM runs WHERE run_id = ?",
@@ -252,7 +256,11 @@ class App:
 
     async def delete(self, request: Request) -> Response:
         self.guard(request, changes=True)
-        ids = (await self._body(request)).get("ids")
+        body = await self._body(request)
+        return await run_in_threadpool(self._delete, body, request.path_params)
+
+    def _delete(self, body: dict, path: dict) -> Response:
+        ids = body.get("ids")
         if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
             raise UiError(400, 'give the runs to delete as {"ids": ["<run id>", ...]}')
         chunks = chunks_of(ids, self.out)
@@ -262,8 +270,11 @@ class App:
 
     async def tags(self, request: Request) -> Response:
         self.guard(request, changes=True)
-        record = self._record(request.path_params["run_id"])
         body = await self._body(request)
+        return await run_in_threadpool(self._tags, body, request.path_params)
+
+    def _tags(self, body: dict, path: dict) -> Response:
+        record = self._record(path["run_id"])
         wanted = body.get("tags") or []
         note = body.get("note")
         if not isinstance(wanted, list) or not all(isinstance(t, str) for t in wanted):
@@ -284,8 +295,12 @@ class App:
 
     async def rerun(self, request: Request) -> Response:
         self.guard(request, changes=True)
-        record = self._record(request.path_params["run_id"])
-        texts = (await self._body(request)).get("params") or {}
+        body = await self._body(request)
+        return await run_in_threadpool(self._rerun, body, request.path_params)
+
+    def _rerun(self, body: dict, path: dict) -> Response:
+        record = self._record(path["run_id"])
+        texts = body.get("params") or {}
         if not isinstance(texts, dict):
             raise UiError(400, 'give the parameters as {"params": {"name": "value"}}')
         try:

@@ -167,7 +167,8 @@ class Queue:
                        "--params-file", str(params), "--run-id", run_id,
                        "--output-dir", str(self.out)]
             with self.lock:
-                if self.stopping:
+                if self.stopping:  # stopped between taking the job and starting it
+                    self._interrupted(run_id)
                     return
                 self.current = subprocess.Popen(command, stdout=stream, stderr=subprocess.STDOUT,
                                                 stdin=subprocess.DEVNULL)
@@ -178,12 +179,25 @@ class Queue:
             record = load_run_by_id(run_id, self.out)
         except MeridianError:
             return  # deleted meanwhile
-        if record["status"] == "queued":  # the child stopped before it began (a changed file)
+        if record["status"] == "queued" and self.stopping:  # stopped before it began
+            self._interrupted(run_id)
+        elif record["status"] == "queued":  # refused before it began (a changed file)
             lines = [line for line in log.read_text(encoding="utf-8").splitlines() if line]
             save_run({**record, "status": "failed", "owner": None,
                       "error": (lines[-1] if lines else f"meridian rerun exited with {code}")},
                      self.out)
         self.on_change([run_id])
+
+    def _interrupted(self, run_id: str) -> bool:
+        """Mark a re-run that never started ``interrupted``; False when it is gone."""
+        try:
+            record = load_run_by_id(run_id, self.out)
+        except MeridianError:
+            return False
+        save_run({**record, "status": "interrupted", "owner": None,
+                  "error": "interrupted: meridian ui stopped before this re-run started"},
+                 self.out)
+        return True
 
     def stop(self) -> list[str]:
         """Interrupt the running re-run and mark the queued ones; the ids marked."""
@@ -198,14 +212,7 @@ class Queue:
                 child.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 child.kill()
-        marked = []
-        for run_id, _, _ in waiting:
-            try:
-                record = load_run_by_id(run_id, self.out)
-            except MeridianError:
-                continue
-            save_run({**record, "status": "interrupted", "owner": None,
-                      "error": "interrupted: meridian ui stopped before this re-run started"},
-                     self.out)
-            marked.append(run_id)
-        return marked
+        worker = self.worker
+        if worker is not None:
+            worker.join(timeout=30)  # it settles the job it had taken
+        return [run_id for run_id, _, _ in waiting if self._interrupted(run_id)]
