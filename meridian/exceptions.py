@@ -56,3 +56,12 @@ class RegistryDamagedError(RegistryError):
 
 class PortInUseError(MeridianError):
     """``meridian ui``: the port is taken (the message names a free one)."""
+
+
+class NotebookEditError(MeridianError):
+    """A notebook edit that cannot be saved as asked (the file changed on disk since it was
+    loaded, or jupytext would change more than the edited cells)."""
+
+
+class NotebookNotFoundError(MeridianError, LookupError):
+    """``meridian ui``: no notebook of that name in the project or the examples."""

@@ -15,6 +15,7 @@ import hashlib
 import html
 from typing import Any
 
+import pandas as pd
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
@@ -65,16 +66,43 @@ def _overrides(options: list[str], defaults: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def _run_settings(args, namespace: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The data and run settings of a ``%%backtest``: the line's options, else (with
+    ``--use-namespace``) the notebook's own variables, else the defaults."""
+    from meridian.api import ENGINE_OPTIONS
+
+    settings: dict[str, Any] = {}
+    data = args.data
+    if args.use_namespace:
+        settings = {name: namespace[name] for name in ("initial_capital", *ENGINE_OPTIONS)
+                    if name in namespace}
+        if data is None and isinstance(namespace.get("data"), pd.DataFrame):
+            data = namespace["data"]
+    given = {"initial_capital": args.capital, "commission": args.commission,
+             "slippage": args.slippage}
+    settings.update({name: value for name, value in given.items() if value is not None})
+    return data, settings
+
+
 @magics_class
 class BacktestMagics(Magics):
     """The ``%%backtest`` cell magic."""
 
     @magic_arguments()
     @argument("--data", help="OHLCV file (CSV or Parquet); default: the bundled sample.")
-    @argument("--capital", type=float, default=100_000.0, help="Initial capital.")
-    @argument("--commission", type=float, default=0.0, help="Fraction of traded notional.")
-    @argument("--slippage", type=float, default=0.0, help="Fraction of price, against you.")
+    @argument("--capital", type=float, default=None, help="Initial capital (100,000).")
+    @argument("--commission", type=float, default=None, help="Fraction of traded notional.")
+    @argument("--slippage", type=float, default=None, help="Fraction of price, against you.")
+    @argument("--use-namespace", action="store_true",
+              help="Take `data` and the run settings (initial_capital, costs, stops, contract…) "
+                   "from the notebook's variables, as notebook_backtest does; options given "
+                   "here still win.")
     @argument("--name", default="cell", help="Name of the run in the registry.")
+    @argument("--kind", default="magic", choices=("magic", "cell"),
+              help="How the run is filed: `cell` for a notebook cell run from meridian ui.")
+    @argument("--notebook", default=None, help="The notebook this cell belongs to (recorded).")
+    @argument("--cell-index", type=int, default=None,
+              help="The cell's index in that notebook (recorded).")
     @argument("--param", action="append", default=[], metavar="NAME=VALUE",
               help="Override a default of signals (repeatable); bare NAME=VALUE works too.")
     @argument("assignments", nargs="*", metavar="NAME=VALUE",
@@ -115,16 +143,17 @@ class BacktestMagics(Magics):
         signals = shell.user_ns.get("signals")
         if not callable(signals):
             raise UsageError("after running the cell, `signals` is not a function")
-        result = backtest_signals(signals, params, strategy_name=args.name,
-                                  initial_capital=args.capital, data=args.data,
-                                  commission=args.commission, slippage=args.slippage,
-                                  kind="magic")
+        data, settings = _run_settings(args, shell.user_ns)
+        result = backtest_signals(signals, params, strategy_name=args.name, data=data,
+                                  kind=args.kind, **settings)
         if result.status != "success":
             if args.debug:
                 print(result.traceback)
             raise UsageError(f"signals failed: {result.error}")
         result.name, result.tags = args.name, list(args.tag)
         result.code = {"cell_sha256": hashlib.sha256(cell.encode("utf-8")).hexdigest()}
+        if args.notebook is not None:
+            result.code.update(notebook=args.notebook, cell_index=args.cell_index)
         shell.user_ns["_backtest"] = result
         viz.report(result)
         saved = "" if args.no_save else self._save(result, cell)

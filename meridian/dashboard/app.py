@@ -32,7 +32,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Redire
 from starlette.routing import Route
 
 from meridian import _process, project
-from meridian.dashboard import reruns
+from meridian.dashboard import notebooks, reruns
 from meridian.dashboard.page import (
     COLUMNS_SQL,
     chunks_of,
@@ -43,7 +43,13 @@ from meridian.dashboard.page import (
     shell_data,
 )
 from meridian.engine.metrics import METRIC_NAMES
-from meridian.exceptions import MeridianError, PortInUseError, RunNotFoundError
+from meridian.exceptions import (
+    MeridianError,
+    NotebookEditError,
+    NotebookNotFoundError,
+    PortInUseError,
+    RunNotFoundError,
+)
 from meridian.storage import Registry, delete_runs, load_run_by_id, tag_run
 
 MAX_PAGE = 1_000
@@ -126,6 +132,7 @@ class App:
         self.origins = {f"http://127.0.0.1:{port}", f"http://localhost:{port}"}
         self.registry = Registry(out)
         self.queue = reruns.Queue(out, on_change=self.changed)
+        self.notebooks = notebooks.Notebooks(out)
         self._facets: tuple[Any, dict] | None = None
 
     def changed(self, run_ids: list[str]) -> None:
@@ -158,14 +165,40 @@ class App:
                                    f"(origin {request.headers.get('origin')!r})")
 
     # ------------------------------------------------------------------ pages
+    def _token_in_url(self, request: Request) -> Response | None:
+        """A page opened with ``?token=``: keep the token in a cookie, out of the address
+        bar (and out of the history), and show the same page without it."""
+        if "token" not in request.query_params:
+            return None
+        response = RedirectResponse(request.url.path, status_code=303)
+        response.set_cookie(self.cookie, self.token, httponly=True, samesite="strict")
+        return response
+
     def index(self, request: Request) -> Response:
         self.guard(request)
-        if "token" in request.query_params:  # keep it in a cookie, out of the address bar
-            response = RedirectResponse("/", status_code=303)
-            response.set_cookie(self.cookie, self.token, httponly=True, samesite="strict")
-            return response
+        if (redirect := self._token_in_url(request)) is not None:
+            return redirect
         data = shell_data(self.out, live=True, extra={"token": self.token})
         return HTMLResponse(render_page(data, live=True),
+                            headers={"Cache-Control": "no-store"})
+
+    def notebook_list(self, request: Request) -> Response:
+        self.guard(request)
+        if (redirect := self._token_in_url(request)) is not None:
+            return redirect
+        data = {"token": self.token, "notebooks": notebooks.listing()}
+        return HTMLResponse(notebooks.render(data, self.out),
+                            headers={"Cache-Control": "no-store"})
+
+    def notebook_page(self, request: Request) -> Response:
+        self.guard(request)
+        if (redirect := self._token_in_url(request)) is not None:
+            return redirect
+        name = request.path_params["name"]
+        data = {**notebooks.view(name), "token": self.token,
+                "notebooks": notebooks.listing()}
+        self.notebooks.warm(name)
+        return HTMLResponse(notebooks.render(data, self.out),
                             headers={"Cache-Control": "no-store"})
 
     def files(self, request: Request) -> Response:
@@ -313,6 +346,28 @@ class App:
         return JSONResponse({"run_id": run_id, "overrides": overrides})
 
 
+    # ------------------------------------------------------------------ notebooks
+    def notebook_view(self, request: Request) -> Response:
+        self.guard(request)
+        return JSONResponse(notebooks.view(request.path_params["name"]))
+
+    async def notebook_action(self, request: Request) -> Response:
+        self.guard(request, changes=True)
+        body = await self._body(request)
+        name, action = request.path_params["name"], request.path_params["action"]
+        handlers = {"run": self.notebooks.run, "save": self.notebooks.save,
+                    "extract": lambda name, body: self.notebooks.extract(name)}
+        if action not in handlers:
+            raise UiError(404, f"no notebook action {action!r}; actions: {', '.join(handlers)}")
+        try:
+            result = await run_in_threadpool(handlers[action], name, body)
+        except reruns.FormErrors as errors:
+            raise UiError(400, errors.message, errors.fields) from None
+        except NotebookEditError as error:
+            raise UiError(409, str(error)) from None
+        return JSONResponse(result)  # a run refreshed index.html itself, as %%backtest does
+
+
 def create_app(out: Path, token: str | None = None, port: int = 0) -> tuple[Starlette, App]:
     """The ASGI app for ``out`` and its state (the token is random unless given)."""
     state = App(out, token or secrets.token_urlsafe(24), port)
@@ -321,7 +376,7 @@ def create_app(out: Path, token: str | None = None, port: int = 0) -> tuple[Star
         if isinstance(error, UiError):
             return JSONResponse({"error": error.message, "errors": error.fields},
                                 status_code=error.status)
-        if isinstance(error, RunNotFoundError):
+        if isinstance(error, RunNotFoundError | NotebookNotFoundError):
             return JSONResponse({"error": str(error)}, status_code=404)
         if isinstance(error, MeridianError):
             return JSONResponse({"error": str(error)}, status_code=400)
@@ -337,6 +392,10 @@ def create_app(out: Path, token: str | None = None, port: int = 0) -> tuple[Star
         Route("/api/delete", state.delete, methods=["POST"]),
         Route("/api/runs/{run_id}/tags", state.tags, methods=["POST"]),
         Route("/api/runs/{run_id}/rerun", state.rerun, methods=["POST"]),
+        Route("/notebooks", state.notebook_list),
+        Route("/notebooks/{name}", state.notebook_page),
+        Route("/api/notebooks/{name}", state.notebook_view),
+        Route("/api/notebooks/{name}/{action}", state.notebook_action, methods=["POST"]),
     ]
     app = Starlette(routes=routes, exception_handlers={Exception: failed, UiError: failed,
                                                        MeridianError: failed})
@@ -382,6 +441,7 @@ def serve(output_dir: str | os.PathLike[str] | None = None, port: int = 8765,
         except KeyboardInterrupt:
             pass  # that is how a server is stopped: not an error
         finally:
+            state.notebooks.close()
             marked = state.queue.stop()
             if marked:
                 refresh_dashboard(out, run_ids=marked)
