@@ -151,7 +151,9 @@ class BacktestMagics(Magics):
                 print(result.traceback)
             raise UsageError(f"signals failed: {result.error}")
         result.name, result.tags = args.name, list(args.tag)
-        result.code = {"cell_sha256": hashlib.sha256(cell.encode("utf-8")).hexdigest()}
+        # IPython hands the body over with one "\n" appended: hash the cell as it is written
+        source = cell[:-1] if cell.endswith("\n") else cell
+        result.code = {"cell_sha256": hashlib.sha256(source.encode("utf-8")).hexdigest()}
         if args.notebook is not None:
             result.code.update(notebook=args.notebook, cell_index=args.cell_index)
         shell.user_ns["_backtest"] = result

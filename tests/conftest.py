@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -82,3 +88,52 @@ def page_text(out: Path) -> str:
     parts = [(out / "index.html").read_text()]
     parts += [path.read_text() for path in sorted((out / "dashboard").glob("*.js"))]
     return "\n".join(parts)
+
+
+class Server:
+    """A running `meridian ui --port 0 --no-browser`, its URL and token."""
+
+    def __init__(self, out: Path, cwd: Path = ROOT):
+        self.out = out
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "meridian.cli", "ui", "--port", "0", "--no-browser",
+             "--output-dir", str(out)], cwd=cwd, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        line = ""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if line.startswith("open http://127.0.0.1:"):
+                break
+            if not line and self.process.poll() is not None:
+                raise AssertionError(f"meridian ui died: {self.process.stderr.read()}")
+        self.url = line.split()[1]
+        found = re.match(r"http://127\.0\.0\.1:(\d+)/\?token=(\S+)", self.url)
+        self.port, self.token = int(found[1]), found[2]
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def request(self, path: str, body: dict | None = None, token: str | None = "default",
+                origin: str | None = "default") -> tuple[int, dict | str]:
+        headers = {}
+        if token is not None:
+            headers["X-Meridian-Token"] = self.token if token == "default" else token
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            if origin is not None:
+                headers["Origin"] = self.base if origin == "default" else origin
+        request = urllib.request.Request(self.base + path, headers=headers,
+                                         data=None if body is None else json.dumps(body).encode())
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            text = error.read().decode()
+            try:
+                return error.code, json.loads(text)
+            except ValueError:
+                return error.code, text
+
+    def stop(self, sig: int = signal.SIGINT) -> subprocess.CompletedProcess:
+        self.process.send_signal(sig)
+        out, err = self.process.communicate(timeout=90)
+        return subprocess.CompletedProcess(self.process.args, self.process.returncode, out, err)

@@ -124,16 +124,18 @@ def _splice(original: str, before: str, after: str) -> str:
             mapping[block.a + offset] = block.b + offset
     mapping[len(rendered)] = len(lines)
     def locate(i1: int, i2: int) -> tuple[int, int] | None:
-        if i2 > i1:  # lines replaced or deleted: they must sit together in `original`
-            if i1 not in mapping or i2 - 1 not in mapping:
-                return None
-            start, end = mapping[i1], mapping[i2 - 1] + 1
-            return (start, end) if end - start == i2 - i1 else None
-        if i1 in mapping:  # lines inserted before line i1
+        """Where lines ``i1:i2`` of ``before`` sit in ``original``: between the nearest
+        unchanged lines around them (their own text may be spaced differently there)."""
+        if i2 > i1 and i1 in mapping and i2 - 1 in mapping \
+                and mapping[i2 - 1] - mapping[i1] == i2 - 1 - i1:
+            return mapping[i1], mapping[i2 - 1] + 1  # the very lines, found as they are
+        if i1 == i2 and i1 in mapping:
             return mapping[i1], mapping[i1]
-        if i1 - 1 in mapping:
-            return mapping[i1 - 1] + 1, mapping[i1 - 1] + 1
-        return None
+        start = 0 if i1 == 0 else mapping.get(i1 - 1, -2) + 1
+        end = mapping.get(i2)
+        if start < 0 or end is None or end < start:
+            return None
+        return start, end
 
     result: list[str] = []
     cursor = 0
@@ -166,8 +168,9 @@ def apply_edits(text: str, edits: dict[int, str], where: str) -> str:
     check = parse(new_text, where)
     if [(c.cell_type, c.source, dict(c.metadata)) for c in check.cells] != \
             [(c.cell_type, c.source, dict(c.metadata)) for c in notebook.cells]:
-        raise NotebookEditError(f"{where}: the edit would change how jupytext splits the cells "
-                                "(does it contain a `# %%` line?); nothing was saved")
+        raise NotebookEditError(f"{where}: saved like this, jupytext would read other cells "
+                                "than the page shows (a `# %%` line in code starts a new "
+                                "cell); nothing was saved")
     return new_text
 
 

@@ -1,0 +1,188 @@
+"""The Notebooks page of `meridian ui` for real: a project made by `meridian init` under git,
+the CLI serving it, a real kernel running the cells, a real Chromium clicking."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import time
+
+import pytest
+from conftest import Server, meridian
+from playwright.sync_api import expect
+
+from meridian import storage
+from meridian.authoring.edit import parse
+from meridian.authoring.init import init_project
+
+SIGNALS_CELL = 4  # in the shipped fld.py
+
+
+def git(root, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                          check=True).stdout
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root, _ = init_project(tmp_path_factory.mktemp("editor") / "proj")
+    git(root, "init", "-q")
+    git(root, "-c", "user.email=q@example.com", "-c", "user.name=Quant", "add", "-A")
+    git(root, "-c", "user.email=q@example.com", "-c", "user.name=Quant", "commit", "-qm", "init")
+    server = Server(root / "outputs", cwd=root)
+    yield server, root
+    if server.process.poll() is None:
+        server.stop()
+
+
+@pytest.fixture
+def notebook(browser, served):
+    """The fld notebook page, opened with the token like the printed URL; fails on any page
+    error or CSP violation."""
+    server, root = served
+    git(root, "checkout", "--", ".")  # each test starts from the committed notebook
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.add_init_script("window.__csp = []; document.addEventListener("
+                         "'securitypolicyviolation', e => window.__csp.push(e.violatedDirective))")
+    page.goto(f"{server.base}/notebooks/fld?token={server.token}")
+    page.wait_for_selector("button[data-action=run-as-backtest]")
+    yield page
+    problems += [f"CSP violation: {v}" for v in page.evaluate("window.__csp")]
+    page.close()
+    assert problems == []
+
+
+def _run_button_cell(page):
+    return page.locator("[data-cell-index]",
+                        has=page.locator("button[data-action=run-as-backtest]"))
+
+
+def test_run_as_backtest_shows_the_result_and_records_the_cell_run(notebook, served):
+    server, root = served
+    cells = _run_button_cell(notebook)
+    expect(cells).to_have_count(1)  # only the cell defining signals has the button
+    cell = cells.first
+    assert cell.get_attribute("data-cell-index") == str(SIGNALS_CELL)
+    assert [cell.locator(f"[name={n}]").input_value()
+            for n in ("fld_offset", "cot_threshold", "allow_short")] == ["10", "0.0", "True"]
+    cell.locator("[name=fld_offset]").fill("17")
+    cell.locator("button[data-action=run-as-backtest]").click()
+    result = cell.locator("[data-role=backtest-result]")
+    result.wait_for(timeout=120_000)
+    assert "sharpe" in result.inner_text().lower()  # the cards (shown upper-case)
+    expect(result.locator(".js-plotly-plot")).to_have_count(2)  # equity, drawdown
+    runs = [r for r in storage.load_all_runs(server.out) if r["kind"] == "cell"]
+    assert len(runs) == 1
+    run = runs[0]
+    assert run["params"] == {"fld_offset": 17, "cot_threshold": 0.0, "allow_short": True}
+    assert type(run["params"]["fld_offset"]) is int and run["strategy_name"] == "fld"
+    source = parse((root / "notebooks/fld.py").read_text(), "fld.py").cells[SIGNALS_CELL].source
+    assert run["code"] == {"notebook": "notebooks/fld.py", "cell_index": SIGNALS_CELL,
+                           "cell_sha256": hashlib.sha256(source.encode()).hexdigest()}
+    assert run["run_id"][:8] in result.inner_text()
+    # the same metrics as the notebook's own backtest of those parameters
+    assert run["data"]["cot_path"]  # the notebook's data cell ran: prices with the COT index
+
+    # a second click reuses the warm kernel: no earlier cell runs again
+    started = time.perf_counter()
+    cell.locator("button[data-action=run-as-backtest]").click()
+    expect(cell.locator(".run-status")).to_contain_text("warm kernel", timeout=60_000)
+    seconds = time.perf_counter() - started
+    assert "ran cells" not in cell.locator("[data-role=backtest-result]").inner_text()
+    print(f"second Run as Backtest: {seconds:.2f} s")
+    assert len([r for r in storage.load_all_runs(server.out) if r["kind"] == "cell"]) == 2
+
+
+def test_bad_values_and_failing_cells_are_one_line_inline(notebook, served):
+    server, _ = served
+    before = len(storage.load_all_runs(server.out))
+    cell = _run_button_cell(notebook).first
+    button = cell.locator("button[data-action=run-as-backtest]")
+    cell.locator("[name=fld_offset]").fill("ten")
+    button.click()
+    error = cell.locator(".field-error")
+    expect(error).to_contain_text("fld_offset")
+    expect(error).to_contain_text("int")
+    expect(cell.locator("[name=fld_offset]")).to_have_attribute("aria-invalid", "true")
+    cell.locator("[name=fld_offset]").fill("0")  # PARAM_RANGES says [1, inf)
+    button.click()
+    expect(cell.locator(".field-error")).to_contain_text("[1, inf)")
+    # a cell that raises (an unsaved edit is what runs): its error, one line, under the cell
+    cell.locator("[name=fld_offset]").fill("12")
+    editor = cell.locator("[data-role=cell-source]")
+    editor.fill(editor.input_value().replace('    fld = shift(',
+                                             '    raise RuntimeError("no data today")\n'
+                                             '    fld = shift(', 1))
+    button.click()
+    failure = cell.locator("[data-role=backtest-error]")
+    expect(failure).to_have_text("signals failed: RuntimeError: no data today", timeout=120_000)
+    assert len(storage.load_all_runs(server.out)) == before  # nothing recorded
+
+
+def test_edit_a_markdown_cell_save_and_git_shows_only_that_change(notebook, served):
+    _, root = served
+    first = notebook.locator("[data-cell-index='0']")
+    editor = first.locator("[data-role=cell-source]")
+    editor.fill(editor.input_value() + "\n\nTested on the front month only.")
+    notebook.click("button[data-action=save-notebook]")
+    expect(notebook.locator("#save-state")).to_have_text("saved notebooks/fld.py")
+    expect(first.locator(".rendered")).to_contain_text("Tested on the front month only.")
+    changed = [line for line in git(root, "diff", "-U0", "notebooks/fld.py").splitlines()
+               if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert changed == ["+#", "+# Tested on the front month only."]
+
+
+def test_a_concurrent_edit_on_disk_makes_the_save_refuse(notebook, served):
+    _, root = served
+    path = root / "notebooks/fld.py"
+    path.write_text(path.read_text().replace("fld_offset = 10", "fld_offset = 12"))
+    on_disk = path.read_text()
+    editor = notebook.locator("[data-cell-index='3'] [data-role=cell-source]")
+    editor.fill("## My strategy")
+    notebook.click("button[data-action=save-notebook]")
+    expect(notebook.locator("#problem")).to_contain_text("changed on disk since this page "
+                                                         "loaded it")
+    assert path.read_text() == on_disk  # nothing overwritten
+    expect(notebook.locator("#save-state")).to_have_text("not saved")
+
+
+def test_the_page_shows_extract_staleness_and_extracts(notebook, served):
+    _, root = served
+    state = notebook.locator("#extract-state")
+    module = root / "strategies/fld.py"
+    module.unlink(missing_ok=True)
+    notebook.reload()
+    expect(state).to_have_attribute("data-state", "missing")
+    notebook.click("button[data-action=extract]")
+    expect(state).to_have_attribute("data-state", "current")
+    assert module.is_file()
+    assert meridian("extract", "--check", "notebooks/fld.py", cwd=root).returncode == 0
+    editor = notebook.locator("[data-cell-index='5'] [data-role=cell-source]")
+    editor.fill(editor.input_value() + " More.")
+    notebook.click("button[data-action=save-notebook]")
+    expect(state).to_have_attribute("data-state", "stale")
+    expect(notebook.locator("button[data-action=extract]")).to_be_visible()
+    assert meridian("extract", "--check", "notebooks/fld.py", cwd=root).returncode == 1
+
+
+def test_the_notebook_list_and_unknown_names(browser, served):
+    server, _ = served
+    page = browser.new_page()
+    page.goto(f"{server.base}/notebooks?token={server.token}")
+    links = page.locator("#notebook-list a")
+    expect(links).to_have_text(["fld", "sma_cross"])
+    page.close()
+    status, answer = server.request("/api/notebooks/nope")
+    assert status == 404 and answer["error"].startswith("no notebook 'nope'; notebooks: fld")
+    status, answer = server.request("/api/notebooks/fld/run", {"cell": 0})
+    assert status == 400 and "defines no `def signals(data, ...)`" in answer["error"]
+    status, answer = server.request("/api/notebooks/fld/run",
+                                    {"cell": SIGNALS_CELL, "params": {"fld_ofset": "3"}})
+    assert status == 400 and answer["error"] == (
+        "unknown parameter 'fld_ofset' of signals; its parameters: fld_offset, cot_threshold, "
+        "allow_short")
+    status, _ = server.request("/api/notebooks/fld/save", {"sha256": "x", "edits": {}},
+                               origin="http://evil.test")
+    assert status == 403
