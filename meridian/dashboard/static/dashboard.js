@@ -858,6 +858,7 @@
   }
 
   function setup() {
+    $("nav").hidden = !LIVE;  // the Notebooks pages exist only in meridian ui
     renderSweeps();
     fillSelect($("threshold-metric"), TABLE.map((name) => [name, metricByKey[name].label]));
     $("generated").textContent = LIVE

@@ -242,7 +242,9 @@
         node.appendChild(el("p", "cell-error", result.error)).dataset.role = "backtest-error";
         return;
       }
-      status.textContent = `${seconds} s${result.kernel_started ? " (kernel started)" : " (warm kernel)"}`;
+      const how = result.kernel_started ? "kernel started"
+        : result.ran_cells.length ? "earlier cells ran" : "warm kernel";
+      status.textContent = `${seconds} s (${how})`;
       node.appendChild(showResult(result, seconds));
     } catch (error) {
       status.textContent = "";
