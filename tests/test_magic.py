@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -70,6 +71,29 @@ def test_cell_uses_the_users_namespace_and_no_save_saves_nothing(shell, tmp_path
     _run(shell, "--no-save", cell)
     assert shell.user_ns["_backtest"].params == {"fast": 5}
     assert load_all_runs(tmp_path / "outputs") == []
+
+
+def test_use_namespace_takes_the_notebooks_data_and_settings(shell, tmp_path):
+    from meridian.data import load_market_data
+
+    data, _ = load_market_data("", "", "")
+    shell.user_ns.update(data=data.iloc[:1500], commission=0.001, initial_capital=50_000.0,
+                         stop_loss=0.05)
+    _run(shell, "--use-namespace --kind cell --notebook notebooks/fld.py --cell-index 4 "
+                "--name fld fld_offset=17", FLD_CELL)
+    result = shell.user_ns["_backtest"]
+    assert result.kind == "cell" and result.data["bars"] == 1500
+    assert result.settings["commission"] == 0.001 and result.settings["stop_loss"] == 0.05
+    assert result.settings["initial_capital"] == 50_000.0
+    assert result.code["notebook"] == "notebooks/fld.py" and result.code["cell_index"] == 4
+    assert result.code["cell_sha256"] == hashlib.sha256(FLD_CELL.encode()).hexdigest()
+    # an option on the line still wins over the namespace
+    _run(shell, "--use-namespace --commission 0 --no-save", FLD_CELL)
+    assert shell.user_ns["_backtest"].settings["commission"] == 0.0
+    (saved,) = load_all_runs(tmp_path / "outputs")
+    assert saved["kind"] == "cell" and saved["params"]["fld_offset"] == 17
+    for name in ("data", "commission", "initial_capital", "stop_loss"):
+        shell.user_ns.pop(name)
 
 
 @pytest.mark.parametrize(
