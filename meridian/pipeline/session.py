@@ -17,6 +17,7 @@ outputs they are in a notebook.
 from __future__ import annotations
 
 import hashlib
+import queue
 import shlex
 import threading
 import time
@@ -28,6 +29,7 @@ from meridian.pipeline.kernel import Kernel
 
 CELL_TIMEOUT = 600.0
 """Seconds one cell may run before it is interrupted."""
+KERNEL_DIED = "the kernel died while running the cell; the next run starts a new one"
 
 
 @dataclass
@@ -71,8 +73,9 @@ class Session:
     """One notebook's warm kernel. Thread-safe: one cell runs at a time."""
 
     def __init__(self, kernel_name: str = "python3", *, cwd: Path | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, timeout: float = CELL_TIMEOUT) -> None:
         self.kernel_name, self.cwd, self.env = kernel_name, cwd, dict(env or {})
+        self.timeout = timeout  # seconds a cell may run before it is interrupted
         self.kernel: Kernel | None = None
         self.client = None
         self.keys: list[str] = []  # chain keys of the earlier cells run in this kernel
@@ -119,8 +122,7 @@ class Session:
         self.keys = []
 
     # ------------------------------------------------------------------ cells
-    def execute(self, code: str, expressions: dict[str, str] | None = None,
-                timeout: float = CELL_TIMEOUT) -> CellOutcome:
+    def execute(self, code: str, expressions: dict[str, str] | None = None) -> CellOutcome:
         """Run ``code``, collecting display outputs, printed text and the error, if any."""
         outcome = CellOutcome()
         texts: list[str] = []
@@ -135,16 +137,40 @@ class Session:
             elif kind == "error":
                 outcome.error = f"{content.get('ename')}: {content.get('evalue')}"
 
-        try:
-            reply = self.client.execute_interactive(
-                code, timeout=timeout, output_hook=collect, allow_stdin=False,
-                user_expressions=expressions or {})
-        except TimeoutError:
-            from jupyter_core.utils import run_sync
+        client = self.client
+        msg_id = client.execute(code, allow_stdin=False, user_expressions=expressions or {})
+        deadline = time.monotonic() + self.timeout
+        while True:  # outputs until the kernel is idle again, watching that it is alive
+            try:
+                message = client.get_iopub_msg(timeout=0.5)
+            except queue.Empty:
+                if not self._alive():
+                    outcome.error = KERNEL_DIED
+                    return outcome
+                if time.monotonic() > deadline:
+                    from jupyter_core.utils import run_sync
 
-            run_sync(self.kernel.manager.interrupt_kernel)()
-            outcome.error = f"the cell ran longer than {timeout:.0f} s and was interrupted"
-            return outcome
+                    run_sync(self.kernel.manager.interrupt_kernel)()
+                    outcome.error = (f"the cell ran longer than {self.timeout:g} s and was "
+                                     "interrupted")
+                    self.keys = []
+                    return outcome
+                continue
+            if message["parent_header"].get("msg_id") != msg_id:
+                continue
+            if message["msg_type"] == "status":
+                if message["content"]["execution_state"] == "idle":
+                    break
+                continue
+            collect(message)
+        while True:
+            try:
+                reply = client.get_shell_msg(timeout=10)
+            except queue.Empty:
+                outcome.error = outcome.error or KERNEL_DIED
+                return outcome
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
         content = reply["content"]
         if content.get("status") == "error" and outcome.error is None:
             outcome.error = f"{content.get('ename')}: {content.get('evalue')}"
@@ -182,9 +208,8 @@ class Session:
             line = magic_line(name=name, notebook=notebook, cell_index=cell_index, params=params)
             outcome = self.execute(f"{line}\n{source}", {"run_id": "getattr(_backtest, "
                                                                    "'run_id', None)"})
-            if not self._alive():
+            if outcome.error == KERNEL_DIED:
                 self.keys = []
-                outcome.error = "the kernel died while running the cell; it restarts next time"
             run_id = outcome.expressions.get("run_id")
             run_id = run_id.strip("'\"") if run_id and run_id != "None" else None
             sections = [output for output in outcome.outputs
