@@ -186,3 +186,25 @@ def test_the_notebook_list_and_unknown_names(browser, served):
     status, _ = server.request("/api/notebooks/fld/save", {"sha256": "x", "edits": {}},
                                origin="http://evil.test")
     assert status == 403
+
+
+def test_a_cell_that_does_not_parse_is_refused_before_the_kernel(served):
+    server, _ = served
+    status, answer = server.request("/api/notebooks/fld/run", {
+        "cell": SIGNALS_CELL, "sources": {str(SIGNALS_CELL): "def signals(data, x=1:\n  pass"}})
+    assert status == 400 and answer["error"].startswith(f"cell {SIGNALS_CELL}, line 1: syntax "
+                                                        "error")
+
+
+def test_shipped_examples_open_read_only(project):
+    from meridian.dashboard.notebooks import Notebooks, find, listing
+    from meridian.dashboard.reruns import FormErrors
+
+    (project / "notebooks" / "sma_cross.py").unlink()  # now only the shipped example has it
+    path, editable = find("sma_cross")
+    assert not editable and not path.is_relative_to(project)
+    assert {n["name"]: n["editable"] for n in listing()} == {"fld": True, "sma_cross": False}
+    before = path.read_bytes()
+    with pytest.raises(FormErrors, match="shipped inside Meridian; `meridian init` copies it"):
+        Notebooks(project / "outputs").save("sma_cross", {"sha256": "x", "edits": {"0": "# x"}})
+    assert path.read_bytes() == before

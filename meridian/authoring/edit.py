@@ -26,7 +26,7 @@ import nbformat
 from meridian import project
 from meridian._files import write_atomic
 from meridian.authoring.extract import signals_arguments
-from meridian.exceptions import NotebookEditError
+from meridian.exceptions import NotebookEditError, ParameterError
 from meridian.pipeline.notebooks import notebook_parameters, parameters_cell
 
 FORMAT = "py:percent"
@@ -86,8 +86,11 @@ def cells_view(notebook: nbformat.NotebookNode) -> list[dict[str, Any]]:
     """Each cell as the editor shows it: type, source, tags, rendered Markdown, the
     parameters cell's entries, and a signals cell's parameters (defaults from the parameters
     cell when it names them — what a run of the notebook would pass — else from signals)."""
-    parameters = notebook_parameters(notebook) if parameters_cell(notebook) else {}
     marked = parameters_cell(notebook)
+    try:
+        parameters = notebook_parameters(notebook)
+    except ParameterError:
+        parameters = {}  # the page still opens; a run says what is wrong
     view = []
     for index, cell in enumerate(notebook.cells):
         item: dict[str, Any] = {"index": index, "type": cell.cell_type, "source": cell.source,
@@ -97,7 +100,8 @@ def cells_view(notebook: nbformat.NotebookNode) -> list[dict[str, Any]]:
         elif cell.cell_type == "code":
             if cell is marked:
                 item["parameters"] = [{"name": p.name, "value": p.default,
-                                       "type": _type_name(p.default), "help": p.help}
+                                       "type": _type_name(p.default), "help": p.help,
+                                       "fixed": p.default is None}  # an expression
                                       for p in parameters.values()]
             found = signals_parameters(cell.source)
             if found is not None:

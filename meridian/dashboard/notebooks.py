@@ -16,6 +16,7 @@ shows whether ``meridian extract --check`` would call the strategy module stale.
 
 from __future__ import annotations
 
+import ast
 import threading
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,12 @@ class Notebooks:
         if not isinstance(index, int) or not 0 <= index < len(notebook.cells):
             raise FormErrors({}, f"{where} has no cell {index!r}; reload the page")
         cell = notebook.cells[index]
+        if cell.cell_type == "code":
+            try:
+                ast.parse(cell.source)
+            except SyntaxError as error:
+                raise FormErrors({}, f"cell {index}, line {error.lineno}: syntax error "
+                                     f"({error.msg})") from None
         found = edit.signals_parameters(cell.source) if cell.cell_type == "code" else None
         if found is None:
             raise FormErrors({}, f"cell {index} defines no `def signals(data, ...)`; Run as "
@@ -187,8 +194,8 @@ class Notebooks:
                                  f"valid: {', '.join(defaults) or '(none)'}")
         changed, errors = {}, {}
         for name, text in texts.items():
-            if defaults[name] is not None and text == field_text(defaults[name]):
-                continue
+            if defaults[name] is None or text == field_text(defaults[name]):
+                continue  # unchanged, or an expression the form cannot stand for
             try:
                 changed[name] = coerce(name, _typed(name, text, defaults[name]), defaults[name],
                                        "the notebook")

@@ -137,6 +137,10 @@
     }
     control.name = param.name;
     control.dataset.default = control.value;
+    if (param.fixed) {  // an expression in the parameters cell: edit it in the source
+      control.disabled = true;
+      control.value = "(expression)";
+    }
     if (param.help) label.title = param.help;
     label.title = `${label.title ? label.title + " · " : ""}${param.type}`;
     label.appendChild(control);
@@ -210,7 +214,9 @@
 
   function formValues(scope) {
     const values = {};
-    scope.querySelectorAll("input[name], select[name]").forEach((c) => { values[c.name] = c.value; });
+    scope.querySelectorAll("input[name], select[name]").forEach((c) => {
+      if (!c.disabled) values[c.name] = c.value;
+    });
     return values;
   }
 
