@@ -95,7 +95,7 @@ def test_signals_cells_offer_their_parameters_with_the_notebooks_values():
         {"name": "cot_threshold", "value": 0.0, "type": "float"},
         {"name": "allow_short", "value": True, "type": "bool"}]
     parameters = next(c for c in cells if "parameters" in c)["parameters"]
-    assert parameters[0] == {"name": "fld_offset", "value": 10, "type": "int",
+    assert parameters[0] == {"name": "fld_offset", "value": 10, "type": "int", "fixed": False,
                              "help": "bars the median price is displaced forward (about half "
                                      "the cycle's wavelength)"}
     assert "<h1" in cells[0]["html"]

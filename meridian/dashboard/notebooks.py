@@ -24,7 +24,7 @@ from typing import Any
 from meridian import project
 from meridian.authoring import edit
 from meridian.authoring.extract import build, diff, write
-from meridian.dashboard.reruns import FormErrors, _typed, field_text
+from meridian.dashboard.reruns import FormErrors, field_text, typed_field
 from meridian.exceptions import ExtractError, NotebookNotFoundError, ParameterError
 from meridian.parameters import check_ranges, coerce
 from meridian.pipeline.notebooks import (
@@ -175,7 +175,8 @@ class Notebooks:
         values, errors = dict(defaults), {}
         for name, text in texts.items():
             try:
-                values[name] = coerce(name, _typed(name, text, defaults[name]), defaults[name],
+                default = defaults[name]
+                values[name] = coerce(name, typed_field(name, text, default), default,
                                       "signals")
                 check_ranges({name: values[name]}, ranges, "signals")
             except ParameterError as error:
@@ -197,7 +198,8 @@ class Notebooks:
             if defaults[name] is None or text == field_text(defaults[name]):
                 continue  # unchanged, or an expression the form cannot stand for
             try:
-                changed[name] = coerce(name, _typed(name, text, defaults[name]), defaults[name],
+                default = defaults[name]
+                changed[name] = coerce(name, typed_field(name, text, default), default,
                                        "the notebook")
             except ParameterError as error:
                 errors[name] = str(error)

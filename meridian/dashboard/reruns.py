@@ -56,7 +56,8 @@ def form(record: dict) -> dict[str, Any]:
         for name, default in defaults.items()]}
 
 
-def _typed(name: str, text: str, default: Any) -> Any:
+def typed_field(name: str, text: str, default: Any) -> Any:
+    """A form field's text as a value of its parameter (strings stay text, as typed)."""
     if isinstance(default, str):
         return text
     if text.strip() == "":
@@ -90,7 +91,7 @@ def check(record: dict, texts: dict[str, str]) -> dict[str, Any]:
         if text == field_text(current.get(name, defaults[name])):
             continue
         try:
-            overrides[name] = _typed(name, text, defaults[name])
+            overrides[name] = typed_field(name, text, defaults[name])
             target.check({name: overrides[name]})  # this field alone: its own error
         except ParameterError as error:
             errors[name] = str(error)

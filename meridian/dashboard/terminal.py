@@ -91,7 +91,9 @@ def run_details(run: dict, traceback: bool = False) -> str:
         ("data sha256", data.get("sha256")),
         ("span", f"{(data.get('first') or '')[:10]} → {(data.get('last') or '')[:10]}, "
                  f"{data.get('bars'):,} bars" if data.get("bars") else None),
-        ("code", code.get("notebook") or code.get("module")),
+        ("code", (code.get("notebook") or code.get("module") or "")
+         + (f", cell {code['cell_index']}" if code.get("cell_index") is not None else "")
+         or None),
         ("code sha256", code.get("notebook_sha256") or code.get("module_sha256")
          or code.get("cell_sha256") or run.get("source_hash")),
         ("git", f"{git['commit'][:12]}{' (dirty)' if git.get('dirty') else ''}" if git else None),
