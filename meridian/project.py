@@ -197,6 +197,12 @@ def comparisons_dir(out: Path) -> Path:
     return Path(out) / "comparisons"
 
 
+def kernel_log(out: Path, notebook: str) -> Path:
+    """Where the warm kernel of ``meridian ui``'s Notebooks page for ``notebook`` writes its
+    own output (start-up warnings, crashes), instead of the server's terminal."""
+    return Path(out) / "logs" / f"kernel-{notebook}.log"
+
+
 def dashboard_path(out: Path) -> Path:
     """The static dashboard of an output directory."""
     return Path(out) / "index.html"

@@ -104,7 +104,8 @@ class Notebooks:
     def session(self, path: Path) -> Session:
         with self.guard:
             if path not in self.sessions:
-                self.sessions[path] = Session(cwd=Path.cwd(), env=session_env(self.out))
+                self.sessions[path] = Session(cwd=Path.cwd(), env=session_env(self.out),
+                                              log_file=project.kernel_log(self.out, path.stem))
             return self.sessions[path]
 
     def warm(self, name: str) -> None:

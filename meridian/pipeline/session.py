@@ -73,8 +73,10 @@ class Session:
     """One notebook's warm kernel. Thread-safe: one cell runs at a time."""
 
     def __init__(self, kernel_name: str = "python3", *, cwd: Path | None = None,
-                 env: dict[str, str] | None = None, timeout: float = CELL_TIMEOUT) -> None:
+                 env: dict[str, str] | None = None, timeout: float = CELL_TIMEOUT,
+                 log_file: Path | None = None) -> None:
         self.kernel_name, self.cwd, self.env = kernel_name, cwd, dict(env or {})
+        self.log_file = log_file
         self.timeout = timeout  # seconds a cell may run before it is interrupted
         self.kernel: Kernel | None = None
         self.client = None
@@ -91,7 +93,10 @@ class Session:
         from jupyter_client.blocking import BlockingKernelClient
 
         self.close()
-        self.kernel = Kernel(self.kernel_name, cwd=self.cwd, env=self.env)
+        if self.log_file is not None:
+            self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        self.kernel = Kernel(self.kernel_name, cwd=self.cwd, env=self.env,
+                             log_file=self.log_file)
         client = BlockingKernelClient()
         client.load_connection_info(self.kernel.manager.get_connection_info())
         client.start_channels()
