@@ -65,3 +65,11 @@ def test_a_slow_cell_is_interrupted(warm):
     assert "ran longer than 2 s and was interrupted" in slow.error
     assert time.monotonic() - started < 30
     assert _run(warm, [(1, "COUNTER = [0]")]).error is None  # usable again
+
+
+def test_a_kernel_that_cannot_start_is_one_line(tmp_path):
+    missing = Session("no-such-kernel", cwd=tmp_path, env=session_env(tmp_path / "outputs"))
+    outcome = _run(missing, [(1, "COUNTER = [0]")])
+    assert outcome.run_id is None and outcome.error.startswith(
+        "the kernel 'no-such-kernel' could not start: NoSuchKernel")
+    assert "\n" not in outcome.error

@@ -104,7 +104,9 @@ class Notebooks:
     def session(self, path: Path) -> Session:
         with self.guard:
             if path not in self.sessions:
-                self.sessions[path] = Session(cwd=Path.cwd(), env=session_env(self.out),
+                kernel = edit.parse(edit.read_text(path), path.name).metadata.get(
+                    "kernelspec", {}).get("name", "python3")
+                self.sessions[path] = Session(kernel, cwd=Path.cwd(), env=session_env(self.out),
                                               log_file=project.kernel_log(self.out, path.stem))
             return self.sessions[path]
 

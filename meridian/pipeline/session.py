@@ -196,7 +196,13 @@ class Session:
             for _, code in earlier:
                 wanted.append(chain(wanted, code))
             if not self._alive() or self.keys != wanted[:len(self.keys)]:
-                self._start()
+                try:
+                    self._start()
+                except Exception as error:  # noqa: BLE001 - one line for the page
+                    self.close()
+                    return BacktestOutcome(None, [], f"the kernel {self.kernel_name!r} could "
+                                           f"not start: {type(error).__name__}: {error}", [],
+                                           False, time.perf_counter() - began)
                 started = True
             ran: list[int] = []
             for position, (index, code) in enumerate(earlier):
