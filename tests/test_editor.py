@@ -208,3 +208,17 @@ def test_shipped_examples_open_read_only(project):
     with pytest.raises(FormErrors, match="shipped inside Meridian; `meridian init` copies it"):
         Notebooks(project / "outputs").save("sma_cross", {"sha256": "x", "edits": {"0": "# x"}})
     assert path.read_bytes() == before
+
+
+def test_the_parameters_form_is_checked_before_the_kernel(served):
+    server, _ = served
+    status, answer = server.request("/api/notebooks/fld/run", {
+        "cell": SIGNALS_CELL, "settings": {"data_path": "/no/such/prices.csv"}})
+    assert status == 400 and answer["errors"] == {
+        "data_path": "data_path: no such file '/no/such/prices.csv'"}
+    status, answer = server.request("/api/notebooks/fld/run", {
+        "cell": SIGNALS_CELL, "settings": {"commission": "lots"}})
+    assert status == 400 and "commission" in answer["errors"]
+    status, answer = server.request("/api/notebooks/fld/run", {
+        "cell": SIGNALS_CELL, "settings": {"start": "2020-01-01", "end": "2019-01-01"}})
+    assert status == 400 and "start" in answer["error"]

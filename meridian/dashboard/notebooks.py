@@ -24,8 +24,13 @@ from typing import Any
 from meridian import project
 from meridian.authoring import edit
 from meridian.authoring.extract import build, diff, write
-from meridian.dashboard.reruns import FormErrors, field_text, typed_field
-from meridian.exceptions import ExtractError, NotebookNotFoundError, ParameterError
+from meridian.dashboard.reruns import FormErrors, field_of, field_text, typed_field
+from meridian.exceptions import (
+    ExtractError,
+    MeridianError,
+    NotebookNotFoundError,
+    ParameterError,
+)
 from meridian.parameters import check_ranges, coerce
 from meridian.pipeline.notebooks import (
     exported_constant,
@@ -33,6 +38,7 @@ from meridian.pipeline.notebooks import (
     notebook_parameters,
     parameters_cell,
 )
+from meridian.pipeline.parameterize import preflight
 from meridian.pipeline.session import Session, session_env
 
 
@@ -154,6 +160,11 @@ class Notebooks:
                               exported_constant(notebook, "PARAM_RANGES") or {})
         marked = parameters_cell(notebook)
         settings = self._settings(notebook, _texts(body, "settings"))
+        try:  # files, dates and ranges of what the page changed: before any kernel
+            preflight(notebook, {**settings, **params}, "the notebook")
+        except MeridianError as error:
+            field = field_of(str(error), [*settings, *params])
+            raise FormErrors({field: str(error)} if field else {}, str(error)) from None
         earlier = []
         for position, earlier_cell in enumerate(notebook.cells[:index]):
             if earlier_cell.cell_type != "code":

@@ -65,7 +65,7 @@ def typed_field(name: str, text: str, default: Any) -> Any:
     return parse_literal(text)
 
 
-def _field_of(message: str, names: list[str]) -> str | None:
+def field_of(message: str, names: list[str]) -> str | None:
     """The parameter an error message is about: the first one it names."""
     found = [(match.start(), name) for name in names
              if (match := re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", message))]
@@ -100,7 +100,7 @@ def check(record: dict, texts: dict[str, str]) -> dict[str, Any]:
     try:
         target.check(overrides)  # together: ranges between fields, dates, files
     except ParameterError as error:
-        field = _field_of(str(error), list(overrides) or list(defaults))
+        field = field_of(str(error), list(overrides) or list(defaults))
         raise FormErrors({field: str(error)} if field else {}, str(error)) from None
     return overrides
 
