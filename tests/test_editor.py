@@ -93,6 +93,12 @@ def test_run_as_backtest_shows_the_result_and_records_the_cell_run(notebook, ser
     assert "ran cells" not in cell.locator("[data-role=backtest-result]").inner_text()
     print(f"second Run as Backtest: {seconds:.2f} s")
     assert len([r for r in storage.load_all_runs(server.out) if r["kind"] == "cell"]) == 2
+    # Restart kernel: the next click starts a fresh one and runs the earlier cells again
+    notebook.click("button[data-action=restart-kernel]")
+    expect(notebook.locator("#save-state")).to_contain_text("kernel stopped")
+    cell.locator("button[data-action=run-as-backtest]").click()
+    expect(cell.locator(".run-status")).to_contain_text("kernel started", timeout=120_000)
+    expect(cell.locator("[data-role=backtest-result]")).to_contain_text("ran cells 1, 2 first")
 
 
 def test_bad_values_and_failing_cells_are_one_line_inline(notebook, served):

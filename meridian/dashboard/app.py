@@ -356,7 +356,8 @@ class App:
         body = await self._body(request)
         name, action = request.path_params["name"], request.path_params["action"]
         handlers = {"run": self.notebooks.run, "save": self.notebooks.save,
-                    "extract": lambda name, body: self.notebooks.extract(name)}
+                    "extract": lambda name, body: self.notebooks.extract(name),
+                    "restart": lambda name, body: self.notebooks.restart(name)}
         if action not in handlers:
             raise UiError(404, f"no notebook action {action!r}; actions: {', '.join(handlers)}")
         try:

@@ -123,6 +123,15 @@ class Notebooks:
         session = self.session(path)
         threading.Thread(target=session.warm, daemon=True).start()
 
+    def restart(self, name: str) -> dict[str, Any]:
+        """Stop the notebook's kernel; the next click starts a fresh one and runs the earlier
+        cells again (after editing a module the notebook imports, say)."""
+        path, _ = find(name)
+        session = self.session(path)
+        with session.lock:
+            session.close()
+        return {"restarted": True}
+
     def close(self) -> None:
         with self.guard:
             for session in self.sessions.values():

@@ -373,6 +373,16 @@
     }
   }
 
+  async function restartKernel() {
+    showProblem("");
+    try {
+      await api(`/api/notebooks/${encodeURIComponent(DATA.name)}/restart`, {});
+      $("save-state").textContent = "kernel stopped: the next run starts a fresh one";
+    } catch (error) {
+      showProblem(error.message);
+    }
+  }
+
   // ------------------------------------------------------------------ pages
   function listPage() {
     $("list").hidden = false;
@@ -396,6 +406,8 @@
     saveButton.disabled = !DATA.editable;
     saveButton.addEventListener("click", save);
     document.querySelector("button[data-action=extract]").addEventListener("click", extract);
+    document.querySelector("button[data-action=restart-kernel]")
+      .addEventListener("click", restartKernel);
     showExtract(DATA.extract);
     const cells = $("cells");
     DATA.cells.forEach((cell) => cells.appendChild(renderCell(cell)));
