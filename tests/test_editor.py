@@ -82,6 +82,9 @@ def test_run_as_backtest_shows_the_result_and_records_the_cell_run(notebook, ser
     assert run["code"] == {"notebook": "notebooks/fld.py", "cell_index": SIGNALS_CELL,
                            "cell_sha256": hashlib.sha256(source.encode()).hexdigest()}
     assert run["run_id"][:8] in result.inner_text()
+    status, details = server.request(f"/api/runs/{run['run_id']}")  # the runs page's panel
+    assert status == 200 and details["rerun"]["notebook"] == "/notebooks/fld"
+    assert details["rerun"]["refusal"].endswith("Notebooks → fld, cell 4")
     # the same metrics as the notebook's own backtest of those parameters
     assert run["data"]["cot_path"]  # the notebook's data cell ran: prices with the COT index
 

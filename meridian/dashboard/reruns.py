@@ -41,6 +41,12 @@ def form(record: dict) -> dict[str, Any]:
     """The re-run form of a run: ``{"kind", "params": [{name, type, value, default, range}]}``,
     or ``{"kind", "refusal"}`` when the run cannot be re-run from here."""
     kind = record.get("kind") or "notebook"
+    code = record.get("code") or {}
+    if kind == "cell" and code.get("notebook"):
+        name = Path(code["notebook"]).stem
+        return {"kind": kind, "refusal": f"a cell run: re-run it from its notebook, Notebooks → "
+                                          f"{name}, cell {code.get('cell_index')}",
+                "notebook": f"/notebooks/{name}"}
     if kind not in RERUNNABLE:
         return {"kind": kind, "refusal": f"a {kind} run cannot be re-run from here (re-run "
                                           "its notebook cell, or its sweep)"}

@@ -552,7 +552,12 @@
     form.dataset.action = "rerun";
     form.appendChild(el("h3", "small muted", `Re-run with these parameters (${spec.kind})`));
     if (spec.refusal) {
-      form.appendChild(el("p", "muted", spec.refusal));
+      const note = form.appendChild(el("p", "muted", spec.refusal));
+      if (spec.notebook) {
+        const link = el("a", null, "open the notebook");
+        link.href = spec.notebook;
+        note.append(" · ", link);
+      }
       box.appendChild(form);
       return box;
     }
