@@ -148,6 +148,8 @@ def test_a_concurrent_edit_on_disk_makes_the_save_refuse(notebook, served):
     path = root / "notebooks/fld.py"
     path.write_text(path.read_text().replace("fld_offset = 10", "fld_offset = 12"))
     on_disk = path.read_text()
+    # the page notices by itself, before any save
+    expect(notebook.locator("#problem")).to_contain_text("changed on disk", timeout=10_000)
     editor = notebook.locator("[data-cell-index='3'] [data-role=cell-source]")
     editor.fill("## My strategy")
     notebook.click("button[data-action=save-notebook]")

@@ -349,7 +349,10 @@ class App:
     # ------------------------------------------------------------------ notebooks
     def notebook_view(self, request: Request) -> Response:
         self.guard(request)
-        return JSONResponse(notebooks.view(request.path_params["name"]))
+        name = request.path_params["name"]
+        if request.query_params.get("only") == "sha256":  # the page's poll: cheap
+            return JSONResponse({"sha256": notebooks.file_sha256(name)})
+        return JSONResponse(notebooks.view(name))
 
     async def notebook_action(self, request: Request) -> Response:
         self.guard(request, changes=True)

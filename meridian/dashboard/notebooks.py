@@ -80,6 +80,13 @@ def extract_status(path: Path) -> dict[str, Any]:
     return {"state": "current", "module": module, "message": f"{module} is up to date"}
 
 
+def file_sha256(name: str) -> str:
+    """The SHA-256 of the notebook's file as it is on disk now (the page polls it to warn
+    that the file changed under it)."""
+    path, _ = find(name)
+    return edit.text_sha256(edit.read_text(path))
+
+
 def view(name: str) -> dict[str, Any]:
     """The page's data for notebook ``name``: its cells, the file's SHA-256 (for saves) and
     the strategy module's state."""

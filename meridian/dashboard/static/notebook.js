@@ -11,7 +11,8 @@
   const DATA = JSON.parse(document.getElementById("meridian-data").textContent);
   const $ = (id) => document.getElementById(id);
   const INLINE_SECTIONS = ["header", "equity", "drawdown"];
-  const state = { sha: DATA.sha256, saved: {}, editors: {}, busy: false };
+  const state = { sha: DATA.sha256, saved: {}, editors: {}, saving: false,
+                  generation: 0 };
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -329,16 +330,37 @@
     $("save-state").textContent = count ? `${count} cell${count > 1 ? "s" : ""} changed, not saved` : "";
   }
 
+  /* The file may change under the page (an editor, a git checkout): say so at once rather
+     than at the next save, which would be refused. */
+  const POLL_MS = 2000;
+  async function watchFile() {
+    const generation = state.generation;
+    if (!state.saving) {
+      try {
+        const response = await fetch(`/api/notebooks/${encodeURIComponent(DATA.name)}?only=sha256`,
+          { headers: { "X-Meridian-Token": DATA.token }, credentials: "same-origin" });
+        const now = response.ok ? (await response.json()).sha256 : null;
+        if (now && now !== state.sha && !state.saving && generation === state.generation) {
+          showProblem(`${DATA.path} changed on disk since this page loaded it: reload the page ` +
+                      "to see it (saving from here is refused; copy any edits you want to keep)");
+        }
+      } catch (error) { /* the server stopped: the next save says so */ }
+    }
+    setTimeout(watchFile, POLL_MS);
+  }
+
   async function save() {
     const edits = unsavedSources();
     if (!Object.keys(edits).length) { $("save-state").textContent = "nothing to save"; return; }
     showProblem("");
+    state.saving = true;
     const button = document.querySelector("button[data-action=save-notebook]");
     button.disabled = true;
     try {
       const fresh = await api(`/api/notebooks/${encodeURIComponent(DATA.name)}/save`,
                               { sha256: state.sha, edits });
       state.sha = fresh.sha256;
+      state.generation += 1;  // a poll sent before this save must not call it a change
       fresh.cells.forEach((cell) => {
         if (cell.index in edits) {
           const old = document.querySelector(`[data-cell-index="${cell.index}"]`);
@@ -351,6 +373,7 @@
       showProblem(error.message);
       $("save-state").textContent = "not saved";
     } finally {
+      state.saving = false;
       button.disabled = !DATA.editable;
     }
   }
@@ -414,6 +437,7 @@
     document.addEventListener("keydown", (event) => {
       if ((event.ctrlKey || event.metaKey) && event.key === "s") { event.preventDefault(); save(); }
     });
+    setTimeout(watchFile, POLL_MS);
     window.addEventListener("beforeunload", (event) => {
       if (Object.keys(unsavedSources()).length) event.preventDefault();
     });
