@@ -233,3 +233,44 @@ def test_the_parameters_form_is_checked_before_the_kernel(served):
     status, answer = server.request("/api/notebooks/fld/run", {
         "cell": SIGNALS_CELL, "settings": {"start": "2020-01-01", "end": "2019-01-01"}})
     assert status == 400 and "start" in answer["error"]
+
+
+LISTY = '''# %% [markdown]
+# A notebook whose parameters are not all numbers
+
+# %% tags=["parameters"]
+windows = [5, 10]  # moving averages to average
+label = "demo"  # free text
+
+# %%
+import pandas as pd
+from meridian.data import load_market_data
+
+data, _ = load_market_data("", "", "")
+
+# %%
+def signals(data, lookback=5):
+    close = data["Close"]
+    mean = sum(close.rolling(w).mean() for w in windows) / len(windows)
+    return (close > mean).astype(float) * (lookback > 0)
+'''
+
+
+def test_list_and_text_parameters_round_trip_through_the_form(served):
+    server, root = served
+    (root / "notebooks" / "listy.py").write_text(LISTY)
+    try:
+        status, page = server.request("/api/notebooks/listy")
+        fields = {f["name"]: f["text"] for f in page["cells"][1]["parameters"]}
+        assert status == 200 and fields == {"windows": "[5, 10]", "label": "demo"}
+        status, answer = server.request("/api/notebooks/listy/run", {
+            "cell": 3, "params": {"lookback": "5"}, "settings": fields})
+        assert status == 200 and answer["error"] is None and answer["run_id"]
+        status, answer = server.request("/api/notebooks/listy/run", {
+            "cell": 3, "settings": {"windows": "[5, 20, 50]", "label": "wider"}})
+        assert status == 200 and answer["error"] is None and answer["ran_cells"] == [1, 2]
+        status, answer = server.request("/api/notebooks/listy/run", {
+            "cell": 3, "settings": {"windows": "5"}})
+        assert status == 400 and "windows" in answer["errors"]
+    finally:
+        (root / "notebooks" / "listy.py").unlink()

@@ -94,9 +94,12 @@ def view(name: str) -> dict[str, Any]:
     where = project.display_path(path)
     text = edit.read_text(path)
     notebook = edit.parse(text, where)
+    cells = edit.cells_view(notebook)
+    for cell in cells:  # each field shows its value as the server will read it back
+        for field in (*cell.get("parameters", ()), *cell.get("signals", ())):
+            field["text"] = field_text(field["value"])
     return {"name": path.stem, "path": where, "sha256": edit.text_sha256(text),
-            "editable": editable, "cells": edit.cells_view(notebook),
-            "extract": extract_status(path)}
+            "editable": editable, "cells": cells, "extract": extract_status(path)}
 
 
 def _texts(body: dict, key: str) -> dict[str, str]:

@@ -116,12 +116,6 @@
     return box;
   }
 
-  function fieldText(value) {
-    if (typeof value === "boolean") return value ? "True" : "False";
-    if (value === null || value === undefined) return "None";
-    return String(value);
-  }
-
   function input(param) {
     const label = el("label", null, param.name);
     let control;
@@ -132,8 +126,7 @@
     } else {
       control = el("input");
       control.type = "text";
-      control.value = param.type === "float" && Number.isInteger(param.value)
-        ? `${param.value}.0` : fieldText(param.value);
+      control.value = param.text;  // the server's spelling (0.0, [1, 2], text as is)
       control.spellcheck = false;
     }
     control.name = param.name;
