@@ -10,7 +10,6 @@ left in ``_backtest``.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import html
 from typing import Any
@@ -20,7 +19,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from meridian.authoring.extract import signals_arguments
+from meridian.authoring.extract import signals_defaults
 from meridian.exceptions import MeridianError
 from meridian.parameters import coerce, parse_assignments
 
@@ -29,24 +28,12 @@ def cell_parameters(source: str) -> dict[str, Any]:
     """Keyword defaults of the top-level ``def signals(data, ...)`` in ``source``, read with
     ``ast`` (nothing is executed). Defaults must be literals."""
     try:
-        tree = ast.parse(source)
-    except SyntaxError as error:
-        text = (error.text or "").strip()
-        raise UsageError(f"syntax error in the cell, line {error.lineno}: {error.msg}: `{text}`"
-                         ) from None
-    arguments = signals_arguments([tree])
-    if arguments is None:
+        params = signals_defaults(source)
+    except MeridianError as error:
+        raise UsageError(str(error)) from None
+    if params is None:
         raise UsageError("the cell defines no `def signals(data, ...)`; %%backtest backtests "
                          "that function")
-    params = {}
-    for name, default in arguments:
-        if default is None:
-            continue  # no default: signals must be called with it, which %%backtest cannot
-        try:
-            params[name] = ast.literal_eval(default)
-        except ValueError:
-            raise UsageError(f"signals parameter {name!r}: its default must be a literal "
-                             "(a number, bool or string)") from None
     return params
 
 

@@ -100,3 +100,12 @@ def test_signals_cells_offer_their_parameters_with_the_notebooks_values():
                                      "the cycle's wavelength)"}
     assert "<h1" in cells[0]["html"]
     assert Path(NOTEBOOKS[0]).read_text() == read_text(NOTEBOOKS[0])
+
+
+def test_a_signals_cell_the_magic_would_refuse_keeps_its_button_and_says_why():
+    text = ("# %%\nLOOKBACK = 5\n\n# %%\ndef signals(data, fast=LOOKBACK):\n    return 0\n\n"
+            "# %%\ndef helper(data):\n    return 1\n")
+    cells = cells_view(parse(text, "odd.py"))
+    assert cells[1]["signals"] == [] and cells[1]["signals_error"] == (
+        "signals parameter 'fast': its default must be a literal (a number, bool or string)")
+    assert "signals" not in cells[0] and "signals" not in cells[2]

@@ -203,8 +203,8 @@ def test_a_cell_that_does_not_parse_is_refused_before_the_kernel(served):
     server, _ = served
     status, answer = server.request("/api/notebooks/fld/run", {
         "cell": SIGNALS_CELL, "sources": {str(SIGNALS_CELL): "def signals(data, x=1:\n  pass"}})
-    assert status == 400 and answer["error"].startswith(f"cell {SIGNALS_CELL}, line 1: syntax "
-                                                        "error")
+    assert status == 400 and answer["error"].startswith(
+        f"cell {SIGNALS_CELL}: syntax error in the cell, line 1:")
 
 
 def test_shipped_examples_open_read_only(project):

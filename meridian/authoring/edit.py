@@ -14,7 +14,6 @@ A save names the SHA-256 of the file the page loaded; when the file on disk has 
 
 from __future__ import annotations
 
-import ast
 import difflib
 import hashlib
 from pathlib import Path
@@ -25,7 +24,7 @@ import nbformat
 
 from meridian import project
 from meridian._files import write_atomic
-from meridian.authoring.extract import signals_arguments
+from meridian.authoring.extract import signals_defaults
 from meridian.exceptions import NotebookEditError, ParameterError
 from meridian.pipeline.notebooks import notebook_parameters, parameters_cell
 
@@ -48,28 +47,6 @@ def parse(text: str, where: str) -> nbformat.NotebookNode:
     except Exception as error:  # noqa: BLE001 - any unreadable file is one line
         raise NotebookEditError(f"{where}: not a readable percent-format notebook "
                                 f"({type(error).__name__}: {error})") from None
-
-
-def signals_parameters(source: str) -> list[tuple[str, Any]] | None:
-    """``(name, default)`` of the keyword parameters of the ``def signals(data, ...)`` the
-    cell defines (read with ``ast``, never run), or None when it defines none — the rule of
-    ``%%backtest``. Parameters without a literal default are left out."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return None
-    arguments = signals_arguments([tree])
-    if arguments is None:
-        return None
-    found = []
-    for name, default in arguments:
-        if default is None:
-            continue
-        try:
-            found.append((name, ast.literal_eval(default)))
-        except ValueError:
-            continue
-    return found
 
 
 def _type_name(value: Any) -> str:
@@ -103,13 +80,17 @@ def cells_view(notebook: nbformat.NotebookNode) -> list[dict[str, Any]]:
                                        "type": _type_name(p.default), "help": p.help,
                                        "fixed": p.default is None}  # an expression
                                       for p in parameters.values()]
-            found = signals_parameters(cell.source)
+            try:
+                found = signals_defaults(cell.source)
+            except ParameterError as error:  # the button stays; a click says what is wrong
+                found = {} if "def signals(" in cell.source else None
+                item["signals_error"] = str(error)
             if found is not None:
                 item["signals"] = [
                     {"name": name, "value": parameters[name].default
                      if name in parameters and type(parameters[name].default) is type(default)
                      else default, "type": _type_name(default)}
-                    for name, default in found]
+                    for name, default in found.items()]
         view.append(item)
     return view
 

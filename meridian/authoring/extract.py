@@ -17,12 +17,13 @@ import re
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nbformat
 
 from meridian import project
 from meridian._files import write_atomic
-from meridian.exceptions import ExtractError
+from meridian.exceptions import ExtractError, ParameterError
 from meridian.pipeline.notebooks import (
     exported_source,
     notebook_parameters,
@@ -100,6 +101,33 @@ def signals_arguments(trees: list[ast.Module]) -> list[tuple[str, ast.AST | None
                     (a.arg, d) for a, d in zip(node.args.kwonlyargs, node.args.kw_defaults,
                                                strict=True)]
     return None
+
+
+def signals_defaults(source: str) -> dict[str, Any] | None:
+    """The literal defaults of the top-level ``def signals(data, ...)`` in a cell's
+    ``source`` (read with ``ast``, never run), or None when the cell defines no such function:
+    what ``%%backtest`` and the editor's Run as Backtest offer as the cell's parameters.
+    Parameters without a default are left out (the caller cannot pass them); a syntax error
+    or a non-literal default is a one-line ParameterError."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as error:
+        text = (error.text or "").strip()
+        raise ParameterError(f"syntax error in the cell, line {error.lineno}: {error.msg}: "
+                             f"`{text}`") from None
+    arguments = signals_arguments([tree])
+    if arguments is None:
+        return None
+    params = {}
+    for name, default in arguments:
+        if default is None:
+            continue
+        try:
+            params[name] = ast.literal_eval(default)
+        except ValueError:
+            raise ParameterError(f"signals parameter {name!r}: its default must be a literal "
+                                 "(a number, bool or string)") from None
+    return params
 
 
 def _params(trees, notebook, source: str) -> dict:

@@ -16,14 +16,13 @@ shows whether ``meridian extract --check`` would call the strategy module stale.
 
 from __future__ import annotations
 
-import ast
 import threading
 from pathlib import Path
 from typing import Any
 
 from meridian import project
 from meridian.authoring import edit
-from meridian.authoring.extract import build, diff, write
+from meridian.authoring.extract import build, diff, signals_defaults, write
 from meridian.dashboard.reruns import FormErrors, field_of, field_text, typed_field
 from meridian.exceptions import (
     ExtractError,
@@ -165,17 +164,14 @@ class Notebooks:
         if not isinstance(index, int) or not 0 <= index < len(notebook.cells):
             raise FormErrors({}, f"{where} has no cell {index!r}; reload the page")
         cell = notebook.cells[index]
-        if cell.cell_type == "code":
-            try:
-                ast.parse(cell.source)
-            except SyntaxError as error:
-                raise FormErrors({}, f"cell {index}, line {error.lineno}: syntax error "
-                                     f"({error.msg})") from None
-        found = edit.signals_parameters(cell.source) if cell.cell_type == "code" else None
+        try:
+            found = signals_defaults(cell.source) if cell.cell_type == "code" else None
+        except ParameterError as error:
+            raise FormErrors({}, f"cell {index}: {error}") from None
         if found is None:
             raise FormErrors({}, f"cell {index} defines no `def signals(data, ...)`; Run as "
                                  "Backtest backtests that function")
-        params = self._params(dict(found), _texts(body, "params"),
+        params = self._params(found, _texts(body, "params"),
                               exported_constant(notebook, "PARAM_RANGES") or {})
         marked = parameters_cell(notebook)
         settings = self._settings(notebook, _texts(body, "settings"))
