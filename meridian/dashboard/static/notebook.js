@@ -199,6 +199,7 @@
     const status = el("span", "run-status");
     status.setAttribute("role", "status");
     bar.append(button, status);
+    if (cell.signals_error) bar.appendChild(el("span", "field-error", cell.signals_error));
     bar.addEventListener("submit", (event) => {
       event.preventDefault();
       runCell(cell.index, bar, button, status);
