@@ -65,18 +65,25 @@ def identity() -> dict:
     return {"pid": pid, "host": socket.gethostname(), "started": _start_ticks(pid)}
 
 
-def is_alive(owner: dict | None) -> bool:
-    """Whether the process recorded in ``owner`` still runs. A record from another host (or
-    without an owner) is assumed alive: there is no way to tell from here."""
-    if not owner or not owner.get("pid") or owner.get("host") != socket.gethostname():
-        return True
-    pid = int(owner["pid"])
+def pid_exists(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host (another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    return True
+
+
+def is_alive(owner: dict | None) -> bool:
+    """Whether the process recorded in ``owner`` still runs. A record from another host (or
+    without an owner) is assumed alive: there is no way to tell from here."""
+    if not owner or not owner.get("pid") or owner.get("host") != socket.gethostname():
+        return True
+    pid = int(owner["pid"])
+    if not pid_exists(pid):
+        return False
     started = owner.get("started")
     current = _start_ticks(pid)
     return started is None or current is None or started == current

@@ -27,6 +27,8 @@ from jupyter_client import AsyncKernelManager
 from jupyter_core.utils import run_sync
 from traitlets import Unicode
 
+from meridian._process import pid_exists
+
 
 class LoggedKernelManager(AsyncKernelManager):
     """A kernel whose own stdout/stderr (start-up warnings, "KeyboardInterrupt caught in
@@ -51,18 +53,8 @@ def remove_orphaned_socket_folders() -> None:
     chance to clean up); the folder name carries that process's pid."""
     for folder in Path(tempfile.gettempdir()).glob(f"{PREFIX}*-*"):
         pid = folder.name[len(PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_exists(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Kernel:
