@@ -630,7 +630,8 @@ def _open_in_browser(page) -> None:
 @OUTPUT_DIR
 def ui_command(port, no_browser, output_dir) -> None:
     """Serve the runs page live on 127.0.0.1 behind a token: delete, tag, re-run with edited
-    parameters and watch runs finish. Ctrl-C stops it (queued re-runs are marked
+    parameters and watch runs finish; and the Notebooks pages (/notebooks): run a cell as a
+    backtest, edit and save notebooks. Ctrl-C stops it (queued re-runs are marked
     interrupted)."""
     from meridian.dashboard.app import serve
 
