@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -72,6 +73,21 @@ def browser():
                                               args=CHROMIUM_FLAGS)
         yield instance
         instance.close()
+
+
+@contextlib.contextmanager
+def watched_page(browser, **options):
+    """A new page in ``browser`` that fails the test on any page error or Content-Security-
+    Policy violation seen while it was open."""
+    page = browser.new_page(**options)
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.add_init_script("window.__csp = []; document.addEventListener("
+                         "'securitypolicyviolation', e => window.__csp.push(e.violatedDirective))")
+    yield page
+    problems += [f"CSP violation: {v}" for v in page.evaluate("window.__csp")]
+    page.close()
+    assert problems == []
 
 
 @pytest.fixture(scope="session")

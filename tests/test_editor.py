@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import Server, meridian
+from conftest import Server, meridian, watched_page
 from playwright.sync_api import expect
 
 from meridian import storage
@@ -41,17 +41,10 @@ def notebook(browser, served):
     error or CSP violation."""
     server, root = served
     git(root, "checkout", "--", ".")  # each test starts from the committed notebook
-    page = browser.new_page(viewport={"width": 1300, "height": 900})
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.add_init_script("window.__csp = []; document.addEventListener("
-                         "'securitypolicyviolation', e => window.__csp.push(e.violatedDirective))")
-    page.goto(f"{server.base}/notebooks/fld?token={server.token}")
-    page.wait_for_selector("button[data-action=run-as-backtest]")
-    yield page
-    problems += [f"CSP violation: {v}" for v in page.evaluate("window.__csp")]
-    page.close()
-    assert problems == []
+    with watched_page(browser, viewport={"width": 1300, "height": 900}) as page:
+        page.goto(f"{server.base}/notebooks/fld?token={server.token}")
+        page.wait_for_selector("button[data-action=run-as-backtest]")
+        yield page
 
 
 def _run_button_cell(page):

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Server, meridian
+from conftest import Server, meridian, watched_page
 from playwright.sync_api import expect
 
 from meridian import storage
@@ -39,18 +39,11 @@ def served(tmp_path):
 @pytest.fixture
 def tab(browser, served):
     server, _ = served
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.add_init_script("window.__csp = []; document.addEventListener("
-                         "'securitypolicyviolation', e => window.__csp.push(e.violatedDirective))")
-    page.on("dialog", lambda dialog: dialog.accept())
-    page.goto(server.url)
-    page.wait_for_selector("html[data-ready='1']")
-    yield page
-    problems += [f"CSP violation: {v}" for v in page.evaluate("window.__csp")]
-    page.close()
-    assert problems == []
+    with watched_page(browser, viewport={"width": 1400, "height": 900}) as page:
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.goto(server.url)
+        page.wait_for_selector("html[data-ready='1']")
+        yield page
 
 
 def test_the_token_is_enforced_and_changes_need_header_and_origin(served):

@@ -22,6 +22,7 @@ import hmac
 import json
 import os
 import secrets
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -287,12 +288,18 @@ class App:
             raise UiError(400, "the request body must be a JSON object")
         return body
 
-    async def delete(self, request: Request) -> Response:
-        self.guard(request, changes=True)
-        body = await self._body(request)
-        return await run_in_threadpool(self._delete, body, request.path_params)
+    def change(self, handler: Callable[[dict, dict], Response]
+               ) -> Callable[[Request], Awaitable[Response]]:
+        """The endpoint of a route that changes something: the token header and origin are
+        checked, the JSON body read, then ``handler(body, path_params)`` runs in the thread
+        pool (SQLite, re-runs and kernels block)."""
+        async def endpoint(request: Request) -> Response:
+            self.guard(request, changes=True)
+            body = await self._body(request)
+            return await run_in_threadpool(handler, body, request.path_params)
+        return endpoint
 
-    def _delete(self, body: dict, path: dict) -> Response:
+    def delete(self, body: dict, path: dict) -> Response:
         ids = body.get("ids")
         if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
             raise UiError(400, 'give the runs to delete as {"ids": ["<run id>", ...]}')
@@ -301,12 +308,7 @@ class App:
         refresh_dashboard(self.out, chunks=chunks)
         return JSONResponse({"deleted": [r["run_id"] for r in deleted]})
 
-    async def tags(self, request: Request) -> Response:
-        self.guard(request, changes=True)
-        body = await self._body(request)
-        return await run_in_threadpool(self._tags, body, request.path_params)
-
-    def _tags(self, body: dict, path: dict) -> Response:
+    def tags(self, body: dict, path: dict) -> Response:
         record = self._record(path["run_id"])
         wanted = body.get("tags") or []
         note = body.get("note")
@@ -326,12 +328,7 @@ class App:
         self.changed([record["run_id"]])
         return JSONResponse({"tags": updated["tags"], "note": updated.get("note") or ""})
 
-    async def rerun(self, request: Request) -> Response:
-        self.guard(request, changes=True)
-        body = await self._body(request)
-        return await run_in_threadpool(self._rerun, body, request.path_params)
-
-    def _rerun(self, body: dict, path: dict) -> Response:
+    def rerun(self, body: dict, path: dict) -> Response:
         record = self._record(path["run_id"])
         texts = body.get("params") or {}
         if not isinstance(texts, dict):
@@ -345,7 +342,6 @@ class App:
             raise UiError(400, str(error)) from None
         return JSONResponse({"run_id": run_id, "overrides": overrides})
 
-
     # ------------------------------------------------------------------ notebooks
     def notebook_view(self, request: Request) -> Response:
         self.guard(request)
@@ -354,17 +350,15 @@ class App:
             return JSONResponse({"sha256": notebooks.file_sha256(name)})
         return JSONResponse(notebooks.view(name))
 
-    async def notebook_action(self, request: Request) -> Response:
-        self.guard(request, changes=True)
-        body = await self._body(request)
-        name, action = request.path_params["name"], request.path_params["action"]
+    def notebook_action(self, body: dict, path: dict) -> Response:
+        name, action = path["name"], path["action"]
         handlers = {"run": self.notebooks.run, "save": self.notebooks.save,
                     "extract": lambda name, body: self.notebooks.extract(name),
                     "restart": lambda name, body: self.notebooks.restart(name)}
         if action not in handlers:
             raise UiError(404, f"no notebook action {action!r}; actions: {', '.join(handlers)}")
         try:
-            result = await run_in_threadpool(handlers[action], name, body)
+            result = handlers[action](name, body)
         except reruns.FormErrors as errors:
             raise UiError(400, errors.message, errors.fields) from None
         except NotebookEditError as error:
@@ -393,13 +387,14 @@ def create_app(out: Path, token: str | None = None, port: int = 0) -> tuple[Star
         Route("/api/stamp", state.stamp_route),
         Route("/api/facets", state.facets),
         Route("/api/runs/{run_id}", state.run),
-        Route("/api/delete", state.delete, methods=["POST"]),
-        Route("/api/runs/{run_id}/tags", state.tags, methods=["POST"]),
-        Route("/api/runs/{run_id}/rerun", state.rerun, methods=["POST"]),
+        Route("/api/delete", state.change(state.delete), methods=["POST"]),
+        Route("/api/runs/{run_id}/tags", state.change(state.tags), methods=["POST"]),
+        Route("/api/runs/{run_id}/rerun", state.change(state.rerun), methods=["POST"]),
         Route("/notebooks", state.notebook_list),
         Route("/notebooks/{name}", state.notebook_page),
         Route("/api/notebooks/{name}", state.notebook_view),
-        Route("/api/notebooks/{name}/{action}", state.notebook_action, methods=["POST"]),
+        Route("/api/notebooks/{name}/{action}", state.change(state.notebook_action),
+              methods=["POST"]),
     ]
     app = Starlette(routes=routes, exception_handlers={Exception: failed, UiError: failed,
                                                        MeridianError: failed})
