@@ -21,87 +21,31 @@ import pandas as pd
 from meridian._files import file_sha256
 from meridian.data import load_market_data, load_ohlcv
 from meridian.engine import backtest, compute_metrics
-from meridian.exceptions import ParameterError
-from meridian.parameters import (
-    RUN_SETTING_RANGES,
-    check_dates,
-    check_ranges,
-    coerce,
-    validate_params,
-)
+from meridian.engine.settings import NAMES as SETTING_NAMES
+from meridian.engine.settings import RunSettings
 from meridian.record import RunRecord, data_provenance, environment
-from meridian.strategies import find_strategy, get_strategy
+from meridian.strategies import (
+    accepted,
+    exit_levels,
+    find_strategy,
+    get_strategy,
+    strategy_parameters,
+)
 
 BacktestResult = RunRecord
 """What every backtest returns (the seed's name for :class:`~meridian.record.RunRecord`)."""
 
-ENGINE_OPTIONS = {
-    "commission": 0.0, "slippage": 0.0, "fill": "next_open", "risk_free_rate": 0.0,
-    "start": "", "end": "",
-    "stop_loss": 0.0, "take_profit": 0.0, "trailing_stop": 0.0,
-    "multiplier": 1.0, "tick_size": 0.0, "commission_per_contract": 0.0, "margin": 0.0,
-    "sizing": "fixed_fraction", "target_volatility": 0.0, "max_leverage": 1.0,
-    "financing_rate": 0.0,
-}
-"""Run settings every backtest accepts (0 or "" = off), as notebooks name them too. A price
-level (``pd.Series``) is also accepted for ``stop_loss`` / ``take_profit``, and an
-:class:`~meridian.engine.Instrument` as ``instrument`` instead of the four contract fields."""
-LEVEL_OPTIONS = ("stop_loss", "take_profit")
-INSTRUMENT_FIELDS = ("multiplier", "tick_size", "commission_per_contract", "margin")
 RUN_ID_VARIABLE = "MERIDIAN_RUN_ID"
 """Set by ``meridian run`` for its kernel: a backtest made inside the notebook is that run."""
 
 
-def _engine_options(options: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(options) - set(ENGINE_OPTIONS) - {"instrument"})
-    if unknown:
-        raise ParameterError(
-            f"unknown engine option {unknown[0]!r}; valid options: {', '.join(ENGINE_OPTIONS)}"
-        )
-    chosen = {}
-    for name, default in ENGINE_OPTIONS.items():
-        value = options.get(name, default)
-        chosen[name] = value if (name in LEVEL_OPTIONS and isinstance(value, pd.Series)) \
-            else coerce(name, value, default, "the engine")
-    instrument = options.get("instrument")
-    if instrument is not None:
-        chosen.update({name: getattr(instrument, name) or 0.0 for name in INSTRUMENT_FIELDS})
-    return chosen
-
-
-def _recorded(options: dict[str, Any]) -> dict[str, Any]:
-    """The settings a run records: costs and fill always, the others when not at their
-    default (a price-level stop is recorded as such: its values are in the notebook)."""
-    recorded = {}
-    for name, value in options.items():
-        if isinstance(value, pd.Series):
-            recorded[name] = f"price level ({value.name or 'series'})"
-        elif value != ENGINE_OPTIONS[name] or name in ("commission", "slippage", "fill"):
-            recorded[name] = value
-    return recorded
-
-
-def engine_arguments(options: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments of :func:`meridian.engine.backtest` for checked run settings: 0 and
-    "" mean off, the contract fields become an :class:`~meridian.engine.Instrument`."""
-    from meridian.engine import Instrument
-
-    def off(value):
-        return None if (not isinstance(value, pd.Series) and not value) else value
-
-    contract = {name: options[name] for name in INSTRUMENT_FIELDS}
-    instrument = None
-    if contract != {name: ENGINE_OPTIONS[name] for name in INSTRUMENT_FIELDS}:
-        instrument = Instrument(contract["multiplier"], contract["tick_size"],
-                               contract["commission_per_contract"], contract["margin"] or None)
-    return {
-        "commission": options["commission"], "slippage": options["slippage"],
-        "fill": options["fill"], "start": options["start"], "end": options["end"],
-        "stop_loss": off(options["stop_loss"]), "take_profit": off(options["take_profit"]),
-        "trailing_stop": off(options["trailing_stop"]), "instrument": instrument,
-        "sizing": options["sizing"], "target_volatility": off(options["target_volatility"]),
-        "max_leverage": options["max_leverage"], "financing_rate": options["financing_rate"],
-    }
+def _settings(settings: RunSettings | Mapping[str, Any] | None, initial_capital: Any,
+              options: dict[str, Any]) -> RunSettings:
+    """The run's :class:`RunSettings`: ``settings``, then ``initial_capital`` and the keyword
+    options on top (checked: unknown names, types, ranges, choices, dates)."""
+    if initial_capital is not None:
+        options = {**options, "initial_capital": initial_capital}
+    return RunSettings.of(settings, **options)
 
 
 def resolve_data(data: pd.DataFrame | str | Path | None) -> pd.DataFrame:
@@ -117,26 +61,31 @@ def resolve_data(data: pd.DataFrame | str | Path | None) -> pd.DataFrame:
 def run_backtest(
     strategy_name: str,
     params: dict[str, Any] | None = None,
-    initial_capital: float = 100_000,
+    initial_capital: float | None = None,
     data: pd.DataFrame | str | Path | None = None,
+    settings: RunSettings | Mapping[str, Any] | None = None,
     **engine_options: Any,
 ) -> RunRecord:
     """Backtest a strategy module (the project's, else a built-in; any case) and measure it.
 
     ``params`` override the strategy's ``PARAMS`` (unknown names, wrong types and values
     outside its ``PARAM_RANGES`` raise :class:`~meridian.exceptions.ParameterError` before
-    anything runs). ``engine_options`` are ``commission``, ``slippage``, ``fill``,
-    ``risk_free_rate`` and the trading window ``start`` / ``end`` (signals still see the bars
-    before ``start``). An exception raised by the strategy or the engine does not propagate:
-    it is recorded in ``status="failed"``, ``error`` and ``traceback``, so a failed run can be
-    saved like any other.
+    anything runs). The run settings are ``settings`` (a
+    :class:`~meridian.engine.settings.RunSettings` or a mapping) with ``initial_capital`` and
+    ``engine_options`` on top — any setting by name: ``commission``, ``fill``, ``start``,
+    ``stop_loss``, ``multiplier``, ``sizing``, ``target_volatility``… (defaults otherwise, not
+    the notebook's: ``meridian sweep`` and ``meridian backtest`` start from the module's
+    ``SETTINGS``). A module's ``exits(data, **params)`` price levels (the FLD line as the stop)
+    apply as in the notebook. An exception raised by the strategy or the engine does not
+    propagate: it is recorded in ``status="failed"``, ``error`` and ``traceback``, so a failed
+    run can be saved like any other.
     """
     source = find_strategy(strategy_name)  # "FLD" is fld: record the module's own name
     module = get_strategy(source.name)
-    merged = validate_params(module.PARAMS, params, owner=source.name)
-    check_ranges(merged, getattr(module, "PARAM_RANGES", {}), source.name)
+    merged = strategy_parameters(module, params, source.name)
     result = backtest_signals(module.signals, merged, strategy_name=source.name,
-                              initial_capital=initial_capital, data=data, **engine_options)
+                              initial_capital=initial_capital, data=data, settings=settings,
+                              exits=getattr(module, "exits", None), **engine_options)
     result.changed = [name for name, value in merged.items() if module.PARAMS[name] != value]
     result.code = {"module": str(source.path), "module_sha256": file_sha256(source.path),
                    "origin": source.origin}
@@ -148,36 +97,39 @@ def backtest_signals(
     params: dict[str, Any],
     *,
     strategy_name: str,
-    initial_capital: float = 100_000,
+    initial_capital: float | None = None,
     data: pd.DataFrame | str | Path | None = None,
     kind: str = "api",
     raise_errors: bool = False,
+    settings: RunSettings | Mapping[str, Any] | None = None,
+    exits: Callable[..., Any] | None = None,
     **engine_options: Any,
 ) -> RunRecord:
     """``signals(data, **params)`` → engine → metrics: the path every backtest takes, whether
-    the function comes from a strategy module or from a notebook cell (``%%backtest``). An
-    exception in the strategy or the engine becomes a failed result, unless ``raise_errors``
-    (a notebook's cell should fail where the error is)."""
-    options = _engine_options(engine_options)
-    capital = coerce("initial_capital", initial_capital, 100_000.0, "the engine")
-    check_ranges({**options, "initial_capital": capital}, RUN_SETTING_RANGES, "the engine")
-    check_dates(options)
+    the function comes from a strategy module or from a notebook cell (``%%backtest``).
+    ``exits(data, **params)``, when given, returns price levels (``{"stop_loss": Series}``)
+    that replace those settings. Each function gets the ``params`` it accepts. An exception in
+    the strategy or the engine becomes a failed result, unless ``raise_errors`` (a notebook's
+    cell should fail where the error is)."""
+    run = _settings(settings, initial_capital, engine_options)
     frame = resolve_data(data)
     result = RunRecord(
         run_id=os.environ.get(RUN_ID_VARIABLE) or str(uuid.uuid4()),
         timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
         strategy_name=strategy_name, params=dict(params), kind=kind,
-        settings={"initial_capital": capital, **_recorded(options)},
-        data=data_provenance(frame), environment=environment(), prices=frame,
+        settings=run.recorded(), data=data_provenance(frame), environment=environment(),
+        prices=frame,
     )
     result.logs.append(f"{len(frame)} bars from {frame.index[0]} to {frame.index[-1]}")
     if "COT_Index" not in frame.columns:
         result.logs.append("the data has no COT_Index column: COT filter off")
     try:
-        position = signals(frame, **params)
-        outcome = backtest(frame, position, initial_capital=capital,
-                           **engine_arguments(options))
-        result.metrics = compute_metrics(outcome, risk_free_rate=options["risk_free_rate"])
+        position = signals(frame, **accepted(signals, params))
+        if exits is not None:
+            run = run.replace(**exit_levels(exits, frame, params))
+            result.settings = run.recorded()
+        outcome = backtest(frame, position, run)
+        result.metrics = compute_metrics(outcome)
     except Exception as error:  # noqa: BLE001 - a failing strategy is a result, not a crash
         if raise_errors:
             raise
@@ -192,21 +144,21 @@ def backtest_signals(
 
 def notebook_backtest(signals: Callable[..., Any], namespace: Mapping[str, Any],
                       data: pd.DataFrame | None = None, strategy_name: str | None = None,
-                      **settings: Any) -> RunRecord:
-    """The backtest of a strategy notebook, from its own variables: ``signals``' arguments and
-    the run settings (``initial_capital`` and :data:`ENGINE_OPTIONS`: costs, window, exits,
-    contract, sizing) are read from ``namespace`` (pass ``globals()``), so the parameters cell
-    is the only list of parameters a notebook has; ``settings`` override them. Inside
-    ``meridian run`` the result is that run."""
-    names = list(inspect.signature(signals).parameters)[1:]
+                      exits: Callable[..., Any] | None = None, **settings: Any) -> RunRecord:
+    """The backtest of a strategy notebook, from its own variables: the arguments of
+    ``signals`` (and of ``exits``, the price levels a strategy exits at) and the run settings
+    (every :class:`~meridian.engine.settings.RunSettings` name the notebook defines: capital,
+    costs, window, exits, contract, sizing…) are read from ``namespace`` (pass ``globals()``),
+    so the parameters cell is the only list of parameters a notebook has; ``settings``
+    override them. Inside ``meridian run`` the result is that run."""
+    names = [name for function in (signals, exits) if function is not None
+             for name in list(inspect.signature(function).parameters)[1:]]
     params = {name: namespace[name] for name in names if name in namespace}
-    options = {name: namespace[name] for name in ENGINE_OPTIONS if name in namespace}
-    options.update(settings)  # e.g. a price level as the stop (the FLD line)
+    options = {name: namespace[name] for name in SETTING_NAMES if name in namespace}
+    options.update(settings)  # e.g. a price level as the stop
     name = strategy_name or os.environ.get("MERIDIAN_STRATEGY") or "notebook"
-    return backtest_signals(signals, params, strategy_name=name,
-                            initial_capital=namespace.get("initial_capital", 100_000.0),
-                            data=data, kind="notebook", raise_errors=True, **options)
-
+    return backtest_signals(signals, params, strategy_name=name, data=data, kind="notebook",
+                            raise_errors=True, exits=exits, **options)
 
 def quick_backtest(strategy_name: str, **params: Any) -> RunRecord:
     """``run_backtest`` on the default data with ``params``, printing a metrics summary."""

@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from meridian.engine.settings import NAMES as SETTING_NAMES
 from meridian.exceptions import MeridianError
 
 
@@ -80,6 +81,21 @@ def _assignments(positional, pairs, params_text) -> dict:
     return parse_assignments(items)
 
 
+SET_OPTION = click.option(
+    "--set", "settings", multiple=True, metavar="NAME=VALUE",
+    help=f"A run setting (repeatable): {', '.join(SETTING_NAMES)}.")
+
+
+def _settings(items) -> dict:
+    """``--set NAME=VALUE`` options, checked as run settings before any work (one line)."""
+    from meridian.engine.settings import RunSettings
+    from meridian.parameters import parse_assignments
+
+    values = parse_assignments(items, "--set", "multiplier=50")
+    RunSettings.of(values)
+    return values
+
+
 @main.command("backtest")
 @click.argument("strategy")
 @click.argument("assignments", nargs=-1, metavar="[NAME=VALUE]...")
@@ -87,17 +103,22 @@ def _assignments(positional, pairs, params_text) -> dict:
               help="Same as NAME=VALUE (repeatable); values parse as Python literals.")
 @PARAMS_TEXT
 @click.option("--data", "data_path", type=click.Path(), help="OHLCV file (CSV or Parquet).")
-@click.option("--capital", type=float, default=100_000, show_default=True)
-@click.option("--commission", type=float, default=0.0, show_default=True)
-@click.option("--slippage", type=float, default=0.0, show_default=True)
-def backtest_command(strategy, assignments, params, params_text, data_path, capital, commission,
-                     slippage) -> None:
-    """Backtest STRATEGY's module in-process (no notebook) and print its metrics."""
+@SET_OPTION
+@click.option("--capital", type=float, help="Same as --set initial_capital=N.")
+@click.option("--commission", type=float, help="Same as --set commission=F.")
+@click.option("--slippage", type=float, help="Same as --set slippage=F.")
+def backtest_command(strategy, assignments, params, params_text, data_path, settings, capital,
+                     commission, slippage) -> None:
+    """Backtest STRATEGY's module in-process (no notebook) and print its metrics, with the
+    notebook's own run settings (as a sweep uses them) and --set on top."""
     from meridian.api import run_backtest
+    from meridian.strategies import find_strategy, get_strategy
+    from meridian.sweep.run import sweep_settings
 
-    result = run_backtest(strategy, _assignments(assignments, params, params_text),
-                          initial_capital=capital, data=data_path, commission=commission,
-                          slippage=slippage)
+    values = _assignments(assignments, params, params_text)
+    chosen = sweep_settings(get_strategy(find_strategy(strategy).name), _settings(settings),
+                            initial_capital=capital, commission=commission, slippage=slippage)
+    result = run_backtest(strategy, values, data=data_path, settings=chosen)
     click.echo(result.summary())
     if result.status != "success":
         sys.exit(1)
@@ -186,16 +207,21 @@ def _note_shadowing(name: str) -> None:
                    "durations in bars (500:125) or spans (3y:1y, 18m:6m, 2y:6m:1y).")
 @click.option("--anchored", is_flag=True,
               help="With --walk-forward: every training window starts at the first bar.")
-@click.option("--capital", type=float, default=100_000.0, show_default=True)
-@click.option("--commission", type=float, default=0.0, show_default=True)
-@click.option("--slippage", type=float, default=0.0, show_default=True)
+@SET_OPTION
+@click.option("--capital", type=float, help="Same as --set initial_capital=N.")
+@click.option("--commission", type=float, help="Same as --set commission=F.")
+@click.option("--slippage", type=float, help="Same as --set slippage=F.")
 @click.option("--max-combinations", type=click.IntRange(min=1), default=10_000_000,
               show_default=True, help="Refuse larger grids before any work.")
 @OUTPUT_DIR
 def sweep_command(strategy, grid, resume, metric, workers, executor, scheduler, data_path, top,
-                  reports, split, walk_forward, anchored, capital, commission, slippage,
-                  max_combinations, output_dir) -> None:
+                  reports, split, walk_forward, anchored, settings, capital, commission,
+                  slippage, max_combinations, output_dir) -> None:
     """Evaluate a parameter grid of STRATEGY's module in parallel; rank, record, report.
+
+    Run settings are the notebook's own (its parameters cell, kept in the module by `meridian
+    extract`); --set changes any of them, e.g. --set multiplier=50 --set tick_size=0.25 --set
+    sizing=volatility_target --set target_volatility=0.15. --grid may vary a setting too.
 
     Exit codes: 0 all combinations succeeded (or some failed: status partial, counted), 1 all
     failed, 130/143 interrupted by Ctrl-C/SIGTERM (finished work kept: --resume ID)."""
@@ -210,11 +236,15 @@ def sweep_command(strategy, grid, resume, metric, workers, executor, scheduler, 
                              "neither STRATEGY nor --grid")
     if not resume and (not strategy or not grid):
         raise ParameterError("give STRATEGY and at least one --grid NAME=SPEC (or --resume ID)")
+    if resume and (settings or capital is not None or commission is not None
+                   or slippage is not None):
+        raise ParameterError("--resume ID takes the run settings from the sweep; give no --set")
+    chosen = _settings(settings)
     result = run_sweep(
         strategy, grid, metric=metric, workers=workers, executor=executor, scheduler=scheduler,
         data_path=data_path, top=top, reports=reports, split=split, walk_forward=walk_forward,
-        anchored=anchored, initial_capital=capital, commission=commission, slippage=slippage,
-        output_dir=output_dir, max_combinations=max_combinations, resume=resume,
+        anchored=anchored, settings=chosen, initial_capital=capital, commission=commission,
+        slippage=slippage, output_dir=output_dir, max_combinations=max_combinations, resume=resume,
     )
     for line in summary_lines(result):
         click.echo(line)

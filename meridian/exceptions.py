@@ -29,6 +29,12 @@ class EngineError(MeridianError, ValueError):
     """Inputs the backtest engine cannot simulate (misaligned positions, bad options)."""
 
 
+class SettingError(ParameterError, EngineError):
+    """A run setting that is unknown, of the wrong type, out of its range or not one of its
+    choices (:class:`~meridian.engine.settings.RunSettings`): a parameter error where
+    settings are parsed, an engine error where the engine is called."""
+
+
 class RegistryError(MeridianError):
     """A run record or a registry operation that cannot be carried out as asked."""
 

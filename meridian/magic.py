@@ -54,20 +54,24 @@ def _overrides(options: list[str], defaults: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_settings(args, namespace: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """The data and run settings of a ``%%backtest``: the line's options, else (with
-    ``--use-namespace``) the notebook's own variables, else the defaults."""
-    from meridian.api import ENGINE_OPTIONS
+    """The data and run settings of a ``%%backtest``: the line's options (``--set``,
+    ``--capital``…), else (with ``--use-namespace``) the notebook's own variables named like a
+    :class:`~meridian.engine.settings.RunSettings` field, else the defaults."""
+    from meridian.engine.settings import NAMES
 
     settings: dict[str, Any] = {}
     data = args.data
     if args.use_namespace:
-        settings = {name: namespace[name] for name in ("initial_capital", *ENGINE_OPTIONS)
-                    if name in namespace}
+        settings = {name: namespace[name] for name in NAMES if name in namespace}
         if data is None and isinstance(namespace.get("data"), pd.DataFrame):
             data = namespace["data"]
     given = {"initial_capital": args.capital, "commission": args.commission,
              "slippage": args.slippage}
     settings.update({name: value for name, value in given.items() if value is not None})
+    try:
+        settings.update(parse_assignments(args.set, "--set", "multiplier=50"))
+    except MeridianError as error:
+        raise UsageError(str(error)) from None
     return data, settings
 
 
@@ -80,6 +84,9 @@ class BacktestMagics(Magics):
     @argument("--capital", type=float, default=None, help="Initial capital (100,000).")
     @argument("--commission", type=float, default=None, help="Fraction of traded notional.")
     @argument("--slippage", type=float, default=None, help="Fraction of price, against you.")
+    @argument("--set", action="append", default=[], metavar="NAME=VALUE",
+              help="Any run setting (repeatable), e.g. --set multiplier=50 --set "
+                   "sizing=volatility_target --set target_volatility=0.15.")
     @argument("--use-namespace", action="store_true",
               help="Take `data` and the run settings (initial_capital, costs, stops, contract…) "
                    "from the notebook's variables, as notebook_backtest does; options given "

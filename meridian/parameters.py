@@ -159,16 +159,6 @@ def check_ranges(values: dict[str, Any], ranges: dict[str, str], owner: str) -> 
                                  f"in {interval}")
 
 
-RUN_SETTING_RANGES = {
-    "initial_capital": "(0, inf)", "commission": "[0, 0.5)", "slippage": "[0, 0.5)",
-    "stop_loss": "[0, 1)", "take_profit": "[0, 1)", "trailing_stop": "[0, 1)",
-    "multiplier": "(0, inf)", "tick_size": "[0, inf)", "commission_per_contract": "[0, inf)",
-    "margin": "[0, inf)", "target_volatility": "[0, 10)", "max_leverage": "[1, inf)",
-    "financing_rate": "[0, 1)",
-}
-"""Ranges of the run settings every notebook and the API share."""
-
-
 def check_dates(values: dict[str, Any]) -> None:
     """``start`` / ``end`` (when set) are YYYY-MM-DD dates and ``start`` comes before ``end``."""
     from datetime import date

@@ -25,7 +25,8 @@ def test_run_backtest_fld_on_the_sample():
     assert result.status == "success" and result.error is None
     uuid.UUID(result.run_id, version=4)
     assert datetime.fromisoformat(result.timestamp).utcoffset().total_seconds() == 0
-    assert result.params == {"fld_offset": 10, "cot_threshold": 0.0, "allow_short": True}
+    assert result.params == {"fld_offset": 10, "cot_threshold": 0.0, "allow_short": True,
+                             "fld_stop": False}
     assert result.metrics["num_trades"] > 20 and math.isfinite(result.metrics["sharpe_ratio"])
     data = load_sample()
     assert result.equity.index.equals(data.index) and result.drawdown.max() <= 0
@@ -96,7 +97,7 @@ def test_run_backtest_on_a_csv_path(tmp_path):
         (lambda: run_backtest("fld", {"fld_offset": "ten"}), ParameterError,
          "'fld_offset' of fld expects int"),
         (lambda: run_backtest("fld", commision=0.1), ParameterError,
-         "valid options: commission, slippage"),
+         "valid settings: initial_capital, commission, slippage"),
     ],
 )
 def test_api_errors_name_what_is_wrong(call, error, message):

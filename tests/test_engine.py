@@ -137,8 +137,8 @@ def test_equity_that_hits_zero_stays_at_zero():
         ([0, 0, 2, 0, 0], {}, "position at bar 2"),
         ([0, 0, 0], {}, "one value per bar"),
         ([0] * 5, {"fill": "next_close"}, "use one of next_open, close"),
-        ([0] * 5, {"commission": -0.1}, "commission must be"),
-        ([0] * 5, {"initial_capital": 0}, "initial_capital must be positive"),
+        ([0] * 5, {"commission": -0.1}, "commission=-0.1 is out of range .* \\[0, 0.5\\)"),
+        ([0] * 5, {"initial_capital": 0}, "initial_capital=0.0 is out of range"),
     ],
 )
 def test_bad_inputs_raise_one_line_errors(bars, position, options, message):

@@ -294,12 +294,15 @@ def test_a_sweep_row_with_a_stop_equals_run_backtest(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"stop_loss": -0.1}, "stop_loss=-0.1: a fraction of the entry price in \\(0, 1\\)"),
-        ({"take_profit": 1.0}, "take_profit=1.0: a fraction"),
-        ({"trailing_stop": 2}, "trailing_stop=2.0: a fraction"),
+        ({"stop_loss": -0.1}, "stop_loss=-0.1 is out of range .* must lie in \\[0, 1\\)"),
+        ({"take_profit": 1.0}, "take_profit=1.0 is out of range"),
+        ({"trailing_stop": 2}, "trailing_stop=2.0 is out of range"),
+        ({"target_volatility": 0.1}, "target_volatility=0.1 needs sizing='volatility_target'"),
+        ({"multiplier": "fifty"}, "expects float"),
+        ({"shares": 10}, "unknown run setting 'shares'; valid settings: initial_capital"),
         ({"sizing": "kelly"}, "sizing='kelly' is not supported"),
         ({"sizing": "volatility_target"}, "needs target_volatility"),
-        ({"max_leverage": 0.5}, "max_leverage must be >= 1"),
+        ({"max_leverage": 0.5}, "max_leverage=0.5 is out of range .* must lie in \\[1, inf\\)"),
         ({"instrument": "ES"}, "instrument must be an Instrument"),
     ],
 )
@@ -319,5 +322,5 @@ def test_bad_levels_and_instruments():
         backtest(data, position, stop_loss=pd.Series([90.0, -1, 90, 90, 90], index=data.index))
     with pytest.raises(EngineError, match="multiplier must be a positive number"):
         Instrument(multiplier=0)
-    with pytest.warns(UserWarning, match="tick_size 25 is more than 1%"):
+    with pytest.warns(UserWarning, match="tick_size 25.0 is more than 1%"):
         backtest(data, position, instrument=Instrument(tick_size=25))

@@ -65,8 +65,9 @@ def test_preflight_checks_paths_and_data(tmp_path):
     [
         ({"fld_offset": 0}, "fld_offset=0 is out of range for fld: it must lie in \\[1, inf\\)"),
         ({"cot_threshold": 1.5}, "cot_threshold=1.5 is out of range"),
-        ({"commission": 0.5}, "commission=0.5 is out of range for fld: it must lie in "
-                              "\\[0, 0.5\\)"),
+        ({"commission": 0.5}, "commission=0.5 is out of range for the run settings: it must "
+                              "lie in \\[0, 0.5\\)"),
+        ({"sizing": "kelly"}, "sizing='kelly' is not supported; use one of fixed_fraction"),
         ({"slippage": -0.1}, "slippage=-0.1 is out of range"),
         ({"initial_capital": 0.0}, "initial_capital=0.0 is out of range"),
         ({"start": "2020/01/01"}, "start='2020/01/01' is not a date; use YYYY-MM-DD"),

@@ -26,7 +26,7 @@ def _frame(close, high=None, low=None, cot=None) -> pd.DataFrame:
 def test_registry_finds_both_strategies():
     assert {"fld", "sma_cross"} <= set(list_strategies())
     assert get_strategy("fld").PARAMS == {"fld_offset": 10, "cot_threshold": 0.0,
-                                          "allow_short": True}
+                                          "allow_short": True, "fld_stop": False}
     assert get_strategy("sma_cross").PARAMS == {"fast": 10, "slow": 20}
 
 

@@ -35,8 +35,9 @@ def test_specs_ranges_lists_and_types():
     assert parse_spec("allow_short", "True,False", True, "fld") == [True, False]
     grid = build_grid(FLD, ["fld_offset=5:6:1", "allow_short=True,False"], "fld")
     assert grid.size == 4 and grid[0] == {"fld_offset": 5, "cot_threshold": 0.0,
-                                          "allow_short": True}
-    assert grid[3] == {"fld_offset": 6, "cot_threshold": 0.0, "allow_short": False}
+                                          "allow_short": True, "fld_stop": False}
+    assert grid[3] == {"fld_offset": 6, "cot_threshold": 0.0, "allow_short": False,
+                       "fld_stop": False}
 
 
 @pytest.mark.parametrize(

@@ -97,19 +97,25 @@ def signals(
     return pd.Series(position, index=data.index, name="position")
 
 
+def exits(data: pd.DataFrame, fld_offset: int = 10, fld_stop: bool = False) -> dict:
+    """Price levels the engine exits at: with ``fld_stop`` the FLD line itself is the stop, as
+    Hurst traders place it (the level decided at bar t's close guards bar t+1)."""
+    return {"stop_loss": fld_line(data, fld_offset)} if fld_stop else {}
+
+
 # %% [markdown]
 # ## Backtest and report
 #
-# `notebook_backtest` calls `signals` with this notebook's parameters and run settings (no list
-# to keep in sync) and fills each change of position at the next bar's open, charging
-# `commission` and `slippage` on every fill, with the stops, target and contract set above.
-# With `fld_stop`, the FLD line is the stop: a long exits when the Low touches it.
+# `notebook_backtest` calls `signals` and `exits` with this notebook's parameters and run
+# settings (no list to keep in sync) and fills each change of position at the next bar's open,
+# charging `commission` and `slippage` on every fill, with the stops, target and contract set
+# above. With `fld_stop`, the FLD line is the stop: a long exits when the Low touches it.
+# Sweeps of the extracted module do exactly the same, with these settings.
 # `viz.report` shows the standard report: header, equity against buy & hold, drawdown, rolling
 # Sharpe, monthly returns, return distribution, price with every trade (stop and target exits
 # marked), P&L by exit reason, and the trades.
 
 # %%
 fld = fld_line(data, fld_offset)
-exits = {"stop_loss": fld} if fld_stop else {}  # the level decided at t's close guards t+1
-result = notebook_backtest(signals, globals(), data=data, **exits)
+result = notebook_backtest(signals, globals(), data=data, exits=exits)
 viz.report(result, overlays={f"FLD({fld_offset})": fld})

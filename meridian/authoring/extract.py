@@ -4,7 +4,10 @@ The notebook is the single source of truth; the module is what sweeps, the API a
 import. Extraction never runs notebook code: it reads cells with jupytext, checks them with
 ``ast`` and writes text. What it accepts in an exported cell is what is safe to import:
 imports, definitions and constants. ``PARAMS`` are the parameters-cell defaults of the names
-``signals`` accepts (run settings such as ``commission`` or ``data_path`` stay in the notebook).
+``signals`` (and ``exits``, when the strategy defines its exit levels) accept; ``SETTINGS`` are
+the parameters cell's run settings (:class:`~meridian.engine.settings.RunSettings` names such
+as ``commission`` or ``multiplier``), which sweeps start from, so a sweep gives the rows the
+notebook would. Other values (``data_path``) stay in the notebook.
 """
 
 from __future__ import annotations
@@ -87,13 +90,15 @@ def _check_cell(source: str, where: str) -> ast.Module:
     return tree
 
 
-def signals_arguments(trees: list[ast.Module]) -> list[tuple[str, ast.AST | None]] | None:
-    """Parameters after ``data`` of the top-level ``def signals(data, ...)`` in ``trees``: name
-    and default expression (None when it has none); None when no such function exists. Shared
-    by extraction (PARAMS) and ``%%backtest`` (the cell's parameters): read, never run."""
+def signals_arguments(trees: list[ast.Module], function: str = "signals"
+                      ) -> list[tuple[str, ast.AST | None]] | None:
+    """Parameters after ``data`` of the top-level ``def signals(data, ...)`` (or another
+    ``function``) in ``trees``: name and default expression (None when it has none); None when
+    no such function exists. Shared by extraction (PARAMS) and ``%%backtest`` (the cell's
+    parameters): read, never run."""
     for tree in trees:
         for node in tree.body:
-            if isinstance(node, ast.FunctionDef) and node.name == "signals":
+            if isinstance(node, ast.FunctionDef) and node.name == function:
                 positional = (node.args.posonlyargs + node.args.args)[1:]
                 padding = [None] * (len(positional) - len(node.args.defaults))
                 defaults = padding + list(node.args.defaults)
@@ -130,9 +135,9 @@ def signals_defaults(source: str) -> dict[str, Any] | None:
     return params
 
 
-def _params(trees, notebook, source: str) -> dict:
-    """PARAMS: the parameters cell's defaults for each argument ``signals`` accepts."""
-    cell_values = notebook_parameters(notebook, source)
+def _params(trees, cell_values: dict, source: str) -> dict:
+    """PARAMS: the parameters cell's defaults for each argument ``signals`` (and ``exits``)
+    accepts."""
     if not cell_values:
         raise ExtractError(f"{source}: no cell tagged 'parameters'; its defaults become PARAMS")
     params = {}
@@ -140,7 +145,9 @@ def _params(trees, notebook, source: str) -> dict:
     if arguments is None:
         raise ExtractError(f"{source}: no `def signals(data, ...)` in the export cells; the "
                            "strategy protocol needs it")
-    for name, default in arguments:
+    for name, default in arguments + (signals_arguments(trees, "exits") or []):
+        if name in params:
+            continue
         if name in cell_values:
             params[name] = cell_values[name].default
         elif default is not None and _is_constant(default):
@@ -151,6 +158,21 @@ def _params(trees, notebook, source: str) -> dict:
                 f"add `{name} = <default>` there"
             )
     return params
+
+
+def _settings(cell_values: dict, params: dict, source: str) -> dict:
+    """SETTINGS: the parameters cell's run settings (checked: a value the engine would refuse
+    is refused here, not in the middle of a sweep)."""
+    from meridian.engine.settings import NAMES, RunSettings
+
+    settings = {name: cell_values[name].default for name in NAMES
+                if name in cell_values and name not in params
+                and cell_values[name].default is not None}
+    try:
+        RunSettings.of(settings)
+    except ParameterError as error:
+        raise ExtractError(f"{source}: parameters cell: {error}") from None
+    return settings
 
 
 def _module_docstring(notebook: nbformat.NotebookNode) -> str:
@@ -214,9 +236,9 @@ def _literal(value) -> str:
     return json.dumps(value) if isinstance(value, str) else repr(value)
 
 
-def _params_literal(params: dict) -> str:
-    items = "".join(f"    {json.dumps(n)}: {_literal(v)},\n" for n, v in params.items())
-    return f"PARAMS = {{\n{items}}}\n" if params else "PARAMS = {}\n"
+def _dict_literal(name: str, values: dict) -> str:
+    items = "".join(f"    {json.dumps(n)}: {_literal(v)},\n" for n, v in values.items())
+    return f"{name} = {{\n{items}}}\n" if values else f"{name} = {{}}\n"
 
 
 def build(notebook_path: str | Path, output: str | Path | None = None) -> Extraction:
@@ -244,12 +266,16 @@ def build(notebook_path: str | Path, output: str | Path | None = None) -> Extrac
     if not sources:
         raise ExtractError(f"{source}: no cell tagged 'export'; tag the cell that defines "
                            "signals (# %% tags=[\"export\"]) or start it with #| export")
-    params = _params(trees, notebook, source)
+    cell_values = notebook_parameters(notebook, source)
+    params = _params(trees, cell_values, source)
+    settings = _settings(cell_values, params, source)
     imports, bodies = _split_imports(trees, sources)
     head = (HEADER.format(source=source) + "\n"
             + HASH_LINE.format(digest=source_hash(notebook_path)) + "\n"
             + _module_docstring(notebook))
-    top = (imports + "\n\n" if imports else "") + _params_literal(params)  # isort: 1 blank line
+    top = ((imports + "\n\n" if imports else "") + _dict_literal("PARAMS", params)  # isort
+           + "\n# The notebook's run settings: sweeps and `meridian backtest` start from them.\n"
+           + _dict_literal("SETTINGS", settings))
     text = head + "\n" + "\n\n\n".join([top.rstrip("\n"), *bodies]) + "\n"
     try:
         compile(ast.parse(text), str(target), "exec")

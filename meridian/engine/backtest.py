@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,10 +14,9 @@ from meridian.engine._simulate import Simulation, simulate
 from meridian.engine._trades import TradeArrays, closed_trades, trades_from_rows
 from meridian.engine.instrument import Instrument
 from meridian.engine.metrics import drawdown, returns_from_equity
+from meridian.engine.settings import EXITS, LEVELS, RunSettings
 from meridian.engine.sizing import scale as sizing_scale
 from meridian.exceptions import EngineError
-
-FILLS = ("next_open", "close")
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,6 +35,7 @@ class EngineResult:
     initial_capital: float
     sim: Simulation
     trade_arrays: TradeArrays
+    settings: RunSettings = field(default_factory=RunSettings)
 
     @cached_property
     def equity(self) -> pd.Series:
@@ -124,26 +126,11 @@ def _window_mask(data: pd.DataFrame, start, end) -> np.ndarray:
     return keep
 
 
-def backtest(
-    data: pd.DataFrame,
-    position,
-    *,
-    initial_capital: float = 100_000,
-    commission: float = 0.0,
-    slippage: float = 0.0,
-    fill: str = "next_open",
-    start: str | pd.Timestamp | None = None,
-    end: str | pd.Timestamp | None = None,
-    stop_loss: float | pd.Series | None = None,
-    take_profit: float | pd.Series | None = None,
-    trailing_stop: float | None = None,
-    instrument: Instrument | None = None,
-    sizing: str = "fixed_fraction",
-    target_volatility: float | None = None,
-    max_leverage: float = 1.0,
-    financing_rate: float = 0.0,
-) -> EngineResult:
-    """Simulate holding ``position`` (target exposure per bar, decided at that bar's close).
+def backtest(data: pd.DataFrame, position, settings: RunSettings | None = None,
+             **options: Any) -> EngineResult:
+    """Simulate holding ``position`` (target exposure per bar, decided at that bar's close)
+    with ``settings`` (:class:`~meridian.engine.settings.RunSettings`; keywords such as
+    ``commission=0.001`` or ``instrument=Instrument(50, 0.25)`` change them).
 
     ``fill="next_open"`` trades at the next bar's open, so nothing decided from bar t's close
     can profit from bar t's prices; ``fill="close"`` trades at the same close (only honest if
@@ -165,30 +152,18 @@ def backtest(
       Open; a bar reaching both fills the stop (pessimistic); costs apply to these fills; after
       such an exit the position stays flat until the target exposure changes.
 
-    Sizing: ``instrument`` (:class:`~meridian.engine.instrument.Instrument`) trades whole
-    contracts with a multiplier, tick and per-contract commission; ``sizing=
-    "volatility_target"`` scales exposure by ``target_volatility`` / realized volatility (see
+    Sizing: the contract fields (``multiplier``, ``tick_size``, ``commission_per_contract``,
+    ``margin``; or an ``instrument``) trade whole contracts; ``sizing="volatility_target"``
+    scales exposure by ``target_volatility`` / realized volatility (see
     :mod:`meridian.engine.sizing`), capped by ``max_leverage``; borrowing beyond equity pays
     ``financing_rate`` a year. Equity reaching zero ends trading (ruin, exit reason ``ruin``).
     Without any of these the vectorized engine (:mod:`meridian.engine._simulate`) runs.
     """
     target = as_positions(position, data.index)
-    return backtest_batch(data, target[:, None], initial_capital=initial_capital,
-                          commission=commission, slippage=slippage, fill=fill, start=start,
-                          end=end, stop_loss=stop_loss, take_profit=take_profit,
-                          trailing_stop=trailing_stop, instrument=instrument, sizing=sizing,
-                          target_volatility=target_volatility, max_leverage=max_leverage,
-                          financing_rate=financing_rate)
+    return backtest_batch(data, target[:, None], RunSettings.of(settings, **options))
 
 
-def _check_options(data: pd.DataFrame, initial_capital, commission, slippage, fill) -> None:
-    if fill not in FILLS:
-        raise EngineError(f"fill={fill!r} is not supported; use one of {', '.join(FILLS)}")
-    if not initial_capital > 0:
-        raise EngineError(f"initial_capital must be positive, got {initial_capital}")
-    for name, rate in (("commission", commission), ("slippage", slippage)):
-        if not 0.0 <= rate < 0.5:
-            raise EngineError(f"{name} must be a fraction in [0, 0.5), got {rate}")
+def _check_data(data: pd.DataFrame) -> None:
     missing = [c for c in ("Open", "Close") if c not in data.columns]
     if missing or len(data) == 0:
         raise EngineError(
@@ -209,107 +184,104 @@ def _fractions(name: str, value, columns: int) -> np.ndarray:
     return values
 
 
-def _levels(name: str, value, index: pd.DatetimeIndex) -> np.ndarray | None:
-    """A price-level Series as the level in effect during each bar (decided at the previous
-    close), shaped bars × 1; None when ``value`` is not a Series."""
-    if not isinstance(value, pd.Series):
-        return None
-    if not value.index.equals(index):
-        raise EngineError(f"{name}: the level Series is indexed differently from the data "
-                          f"({len(value)} vs {len(index)} bars); align it to data.index")
-    levels = value.to_numpy(dtype=float, na_value=np.nan)
-    bad = np.flatnonzero(~np.isnan(levels) & ~(levels > 0))
+def _levels(name: str, value, index: pd.DatetimeIndex) -> np.ndarray:
+    """Price levels (a Series aligned to the data, or bars × combinations) as the level in
+    effect during each bar (decided at the previous close), shaped bars × columns."""
+    if isinstance(value, pd.Series):
+        if not value.index.equals(index):
+            raise EngineError(f"{name}: the level Series is indexed differently from the data "
+                              f"({len(value)} vs {len(index)} bars); align it to data.index")
+        value = value.to_numpy(dtype=float, na_value=np.nan)
+    levels = np.asarray(value, dtype=float)
+    levels = levels[:, None] if levels.ndim == 1 else levels
+    if levels.shape[0] != len(index):
+        raise EngineError(f"{name}: {levels.shape[0]} price levels for {len(index)} bars")
+    bad = np.argwhere(~np.isnan(levels) & ~(levels > 0))
     if len(bad):
-        raise EngineError(f"{name}: level at bar {bad[0]} ({index[bad[0]]}) is "
-                          f"{levels[bad[0]]}; price levels must be positive (NaN: none)")
-    effective = np.full(len(levels), np.nan)
+        row = bad[0][0]
+        raise EngineError(f"{name}: level at bar {row} ({index[row]}) is "
+                          f"{levels[tuple(bad[0])]}; price levels must be positive (NaN: none)")
+    effective = np.full(levels.shape, np.nan, order="F")
     effective[1:] = levels[:-1]
-    return effective[:, None]
+    return effective
 
 
 def backtest_batch(
     data: pd.DataFrame,
     targets: np.ndarray,
+    settings: RunSettings | None = None,
     *,
-    initial_capital: float = 100_000,
-    commission: float = 0.0,
-    slippage: float = 0.0,
-    fill: str = "next_open",
-    start: str | pd.Timestamp | None = None,
-    end: str | pd.Timestamp | None = None,
-    stop_loss=None,
-    take_profit=None,
-    trailing_stop=None,
-    instrument: Instrument | None = None,
-    sizing: str = "fixed_fraction",
-    target_volatility: float | None = None,
-    max_leverage: float = 1.0,
-    financing_rate: float = 0.0,
+    exits: Mapping[str, np.ndarray] | None = None,
+    levels: Mapping[str, np.ndarray] | None = None,
+    **options: Any,
 ) -> EngineResult:
     """:func:`backtest` for many combinations at once: ``targets`` is bars × combinations
-    (each column already checked with :func:`as_positions`); ``stop_loss``, ``take_profit``
-    and ``trailing_stop`` may also give one fraction per combination. One pass for all."""
-    _check_options(data, initial_capital, commission, slippage, fill)
+    (each column already checked with :func:`as_positions`). ``exits`` may give one fraction
+    per combination of ``stop_loss``, ``take_profit`` or ``trailing_stop`` (a sweep over
+    them), ``levels`` a price level per bar and combination (bars × combinations, NaN: none)
+    of ``stop_loss`` or ``take_profit`` — both in place of the settings' own. One pass for all.
+    """
+    settings = RunSettings.of(settings, **options)
+    _check_data(data)
     columns = targets.shape[1]
-    stop_levels = _levels("stop_loss", stop_loss, data.index)
-    take_levels = _levels("take_profit", take_profit, data.index)
-    stops = _fractions("stop_loss", None if stop_levels is not None else stop_loss, columns)
-    takes = _fractions("take_profit", None if take_levels is not None else take_profit, columns)
-    trails = _fractions("trailing_stop", trailing_stop, columns)
+    level_arrays = {}
+    for name in LEVELS:
+        given = (levels or {}).get(name)
+        if given is None and isinstance(getattr(settings, name), pd.Series):
+            given = getattr(settings, name)
+        if given is not None:
+            level_arrays[name] = _levels(name, given, data.index)
+    fractions = {}
+    for name in EXITS:
+        value = (exits or {}).get(name, getattr(settings, name))
+        fractions[name] = _fractions(name, None if isinstance(value, pd.Series) else value,
+                                     columns)
+    capital = float(settings.initial_capital)
+    periods = settings.periods(data.index)
     close_all = data["Close"].to_numpy(dtype=float)
-    scales = sizing_scale(close_all, data.index, sizing, target_volatility, max_leverage)
-    if not 0.0 <= financing_rate < 1.0:
-        raise EngineError(f"financing_rate must be an annual fraction in [0, 1), got "
-                          f"{financing_rate!r}")
-    if instrument is not None and not isinstance(instrument, Instrument):
-        raise EngineError(f"instrument must be an Instrument(multiplier=..., tick_size=..., "
-                          f"commission_per_contract=...), got {instrument!r}")
-    ordered = (instrument is not None or sizing != "fixed_fraction" or stop_levels is not None
-               or take_levels is not None or not np.isnan(stops).all()
-               or not np.isnan(takes).all() or not np.isnan(trails).all())
-    if start is not None or end is not None:
-        keep = _window_mask(data, start, end)
+    scales = sizing_scale(close_all, settings.sizing, settings.target_volatility or None,
+                          settings.max_leverage, periods)
+    instrument = settings.instrument
+    ordered = (instrument is not None or settings.sizing != "fixed_fraction" or level_arrays
+               or any(not np.isnan(values).all() for values in fractions.values()))
+    if settings.start or settings.end:
+        keep = _window_mask(data, settings.start or None, settings.end or None)
         data, targets, scales = data.loc[keep], targets[keep], scales[keep]
-        stop_levels = None if stop_levels is None else stop_levels[keep]
-        take_levels = None if take_levels is None else take_levels[keep]
+        level_arrays = {name: values[keep] for name, values in level_arrays.items()}
     open_ = data["Open"].to_numpy(dtype=float)
     close = data["Close"].to_numpy(dtype=float)
     if not ordered:
         sim = simulate(
-            open_, close, targets, initial_capital=float(initial_capital),
-            commission=commission, slippage=slippage, fill=fill,
+            open_, close, targets, initial_capital=capital, commission=settings.commission,
+            slippage=settings.slippage, fill=settings.fill,
         )
-        mark = open_ if fill == "next_open" else close
-        trades = closed_trades(sim, mark, close, commission, slippage)
-        return EngineResult(data.index, close, float(initial_capital), sim, trades)
+        mark = open_ if settings.fill == "next_open" else close
+        trades = closed_trades(sim, mark, close, settings.commission, settings.slippage)
+        return EngineResult(data.index, close, capital, sim, trades, settings)
     missing = [c for c in ("High", "Low") if c not in data.columns]
     if missing:
         raise EngineError(f"stops, targets and contracts need High and Low columns; missing "
                           f"{missing}")
+    whole = instrument is not None
     instrument = instrument or Instrument()
-    if not isinstance(instrument, Instrument):
-        raise EngineError(f"instrument must be an Instrument(multiplier=..., tick_size=..., "
-                          f"commission_per_contract=...), got {instrument!r}")
     instrument.check_prices(close)
     from meridian.engine import _orders
-    from meridian.engine.metrics import infer_periods_per_year
 
     nothing = np.full((len(data), 1), np.nan)
     equity, held, rows = _orders.simulate(
         open_, data["High"].to_numpy(dtype=float), data["Low"].to_numpy(dtype=float), close,
-        np.asfortranarray(targets), scales, stops, takes, trails,
-        nothing if stop_levels is None else stop_levels,
-        nothing if take_levels is None else take_levels,
-        next_open=fill == "next_open", commission=commission, slippage=slippage,
-        per_contract=instrument.commission_per_contract, multiplier=instrument.multiplier,
-        tick=instrument.tick_size, whole=instrument != Instrument(),
-        margin=instrument.margin or 0.0, capital=float(initial_capital),
-        financing=financing_rate / infer_periods_per_year(data.index),
+        np.asfortranarray(targets), scales, fractions["stop_loss"], fractions["take_profit"],
+        fractions["trailing_stop"], level_arrays.get("stop_loss", nothing),
+        level_arrays.get("take_profit", nothing),
+        next_open=settings.fill == "next_open", commission=settings.commission,
+        slippage=settings.slippage, per_contract=instrument.commission_per_contract,
+        multiplier=instrument.multiplier, tick=instrument.tick_size, whole=whole,
+        margin=instrument.margin or 0.0, capital=capital,
+        financing=settings.financing_rate / periods,
     )
     equity, held = np.asfortranarray(equity), np.asfortranarray(held)
     before = np.zeros_like(held)
     before[1:] = held[:-1]
     sim = Simulation(equity, held, held != before, equity)
-    whole = instrument != Instrument()
-    return EngineResult(data.index, close, float(initial_capital), sim,
-                        trades_from_rows(rows, whole))
+    return EngineResult(data.index, close, capital, sim, trades_from_rows(rows, whole),
+                        settings)

@@ -316,7 +316,7 @@ def buy_and_hold_return(close: np.ndarray) -> float:
 
 
 def compute_metrics_batch(
-    result, *, risk_free_rate: float = 0.0, periods_per_year: float | None = None
+    result, *, risk_free_rate: float | None = None, periods_per_year: float | None = None
 ) -> dict[str, np.ndarray]:
     """Every metric above for each column of an
     :class:`~meridian.engine.backtest.EngineResult`: name → array with one value per column.
@@ -325,7 +325,10 @@ def compute_metrics_batch(
     sweep's row and ``run_backtest`` with the same parameters give the same floats."""
     sim, capital, index = result.sim, result.initial_capital, result.index
     columns = sim.equity.shape[1]
-    periods = periods_per_year or infer_periods_per_year(index)
+    settings = result.settings  # the run's: risk-free rate and periods unless given here
+    periods = periods_per_year or settings.periods(index)
+    if risk_free_rate is None:
+        risk_free_rate = settings.risk_free_rate
     returns = returns_from_equity(sim.equity, capital)
     trades = result.trade_arrays
     pnl, trade_returns, column = trades.pnl, trades.returns, trades.column
@@ -361,7 +364,7 @@ def compute_metrics_batch(
 
 
 def compute_metrics(
-    result, *, risk_free_rate: float = 0.0, periods_per_year: float | None = None
+    result, *, risk_free_rate: float | None = None, periods_per_year: float | None = None
 ) -> dict[str, float]:
     """Every metric above for a single backtest (the first column of ``result``), as floats."""
     batch = compute_metrics_batch(result, risk_free_rate=risk_free_rate,

@@ -15,32 +15,19 @@ import math
 import numpy as np
 import pandas as pd
 
-from meridian.exceptions import EngineError
-
-SIZINGS = ("fixed_fraction", "volatility_target")
 WINDOW = 60
 MIN_PERIODS = 20
 
 
-def scale(close: np.ndarray, index: pd.DatetimeIndex, sizing: str,
-          target_volatility: float | None, max_leverage: float) -> np.ndarray:
-    """The multiplier applied to each bar's target exposure (1.0 for a fixed fraction)."""
-    if sizing not in SIZINGS:
-        raise EngineError(f"sizing={sizing!r} is not supported; use one of {', '.join(SIZINGS)}")
-    if not (isinstance(max_leverage, int | float) and max_leverage >= 1.0):
-        raise EngineError(f"max_leverage must be >= 1 (1 = no borrowing), got {max_leverage!r}")
+def scale(close: np.ndarray, sizing: str, target_volatility: float | None,
+          max_leverage: float, periods_per_year: float) -> np.ndarray:
+    """The multiplier applied to each bar's target exposure (1.0 for a fixed fraction); the
+    settings were checked by :class:`~meridian.engine.settings.RunSettings`."""
     if sizing == "fixed_fraction":
-        if target_volatility is not None:
-            raise EngineError("target_volatility needs sizing='volatility_target'")
         return np.ones(len(close))
-    if not (isinstance(target_volatility, int | float) and 0 < target_volatility < 10):
-        raise EngineError("sizing='volatility_target' needs target_volatility, an annualized "
-                          f"fraction such as 0.10, got {target_volatility!r}")
-    from meridian.engine.metrics import infer_periods_per_year
-
     returns = pd.Series(close).pct_change()
     realized = returns.rolling(WINDOW, min_periods=MIN_PERIODS).std(ddof=1).to_numpy()
-    realized = realized * math.sqrt(infer_periods_per_year(index))
+    realized = realized * math.sqrt(periods_per_year)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = target_volatility / realized
     return np.where(np.isfinite(ratio), np.minimum(ratio, max_leverage), 0.0)

@@ -9,13 +9,10 @@ from typing import Any
 import nbformat
 import yaml
 
+from meridian.engine.settings import NAMES as SETTING_NAMES
+from meridian.engine.settings import RunSettings
 from meridian.exceptions import DataError, ParameterError
-from meridian.parameters import (
-    RUN_SETTING_RANGES,
-    check_dates,
-    check_ranges,
-    validate_params,
-)
+from meridian.parameters import check_ranges, validate_params
 from meridian.pipeline.notebooks import Parameter, exported_constant
 
 
@@ -60,14 +57,14 @@ MIN_BARS = 20
 def preflight(notebook: nbformat.NotebookNode, values: dict[str, Any], owner: str) -> None:
     """Everything checkable before a kernel starts, so a typo costs one line, not a kernel
     start, a failed run and a misleading report: the strategy's declared ``PARAM_RANGES``
-    (read from its export cells), the run settings' ranges, the dates, and the files — a
+    (read from its export cells), the run settings (types, ranges, choices, dates: one
+    :class:`~meridian.engine.settings.RunSettings`), and the files — a
     ``*_path`` that does not exist, a ``data_path`` that is not a usable OHLCV file, a
     ``cot_path`` that is not a CFTC COT file (or lacks ``cot_market``)."""
     ranges = exported_constant(notebook, "PARAM_RANGES")
     if isinstance(ranges, dict):
         check_ranges(values, ranges, owner)
-    check_ranges(values, RUN_SETTING_RANGES, owner)
-    check_dates(values)
+    RunSettings.of({name: values[name] for name in SETTING_NAMES if name in values})
     for name, value in values.items():
         if (name.endswith("_path") and isinstance(value, str) and value
                 and not Path(value).expanduser().exists()):

@@ -85,18 +85,18 @@ class Target:
     def parameters(self) -> tuple[dict[str, Any], dict[str, str]]:
         """Every parameter with its default, and the declared ranges."""
         if self.notebook is not None:
-            from meridian.parameters import RUN_SETTING_RANGES
+            from meridian.engine.settings import RANGES
             from meridian.pipeline.notebooks import (
                 exported_constant,
                 find_notebook,
-                notebook_parameters,
                 read_notebook,
+                run_parameters,
             )
 
             notebook = read_notebook(find_notebook(self.notebook))
             ranges = exported_constant(notebook, "PARAM_RANGES")
-            defaults = {n: p.default for n, p in notebook_parameters(notebook).items()}
-            return defaults, {**RUN_SETTING_RANGES, **(ranges if isinstance(ranges, dict)
+            defaults = {n: p.default for n, p in run_parameters(notebook).items()}
+            return defaults, {**RANGES, **(ranges if isinstance(ranges, dict)
                                                        else {})}
         from meridian.strategies import get_strategy
 
@@ -138,6 +138,15 @@ def rerun_target(original: dict) -> Target:
     return Target(original, str(notebook))
 
 
+def _settings(recorded: dict[str, Any]):
+    """A run's recorded settings as :class:`~meridian.engine.settings.RunSettings`; a
+    price-level stop (recorded as its description) cannot be rebuilt and is left out."""
+    from meridian.engine.settings import RunSettings
+
+    return RunSettings.of({name: value for name, value in recorded.items()
+                           if not (isinstance(value, str) and value.startswith("price level"))})
+
+
 def rerun(run_id: str, overrides: dict[str, Any] | None = None,
           output_dir: str | os.PathLike[str] | None = None, on_warning=None,
           new_run_id: str | None = None) -> Rerun:
@@ -155,18 +164,19 @@ def rerun(run_id: str, overrides: dict[str, Any] | None = None,
         from meridian.pipeline.run import run_notebook
 
         record = run_notebook(target.notebook, params, output_dir=output_dir,
-                              parent_id=original["run_id"], run_id=new_run_id)
+                              parent_id=original["run_id"], run_id=new_run_id,
+                              baseline=original.get("params") or {})
     else:
         from meridian.api import run_backtest
 
-        settings = dict(original.get("settings") or {})
-        capital = settings.pop("initial_capital", 100_000.0)
+        settings = _settings(original.get("settings") or {})
         data = (original.get("data") or {}).get("path") or None
         if data and Path(data).resolve().is_relative_to(Path(__file__).resolve().parents[1]):
             data = None  # the bundled sample: load it the way the original did
-        result = run_backtest(original["strategy_name"], params, initial_capital=capital,
-                              data=data, **settings)
+        result = run_backtest(original["strategy_name"], params, data=data, settings=settings)
         result.parent_id = original["run_id"]
+        result.changed = [name for name in (overrides or {})
+                          if (original.get("params") or {}).get(name) != params[name]]
         if new_run_id is not None:
             result.run_id = new_run_id
         save_run(result.to_dict(), output_dir)

@@ -23,8 +23,8 @@ from meridian.pages import plotly_src
 from meridian.pipeline.kernel import Kernel
 from meridian.pipeline.notebooks import (
     find_notebook,
-    notebook_parameters,
     read_notebook,
+    run_parameters,
     source_hash,
 )
 from meridian.pipeline.parameterize import load_params_file, preflight, resolve_params
@@ -36,7 +36,7 @@ def prepare(strategy: str, params: dict[str, Any] | None = None,
     Returns the path, the notebook, the values given and every parameter's value."""
     path = find_notebook(strategy)
     notebook = read_notebook(path)
-    parameters = notebook_parameters(notebook, path.stem)
+    parameters = run_parameters(notebook, path.stem)
     overrides = {**load_params_file(params_file), **(params or {})}
     values = resolve_params(parameters, overrides, path.stem)
     full = {name: p.default for name, p in parameters.items()} | values
@@ -54,6 +54,7 @@ def run_notebook(
     kind: str = "notebook",
     parent_id: str | None = None,
     run_id: str | None = None,
+    baseline: dict[str, Any] | None = None,
 ) -> dict:
     """Execute ``notebooks/<strategy>.py`` with ``params`` and record the run.
 
@@ -62,11 +63,13 @@ def run_notebook(
     (with this process's pid and host) before its kernel starts, and every way out records
     how it ended: Ctrl-C or SIGTERM mark it ``interrupted`` (and re-raise), kill -9 is noticed
     the next time the registry opens. ``run_id`` names the run (default: a new UUID).
+    ``baseline``: what the report highlights as changed is measured against (a re-run's
+    original parameters; default: the notebook's own).
     """
     from meridian import storage
 
     path, notebook, values, full = prepare(strategy, params, params_file)
-    defaults = {name: p.default for name, p in notebook_parameters(notebook).items()}
+    defaults = {name: p.default for name, p in run_parameters(notebook).items()}
     out = project.output_dir(output_dir)
     storage.Registry(out).check()  # a damaged registry: one line now, not after the run
     run_id = project.check_run_id(run_id) if run_id else str(uuid.uuid4())
@@ -80,7 +83,7 @@ def run_notebook(
         "source_hash": source_hash(path), "source_path": str(path),
         "notebook_path": str(executed_path), "report_path": str(report_path),
         "owner": _process.identity(), "parent_id": parent_id,
-        "changed": [n for n, v in values.items() if defaults.get(n, v) != v],
+        "changed": changed_names(full, {**defaults, **(baseline or {})}),
     }
     storage.save_run(record, out)
 
@@ -91,7 +94,7 @@ def run_notebook(
                             log_file=folder / "kernel.log", env={
                                 "MERIDIAN_RUN_ID": run_id, "MERIDIAN_RUN_DIR": str(folder),
                                 "MERIDIAN_STRATEGY": path.stem,
-                                "MERIDIAN_CHANGED": ",".join(values)})
+                                "MERIDIAN_CHANGED": ",".join(record["changed"])})
             try:
                 # Imported while the kernel boots: papermill and nbconvert take most of a second.
                 from meridian.pipeline.execute import execute
@@ -134,6 +137,12 @@ def run_notebook(
     storage.save_run(record, out)
     _refresh(out, run_id)
     return storage.load_run_by_id(run_id, out)
+
+
+def changed_names(values: dict[str, Any], baseline: dict[str, Any]) -> list[str]:
+    """The names whose value differs from ``baseline`` (a name it lacks counts as changed)."""
+    return [name for name, value in values.items()
+            if name not in baseline or baseline[name] != value]
 
 
 def _refresh(out: Path, run_id: str) -> None:

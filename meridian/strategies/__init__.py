@@ -2,7 +2,12 @@
 
 A strategy is a module with ``PARAMS`` (parameter name → default) and
 ``signals(data, **params) -> pd.Series`` of target exposures in [−1, 1], decided at each bar's
-close. Modules are found by file name — in the project's ``strategies/`` folder (where
+close. Optionally: ``exits(data, **params) -> {"stop_loss": Series, ...}``, price levels the
+engine exits at (the FLD line as the stop; NaN or ``{}``: none), ``PARAM_RANGES`` and
+``SETTINGS``, the notebook's own run settings (``meridian extract`` writes them), which sweeps
+start from. Each function receives the parameters it names.
+
+Modules are found by file name — in the project's ``strategies/`` folder (where
 ``meridian extract`` writes) and then in this package — with no registration step and no need
 to be importable from ``sys.path``: project modules are loaded from their file. Names are
 case-insensitive (``"FLD"`` is ``fld``). A project module with a built-in's name wins, and
@@ -12,13 +17,16 @@ case-insensitive (``"FLD"`` is ``fld``). A project module with a built-in's name
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from meridian import project
-from meridian.exceptions import StrategyNotFoundError
+from meridian.exceptions import EngineError, StrategyNotFoundError
 
 PROJECT_PACKAGE = "meridian_project_strategies"
 """The name project modules are registered under in ``sys.modules`` (for pickling)."""
@@ -110,3 +118,53 @@ def load_module(source: StrategySource) -> ModuleType:
                                     f"{type(error).__name__}: {error}") from None
     _loaded[source.path] = (stamp, module)
     return module
+
+
+def accepted(function: Callable[..., Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``params`` that ``function`` names (all of them when it takes ``**kwargs``): a
+    module's ``signals`` and ``exits`` share one parameter list."""
+    signature = inspect.signature(function).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.values()):
+        return dict(params)
+    return {name: value for name, value in params.items() if name in signature}
+
+
+def exit_levels(exits: Callable[..., Any], data, params: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``exits(data, **params)`` returns, checked: a dict of price-level Series aligned
+    to ``data`` for ``stop_loss`` and ``take_profit``."""
+    import pandas as pd
+
+    from meridian.engine.settings import LEVELS
+
+    levels = exits(data, **accepted(exits, params)) or {}
+    if not isinstance(levels, Mapping):
+        raise EngineError(f"exits must return a dict such as {{'stop_loss': series}}, got "
+                          f"{type(levels).__name__}")
+    for name, level in levels.items():
+        if name not in LEVELS or not isinstance(level, pd.Series):
+            raise EngineError(f"exits returned {name!r}: it may return price-level Series "
+                              f"for {' and '.join(LEVELS)} only")
+    return dict(levels)
+
+
+def strategy_parameters(module: ModuleType, params: Mapping[str, Any] | None,
+                        owner: str) -> dict[str, Any]:
+    """``module.PARAMS`` with ``params`` on top: unknown names, wrong types and values outside
+    its ``PARAM_RANGES`` are one-line ParameterErrors."""
+    from meridian.parameters import check_ranges, validate_params
+
+    merged = validate_params(module.PARAMS, dict(params or {}), owner=owner)
+    check_ranges(merged, getattr(module, "PARAM_RANGES", {}), owner)
+    return merged
+
+
+def strategy_settings(module: ModuleType):
+    """The module's ``SETTINGS`` (its notebook's parameters-cell run settings) as
+    :class:`~meridian.engine.settings.RunSettings`; the defaults for a module without."""
+    from meridian.engine.settings import RunSettings
+
+    settings = getattr(module, "SETTINGS", None) or {}
+    if not isinstance(settings, Mapping):
+        raise StrategyNotFoundError(f"{module.__file__}: SETTINGS must be a dict of run "
+                                    "settings")
+    return RunSettings.of(settings)

@@ -1,5 +1,5 @@
 # Generated from notebooks/fld.py by meridian extract — edit the notebook, not this file.
-# Notebook SHA-256: 4e9b8d352a512e97b1480e02b1664004c32f9135261f3909b20797e98f3294a9
+# Notebook SHA-256: 32d7dc50c11e8a2c6cc7cb65150995edf15216e108d945d5625136b92db14236
 """FLD with a Commitments-of-Traders filter
 
 J. M. Hurst's **Future Line of Demarcation** is the median price (High + Low) / 2 displaced
@@ -20,6 +20,22 @@ PARAMS = {
     "fld_offset": 10,
     "cot_threshold": 0.0,
     "allow_short": True,
+    "fld_stop": False,
+}
+
+# The notebook's run settings: sweeps and `meridian backtest` start from them.
+SETTINGS = {
+    "initial_capital": 100000.0,
+    "commission": 0.0,
+    "slippage": 0.0,
+    "start": "",
+    "end": "",
+    "stop_loss": 0.0,
+    "take_profit": 0.0,
+    "trailing_stop": 0.0,
+    "multiplier": 1.0,
+    "tick_size": 0.0,
+    "commission_per_contract": 0.0,
 }
 
 
@@ -56,3 +72,9 @@ def signals(
             allowed = np.where(position > 0, cot >= cot_threshold, cot <= -cot_threshold)
         position = np.where(allowed, position, 0.0)
     return pd.Series(position, index=data.index, name="position")
+
+
+def exits(data: pd.DataFrame, fld_offset: int = 10, fld_stop: bool = False) -> dict:
+    """Price levels the engine exits at: with ``fld_stop`` the FLD line itself is the stop, as
+    Hurst traders place it (the level decided at bar t's close guards bar t+1)."""
+    return {"stop_loss": fld_line(data, fld_offset)} if fld_stop else {}

@@ -1,104 +1,172 @@
 """Evaluating a batch of parameter combinations in one vectorized backtest.
 
 Each combination calls the strategy module's ``signals`` (the extracted notebook code) with
-its parameters, and its exits (``stop_loss``, ``take_profit``, ``trailing_stop``) go to the
-engine; the positions become the columns of a bars × combinations matrix that the engine
-simulates and measures in one pass (:func:`~meridian.engine.backtest_batch`,
-:func:`~meridian.engine.compute_metrics_batch`) — the same functions ``run_backtest`` uses, so
-every row equals a single backtest with those parameters, float for float.
+its parameters — and its ``exits``, when the module has one (price levels such as the FLD line
+as the stop) — and the positions become the columns of a bars × combinations matrix that the
+engine simulates and measures in one pass (:func:`~meridian.engine.backtest_batch`,
+:func:`~meridian.engine.compute_metrics_batch`) with the sweep's
+:class:`~meridian.engine.settings.RunSettings` — the same functions and settings
+``run_backtest`` uses, so every row equals a single backtest with those parameters and
+settings, float for float.
+
+A grid may vary run settings too: the exit fractions vary inside one pass (one per column);
+any other setting (``multiplier``, ``sizing``…) splits the batch into one pass per distinct
+value.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from meridian.engine import METRIC_NAMES, as_positions, backtest_batch, compute_metrics_batch
 from meridian.engine.metrics import returns_from_equity
-from meridian.strategies import StrategySource, get_strategy, load_module
-
-EXIT_OPTIONS = {"stop_loss": 0.0, "take_profit": 0.0, "trailing_stop": 0.0}
-"""Engine exits a grid may sweep beside the strategy's parameters (0 = off), one fraction per
-combination: ``--grid stop_loss=0.02,0.05,0.1``."""
+from meridian.engine.settings import EXITS, NAMES, RunSettings
+from meridian.strategies import StrategySource, accepted, exit_levels, get_strategy, load_module
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Everything but the parameters: the same for every combination of a sweep."""
+class Job:
+    """What every combination of a sweep shares: the strategy and the run settings."""
 
     strategy: str
     source: StrategySource | None = None  # where the module lives (workers load it by path)
-    initial_capital: float = 100_000.0
-    commission: float = 0.0
-    slippage: float = 0.0
-    fill: str = "next_open"
-    risk_free_rate: float = 0.0
+    settings: RunSettings = field(default_factory=RunSettings)
     sample_stride: int = 1  # every stride-th combination's returns are kept (for PBO)
     sample_size: int = 0
+
+    def module(self):
+        return load_module(self.source) if self.source else get_strategy(self.strategy)
 
 
 @dataclass(frozen=True)
 class Window:
-    """Trading window (inclusive dates, None = open-ended)."""
+    """Trading window (inclusive dates, None = the settings' own ``start`` / ``end``)."""
 
     start: str | None = None
     end: str | None = None
 
 
+def split_params(params: dict[str, Any], strategy_params=()) -> tuple[dict, dict]:
+    """A combination's strategy parameters and its run settings (names of
+    :class:`RunSettings` that are not the strategy's own parameters)."""
+    settings = {k: v for k, v in params.items() if k in NAMES and k not in strategy_params}
+    return {k: v for k, v in params.items() if k not in settings}, settings
+
+
+@dataclass
+class _Batch:
+    """Targets, price levels and settings of some combinations, ready for the engine."""
+
+    targets: np.ndarray
+    errors: list[str | None]
+    levels: dict[str, np.ndarray] = field(default_factory=dict)
+    settings: list[dict] = field(default_factory=list)
+
+
+def _prepare(data: pd.DataFrame, job: Job, combinations: list[dict]) -> _Batch:
+    module = job.module()
+    exits = getattr(module, "exits", None)
+    batch = _Batch(np.zeros((len(data), len(combinations)), order="F"),
+                   [None] * len(combinations))
+    for column, params in enumerate(combinations):
+        strategy_params, settings = split_params(params, module.PARAMS)
+        batch.settings.append(settings)
+        try:
+            batch.targets[:, column] = as_positions(
+                module.signals(data, **accepted(module.signals, strategy_params)), data.index)
+            levels = exit_levels(exits, data, strategy_params) if exits is not None else {}
+        except Exception as error:  # noqa: BLE001 - one bad combination must not stop a sweep
+            batch.errors[column] = f"{type(error).__name__}: {error}"
+            continue
+        for name, level in levels.items():
+            if not level.index.equals(data.index):
+                batch.errors[column] = f"EngineError: exits' {name} level is indexed " \
+                                       "differently from the data"
+                continue
+            matrix = batch.levels.setdefault(
+                name, np.full((len(data), len(combinations)), np.nan, order="F"))
+            matrix[:, column] = level.to_numpy(dtype=float, na_value=np.nan)
+            settings[name] = 0.0  # the level replaces that fraction, as in run_backtest
+    return batch
+
+
+def _groups(batch: _Batch) -> dict[tuple, list[int]]:
+    """Columns by the settings they need beyond the exit fractions (one engine pass each)."""
+    groups: dict[tuple, list[int]] = {}
+    for column, settings in enumerate(batch.settings):
+        key = tuple(sorted((k, v) for k, v in settings.items() if k not in EXITS))
+        groups.setdefault(key, []).append(column)
+    return groups
+
+
 def evaluate(
-    data: pd.DataFrame, settings: Settings, combinations: list[dict], windows: tuple[Window, ...],
+    data: pd.DataFrame, job: Job, combinations: list[dict], windows: tuple[Window, ...],
     keep_returns: np.ndarray | None = None,
 ) -> tuple[list[np.ndarray], list[str | None], np.ndarray | None]:
     """Metrics (combinations × METRIC_NAMES, one matrix per window), per-combination errors,
     and the bar returns on the first window of the combinations ``keep_returns`` marks
     (float32, bars × marked; for the overfitting statistics), or None.
 
-    A combination whose ``signals`` raises gets NaN metrics and its error; the others go on.
+    A combination whose ``signals`` (or settings) fail gets NaN metrics and its error; the
+    others go on.
     """
-    module = load_module(settings.source) if settings.source else get_strategy(settings.strategy)
-    targets = np.zeros((len(data), len(combinations)), order="F")
-    errors: list[str | None] = [None] * len(combinations)
-    for column, params in enumerate(combinations):
-        try:
-            signal_params = {k: v for k, v in params.items() if k not in EXIT_OPTIONS}
-            targets[:, column] = as_positions(module.signals(data, **signal_params), data.index)
-        except Exception as error:  # noqa: BLE001 - one bad combination must not stop a sweep
-            errors[column] = f"{type(error).__name__}: {error}"
-    exits = {name: np.array([params.get(name, 0.0) for params in combinations], dtype=float)
-             for name in EXIT_OPTIONS if any(name in params for params in combinations)}
-    tables = []
+    batch = _prepare(data, job, combinations)
+    count = len(combinations)
+    tables = [np.full((count, len(METRIC_NAMES)), np.nan) for _ in windows]
+    kept_columns = np.flatnonzero(keep_returns) if keep_returns is not None else np.array([])
     kept = None
-    for number, window in enumerate(windows):
-        result = run_window(data, targets, settings, window, exits)
-        metrics = compute_metrics_batch(result, risk_free_rate=settings.risk_free_rate)
-        table = np.column_stack([metrics[name] for name in METRIC_NAMES])
-        failed = [i for i, error in enumerate(errors) if error]
+    for key, columns in _groups(batch).items():
+        try:
+            settings = job.settings.replace(**dict(key))
+        except Exception as error:  # noqa: BLE001 - e.g. sizing without target_volatility
+            for column in columns:
+                batch.errors[column] = batch.errors[column] or f"{type(error).__name__}: {error}"
+            continue
+        exits = {name: np.array([batch.settings[c].get(name, getattr(settings, name))
+                                 for c in columns], dtype=float)
+                 for name in EXITS if any(name in batch.settings[c] for c in columns)}
+        levels = {name: matrix[:, columns] for name, matrix in batch.levels.items()}
+        for number, window in enumerate(windows):
+            result = run_window(data, batch.targets[:, columns], settings, window, exits, levels)
+            metrics = compute_metrics_batch(result)
+            tables[number][columns] = np.column_stack([metrics[name] for name in METRIC_NAMES])
+            wanted = np.isin(columns, kept_columns)
+            if number == 0 and wanted.any():
+                returns = returns_from_equity(result.sim.equity[:, wanted],
+                                              settings.initial_capital).astype(np.float32)
+                if kept is None:
+                    kept = np.full((returns.shape[0], len(kept_columns)), np.nan, np.float32)
+                kept[:, np.searchsorted(kept_columns, np.asarray(columns)[wanted])] = returns
+    failed = [i for i, error in enumerate(batch.errors) if error]
+    for table in tables:
         table[failed] = np.nan
-        tables.append(table)
-        if number == 0 and keep_returns is not None and keep_returns.any():
-            kept = returns_from_equity(result.sim.equity[:, keep_returns],
-                                       settings.initial_capital).astype(np.float32)
-    return tables, errors, kept
+    return tables, batch.errors, kept
 
 
-def run_window(data: pd.DataFrame, targets: np.ndarray, settings: Settings, window: Window,
-               exits: dict | None = None):
-    """The engine on ``targets`` (bars × combinations) over ``window``, with the settings."""
-    return backtest_batch(
-        data, targets, initial_capital=settings.initial_capital,
-        commission=settings.commission, slippage=settings.slippage, fill=settings.fill,
-        start=window.start, end=window.end, **(exits or {}),
-    )
+def run_window(data: pd.DataFrame, targets: np.ndarray, settings: RunSettings, window: Window,
+               exits: dict | None = None, levels: dict | None = None):
+    """The engine on ``targets`` (bars × combinations) over ``window`` (else the settings'
+    own dates), with the settings, per-combination exit fractions and price levels."""
+    if window.start or window.end:
+        settings = settings.replace(start=window.start or settings.start,
+                                    end=window.end or settings.end)
+    return backtest_batch(data, targets, settings, exits=exits, levels=levels)
 
 
-def positions(data: pd.DataFrame, settings: Settings, params: dict) -> tuple[np.ndarray, dict]:
-    """One combination's target positions (bars × 1) and its exits, as :func:`evaluate` makes
-    them (for re-running a chosen combination on another window)."""
-    module = load_module(settings.source) if settings.source else get_strategy(settings.strategy)
-    signal_params = {k: v for k, v in params.items() if k not in EXIT_OPTIONS}
-    target = as_positions(module.signals(data, **signal_params), data.index)[:, None]
-    exits = {name: np.array([params[name]], dtype=float) for name in EXIT_OPTIONS
-             if name in params}
-    return np.asfortranarray(target), exits
+def positions(data: pd.DataFrame, job: Job, params: dict
+              ) -> tuple[np.ndarray, RunSettings, dict, dict]:
+    """One combination as :func:`evaluate` simulates it — targets (bars × 1), settings, exit
+    fractions and price levels — for re-running a chosen combination on another window."""
+    batch = _prepare(data, job, [params])
+    if batch.errors[0]:
+        raise ValueError(batch.errors[0])
+    chosen = batch.settings[0]
+    settings = job.settings.replace(**{k: v for k, v in chosen.items() if k not in EXITS})
+    exits = {name: np.array([chosen[name]], dtype=float) for name in EXITS if name in chosen}
+    return batch.targets, settings, exits, batch.levels
+
+

@@ -23,7 +23,7 @@ import pandas as pd
 from meridian import _process
 from meridian.exceptions import ParameterError
 from meridian.indicators import shared_windows
-from meridian.sweep.evaluate import Settings, Window, evaluate
+from meridian.sweep.evaluate import Job, Window, evaluate
 from meridian.sweep.grid import Grid
 
 EXECUTORS = ("local", "dask")
@@ -45,7 +45,7 @@ def tasks(indices: np.ndarray, size: int) -> Iterator[np.ndarray]:
         yield indices[start:start + size]
 
 
-def _init_worker(data: pd.DataFrame, settings: Settings, grid: Grid,
+def _init_worker(data: pd.DataFrame, settings: Job, grid: Grid,
                  windows: tuple[Window, ...]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -32,14 +32,14 @@ from meridian._files import file_sha256
 from meridian.data import load_market_data, load_ohlcv
 from meridian.engine import METRIC_NAMES
 from meridian.engine.metrics import metric_info
+from meridian.engine.settings import RANGES, WINDOW, RunSettings
 from meridian.exceptions import ParameterError
-from meridian.parameters import RUN_SETTING_RANGES
 from meridian.record import downsample
 from meridian.registry.db import Registry
 from meridian.registry.sweeps import load_sweep, save_sweep_header
-from meridian.strategies import find_strategy, get_strategy
+from meridian.strategies import find_strategy, get_strategy, strategy_settings
 from meridian.sweep import executors
-from meridian.sweep.evaluate import EXIT_OPTIONS, Settings, Window
+from meridian.sweep.evaluate import Job, Window
 from meridian.sweep.grid import DEFAULT_MAX_COMBINATIONS, Grid, build_grid
 from meridian.sweep.store import (
     OOS_PREFIX,
@@ -131,7 +131,7 @@ class _Plan:
     info: dict[str, Any]
     grid: Grid
     data: pd.DataFrame
-    settings: Settings
+    job: Job
     in_sample: Window
     split: Window | None
     done: np.ndarray
@@ -146,15 +146,15 @@ class _Plan:
         return (self.in_sample, *(fold.window("train") for fold in self.folds))
 
 
-def _sample(settings: Settings, size: int) -> Settings:
-    """Settings marking an even sample of at most PBO_MAX_COLUMNS combinations whose returns
+def _sample(job: Job, size: int) -> Job:
+    """The job, marking an even sample of at most PBO_MAX_COLUMNS combinations whose returns
     are kept for the overfitting statistics."""
     from dataclasses import replace
 
     from meridian.stats import PBO_MAX_COLUMNS
 
     stride = max(1, -(-size // PBO_MAX_COLUMNS))
-    return replace(settings, sample_stride=stride, sample_size=PBO_MAX_COLUMNS)
+    return replace(job, sample_stride=stride, sample_size=PBO_MAX_COLUMNS)
 
 
 def _folds(info: dict, data: pd.DataFrame, grid: Grid) -> list:
@@ -166,16 +166,39 @@ def _folds(info: dict, data: pd.DataFrame, grid: Grid) -> list:
                  warm_up(grid.axes))
 
 
+def sweep_settings(module, settings: RunSettings | dict | None = None,
+                   **options) -> RunSettings:
+    """A sweep's run settings: ``settings`` when it is a :class:`RunSettings`, else the
+    module's own ``SETTINGS`` (its notebook's parameters cell — so a sweep gives the rows the
+    notebook would) with ``settings`` (a mapping, ``--set``) and the non-None ``options``
+    (``--capital``, ``--commission``, ``--slippage``) on top."""
+    base = settings if isinstance(settings, RunSettings) else strategy_settings(module).replace(
+        **dict(settings or {}))
+    return base.replace(**{k: v for k, v in options.items() if v is not None})
+
+
+def _grid(module, name: str, options, settings: RunSettings, max_combinations: int) -> Grid:
+    """The grid over the strategy's parameters and any run setting (each checked against its
+    range); the settings a grid does not vary stay the sweep's, out of the combinations."""
+    own = module.PARAMS
+    sweepable = {k: v for k, v in settings.as_dict().items() if k not in own}
+    for option in options:
+        setting = str(option).partition("=")[0].strip()
+        if setting in WINDOW and setting not in own:
+            raise ParameterError(f"--grid {setting}: the trading window cannot vary per "
+                                 f"combination; use --set {setting}=YYYY-MM-DD, --split or "
+                                 "--walk-forward")
+    ranges = {**RANGES, **getattr(module, "PARAM_RANGES", {})}
+    grid = build_grid({**own, **sweepable}, options, name, max_combinations, ranges)
+    return Grid({k: v for k, v in grid.defaults.items() if k in own or k in grid.axes},
+                grid.axes)
+
+
 def _new_plan(strategy, grid_options, *, metric, top, executor, workers, scheduler, data_path,
-              split, initial_capital, commission, slippage, max_combinations,
-              walk_forward=None, anchored=False) -> _Plan:
+              split, settings, max_combinations, walk_forward=None, anchored=False) -> _Plan:
     source = find_strategy(strategy)
     module = get_strategy(source.name)
-    ranges = {**RUN_SETTING_RANGES, **getattr(module, "PARAM_RANGES", {})}
-    grid = build_grid({**module.PARAMS, **EXIT_OPTIONS}, grid_options, source.name,
-                      max_combinations, ranges)
-    unused = [name for name in EXIT_OPTIONS if name not in grid.axes]
-    grid = Grid({k: v for k, v in grid.defaults.items() if k not in unused}, grid.axes)
+    grid = _grid(module, source.name, grid_options, settings, max_combinations)
     if metric not in METRIC_INDEX:
         raise ParameterError(f"--metric {metric!r} is not a metric; use one of "
                              f"{', '.join(METRIC_NAMES)}")
@@ -186,8 +209,7 @@ def _new_plan(strategy, grid_options, *, metric, top, executor, workers, schedul
                              f"{', '.join(executors.EXECUTORS)}")
     data = _load_data(data_path)
     in_sample, out_of_sample = _split_windows(data, split)
-    settings = _sample(Settings(source.name, source, initial_capital, commission, slippage),
-                       grid.size)
+    job = _sample(Job(source.name, source, settings), grid.size)
     info = {
         "sweep_id": str(uuid.uuid4()),
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -199,10 +221,9 @@ def _new_plan(strategy, grid_options, *, metric, top, executor, workers, schedul
         "module_path": str(source.path), "module_sha256": _file_hash(str(source.path)),
         "split": split or "", "top": top,
         "walk_forward": walk_forward or "", "anchored": bool(anchored),
-        "settings": {"initial_capital": initial_capital, "commission": commission,
-                     "slippage": slippage},
+        "settings": settings.recorded(),
     }
-    return _Plan(info, grid, data, settings, in_sample, out_of_sample,
+    return _Plan(info, grid, data, job, in_sample, out_of_sample,
                  np.zeros(grid.size, dtype=bool), np.full(grid.size, np.nan),
                  _folds(info, data, grid))
 
@@ -219,7 +240,7 @@ def _resume_plan(sweep_id: str, out: Path, executor: str, workers: int, schedule
                                  f"{path} changed since it started; start a new sweep")
     grid = Grid(info["defaults"], info["grid"])
     data = _load_data(info["data_path"])
-    settings = _sample(Settings(source.name, source, **info["settings"]), grid.size)
+    job = _sample(Job(source.name, source, RunSettings.of(info["settings"])), grid.size)
     done = np.zeros(grid.size, dtype=bool)
     values = np.full(grid.size, np.nan)
     finished = read_results(out, info["sweep_id"], [info["metric"]])
@@ -229,7 +250,7 @@ def _resume_plan(sweep_id: str, out: Path, executor: str, workers: int, schedule
     info.update(status="running", executor=executor, workers=workers, scheduler=scheduler,
                 resumed=info.get("resumed", 0) + 1)
     in_sample, out_of_sample = _split_windows(data, info["split"])
-    return _Plan(info, grid, data, settings, in_sample, out_of_sample, done, values,
+    return _Plan(info, grid, data, job, in_sample, out_of_sample, done, values,
                  _folds(info, data, grid))
 
 
@@ -256,9 +277,10 @@ def run_sweep(
     split: str | None = None,
     walk_forward: str | None = None,
     anchored: bool = False,
-    initial_capital: float = 100_000.0,
-    commission: float = 0.0,
-    slippage: float = 0.0,
+    settings: RunSettings | dict | None = None,
+    initial_capital: float | None = None,
+    commission: float | None = None,
+    slippage: float | None = None,
     output_dir: str | Path | None = None,
     progress: bool = True,
     max_combinations: int = DEFAULT_MAX_COMBINATIONS,
@@ -274,6 +296,12 @@ def run_sweep(
     deflated Sharpe ratio of its best combination, the probability of backtest overfitting of
     its ranking, and bootstrap bands of the best one's drawdown and CAGR.
 
+    The run settings (:class:`~meridian.engine.settings.RunSettings`) are the strategy
+    module's own ``SETTINGS`` (its notebook's parameters cell), with ``settings`` (a mapping
+    of names to values, as ``--set`` gives; a ``RunSettings`` replaces them whole) and
+    ``initial_capital`` / ``commission`` / ``slippage`` on top; a grid may vary a setting too
+    (``--grid stop_loss=0.02,0.05``, ``--grid multiplier=1,50``), except the trading window.
+
     Everything is validated before any work starts. Ctrl-C and SIGTERM stop cleanly: finished
     combinations are kept and the sweep is saved with status ``interrupted``; all combinations
     failing gives ``failed``, some ``partial``.
@@ -286,10 +314,12 @@ def run_sweep(
     if resume:
         plan = _resume_plan(resume, out, executor, workers, scheduler)
     else:
+        chosen = sweep_settings(get_strategy(find_strategy(strategy).name), settings,
+                                initial_capital=initial_capital, commission=commission,
+                                slippage=slippage)
         plan = _new_plan(strategy, grid, metric=metric, top=top, executor=executor,
                          workers=workers, scheduler=scheduler, data_path=data_path,
-                         split=split, initial_capital=initial_capital, commission=commission,
-                         slippage=slippage, max_combinations=max_combinations,
+                         split=split, settings=chosen, max_combinations=max_combinations,
                          walk_forward=walk_forward, anchored=anchored)
     Registry(out).check()  # a damaged registry stops us here, before any work
     info, metric, top = plan.info, plan.info["metric"], plan.info["top"]
@@ -315,7 +345,7 @@ def run_sweep(
             size = executors.chunk_size(plan.grid.size, workers, len(plan.data))
             work = _work(plan.done, size)
             for indices, tables, errors, kept, kept_indices in executors.run(
-                    executor, plan.data, plan.settings, plan.grid, windows, work, workers,
+                    executor, plan.data, plan.job, plan.grid, windows, work, workers,
                     scheduler, connection):
                 writer.add(indices, tables[0], errors,
                            tables[1] if plan.split is not None else None, kept, kept_indices)
@@ -413,13 +443,14 @@ def _overfitting(out: Path, plan: _Plan, best: dict, trials: int,
                  sharpes: _Moments) -> dict[str, Any]:
     """DSR, PSR, PBO and bootstrap bands of the sweep (see :mod:`meridian.stats`)."""
     from meridian import stats
-    from meridian.engine.metrics import infer_periods_per_year, returns_from_equity
+    from meridian.engine.metrics import returns_from_equity
     from meridian.sweep.evaluate import positions, run_window
 
-    periods = infer_periods_per_year(plan.data.index)
-    targets, exits = positions(plan.data, plan.settings, best["params"])
-    result = run_window(plan.data, targets, plan.settings, plan.evaluated_windows()[0], exits)
-    returns = returns_from_equity(result.sim.equity[:, 0], plan.settings.initial_capital)
+    targets, settings, exits, levels = positions(plan.data, plan.job, best["params"])
+    periods = settings.periods(plan.data.index)
+    result = run_window(plan.data, targets, settings, plan.evaluated_windows()[0], exits,
+                        levels)
+    returns = returns_from_equity(result.sim.equity[:, 0], settings.initial_capital)
     variance = sharpes.variance / periods  # annualized Sharpe ratios → per period
     matrix = read_returns(out, plan.info["sweep_id"])
     pbo = None
@@ -446,8 +477,8 @@ def _walk_forward(out: Path, plan: _Plan, fold_best: list[tuple[float, int]]) ->
         if index < 0:
             continue
         params = plan.grid[index]
-        targets, exits = positions(plan.data, plan.settings, params)
-        result = run_window(plan.data, targets, plan.settings, fold.window("test"), exits)
+        targets, settings, exits, levels = positions(plan.data, plan.job, params)
+        result = run_window(plan.data, targets, settings, fold.window("test"), exits, levels)
         outside = compute_metrics(result)
         results.append(result)
         chosen.append({name: params[name] for name in plan.grid.axes})
@@ -455,7 +486,7 @@ def _walk_forward(out: Path, plan: _Plan, fold_best: list[tuple[float, int]]) ->
                      "params": chosen[-1], "in_sample": value,
                      "out_of_sample": outside[plan.info["metric"]],
                      "oos_total_return": outside["total_return"]})
-    stitched = stitch(results, plan.settings.initial_capital)
+    stitched = stitch(results, plan.job.settings.initial_capital)
     run_id = _record_stitched(out, plan, stitched, rows)
     return {"spec": plan.info["walk_forward"], "anchored": plan.info["anchored"],
             "windows": rows, "run_id": run_id, "metrics": compute_metrics(stitched),

@@ -171,7 +171,8 @@ def stitch(results: list[EngineResult], capital: float) -> EngineResult:
     held = np.concatenate(helds)[:, None]
     simulation = Simulation(np.asfortranarray(equity), np.asfortranarray(held),
                             np.concatenate(events)[:, None], np.asfortranarray(equity))
-    return EngineResult(index, close, capital, simulation, TradeArrays(**merged))
+    return EngineResult(index, close, capital, simulation, TradeArrays(**merged),
+                        results[0].settings.replace(start="", end=""))
 
 
 def stability(chosen: list[dict], axes: dict[str, list]) -> dict[str, dict]:
