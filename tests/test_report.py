@@ -113,6 +113,16 @@ def test_rerun_reproduces_exactly_then_warns_when_the_data_changed(fld_run, tmp_
     assert "warning" not in again.stderr
     child = next(r for r in load_all_runs(copy) if r.get("parent_id") == record["run_id"])
     assert child["metrics"] == record["metrics"] and child["params"] == record["params"]
+    assert child["changed"] == []  # nothing differs from the original: nothing highlighted
+    edited = meridian("rerun", record["run_id"][:8], "-p", "cot_threshold", "0.5",
+                      "--output-dir", str(copy))
+    assert edited.returncode == 0, edited.stderr
+    grandchild = max((r for r in load_all_runs(copy) if r.get("parent_id") == record["run_id"]),
+                     key=lambda r: r["timestamp"])
+    assert grandchild["changed"] == ["cot_threshold"]
+    page = Path(grandchild["report_path"]).read_text()
+    highlighted = page.split('class="mr-param changed" title="set for this run">')[1:]
+    assert [part.split("=")[0] for part in highlighted] == ["cot_threshold"]
     original = prices.read_text()
     try:
         with prices.open("a") as stream:

@@ -153,6 +153,8 @@ def test_bad_requests_are_one_line_errors(served):
     assert status == 404 and answer["error"] == "no run '0000ffff' (deleted?)"
     status, answer = server.request(f"/api/runs/{ids[0]}/rerun", {"params": {"nope": "1"}})
     assert status == 400 and "unknown parameter 'nope'" in answer["error"]
+    status, answer = server.request(f"/api/runs/{ids[0]}/rerun", {"params": {"multiplier": "0"}})
+    assert status == 400 and "multiplier=0.0 is out of range" in answer["error"]
     status, answer = server.request("/api/runs?sort=m:nonsense")
     assert status == 400 and "unknown metric 'nonsense'" in answer["error"]
     status, answer = server.request("/api/delete", {"ids": [ids[0], "0000ffff"]})

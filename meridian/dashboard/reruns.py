@@ -51,10 +51,11 @@ def form(record: dict) -> dict[str, Any]:
         return {"kind": kind, "refusal": f"a {kind} run cannot be re-run from here (re-run "
                                           "its notebook cell, or its sweep)"}
     try:
-        defaults, ranges = rerun_target(record).parameters()
+        target = rerun_target(record)
+        defaults, ranges = target.parameters()
     except MeridianError as error:
         return {"kind": kind, "refusal": str(error)}
-    values = record.get("params") or {}
+    values = target.values()
     return {"kind": kind, "params": [
         {"name": name, "type": type(default).__name__,
          "value": field_text(values.get(name, default)), "default": field_text(default),
@@ -89,7 +90,7 @@ def check(record: dict, texts: dict[str, str]) -> dict[str, Any]:
     unknown = [name for name in texts if name not in defaults]
     if unknown:
         raise FormErrors({}, f"unknown parameter {unknown[0]!r}; valid: {', '.join(defaults)}")
-    current = record.get("params") or {}
+    current = target.values()
     overrides: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for name, text in texts.items():

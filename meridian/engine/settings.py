@@ -140,11 +140,13 @@ class RunSettings:
         if unknown:
             raise SettingError(f"unknown run setting {unknown[0]!r}; valid settings: "
                                f"{', '.join(NAMES)}")
-        return dataclasses.replace(base, **given) if base is not None else cls(**given)
+        if base is not None:
+            return dataclasses.replace(base, **given) if given else base
+        return cls(**given)
 
     def replace(self, **changes: Any) -> RunSettings:
         """A copy with ``changes`` (checked like :meth:`of`)."""
-        return RunSettings.of(self, **changes) if changes else self
+        return RunSettings.of(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:
         """Every setting by name (a price level stays a Series)."""

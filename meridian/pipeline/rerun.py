@@ -98,27 +98,48 @@ class Target:
             defaults = {n: p.default for n, p in run_parameters(notebook).items()}
             return defaults, {**RANGES, **(ranges if isinstance(ranges, dict)
                                                        else {})}
-        from meridian.strategies import get_strategy
+        from meridian.engine.settings import DEFAULTS, RANGES
 
-        module = get_strategy(self.original["strategy_name"])
-        return dict(module.PARAMS), dict(getattr(module, "PARAM_RANGES", {}))
+        module = self._module()
+        return ({**module.PARAMS, **{k: v for k, v in DEFAULTS.items() if k not in module.PARAMS}},
+                {**RANGES, **getattr(module, "PARAM_RANGES", {})})
+
+    def values(self) -> dict[str, Any]:
+        """The original run's value of each parameter (and, for a module, each run setting
+        it recorded)."""
+        params = dict(self.original.get("params") or {})
+        if self.notebook is not None:
+            return params
+        return {**(self.original.get("settings") or {}), **params}
+
+    def split(self, overrides: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        """A module run's parameters and :class:`RunSettings` with ``overrides`` applied."""
+        module = self._module()
+        params = {**(self.original.get("params") or {}),
+                  **{k: v for k, v in overrides.items() if k in module.PARAMS}}
+        settings = {**(self.original.get("settings") or {}),
+                    **{k: v for k, v in overrides.items() if k not in module.PARAMS}}
+        return params, _settings(settings)
 
     def check(self, overrides: dict[str, Any]) -> None:
         """What ``meridian rerun`` checks before it starts (ParameterError)."""
-        params = {**(self.original.get("params") or {}), **overrides}
         if self.notebook is not None:
             from meridian.pipeline.run import prepare
 
-            prepare(self.notebook, params)
+            prepare(self.notebook, {**(self.original.get("params") or {}), **overrides})
             return
-        from meridian.parameters import check_ranges, validate_params
+        from meridian.strategies import strategy_parameters
+
+        module = self._module()
+        params, _ = self.split(overrides)  # the settings: checked as they are built
+        strategy_parameters(module, {k: v for k, v in params.items()
+                                     if k in module.PARAMS or k in overrides},
+                            self.original["strategy_name"])
+
+    def _module(self):
         from meridian.strategies import get_strategy
 
-        module = get_strategy(self.original["strategy_name"])
-        merged = validate_params(module.PARAMS, {k: v for k, v in params.items()
-                                                 if k in module.PARAMS or k in overrides},
-                                 owner=self.original["strategy_name"])
-        check_ranges(merged, getattr(module, "PARAM_RANGES", {}), self.original["strategy_name"])
+        return get_strategy(self.original["strategy_name"])
 
 
 def rerun_target(original: dict) -> Target:
@@ -159,24 +180,24 @@ def rerun(run_id: str, overrides: dict[str, Any] | None = None,
     for line in warnings:
         if on_warning is not None:
             on_warning(line)
-    params = {**(original.get("params") or {}), **(overrides or {})}
     if target.notebook is not None:
         from meridian.pipeline.run import run_notebook
 
+        params = {**(original.get("params") or {}), **(overrides or {})}
         record = run_notebook(target.notebook, params, output_dir=output_dir,
                               parent_id=original["run_id"], run_id=new_run_id,
                               baseline=original.get("params") or {})
     else:
         from meridian.api import run_backtest
 
-        settings = _settings(original.get("settings") or {})
+        params, settings = target.split(overrides or {})
         data = (original.get("data") or {}).get("path") or None
         if data and Path(data).resolve().is_relative_to(Path(__file__).resolve().parents[1]):
             data = None  # the bundled sample: load it the way the original did
         result = run_backtest(original["strategy_name"], params, data=data, settings=settings)
         result.parent_id = original["run_id"]
-        result.changed = [name for name in (overrides or {})
-                          if (original.get("params") or {}).get(name) != params[name]]
+        result.changed = [name for name in (overrides or {}) if name in params
+                          and (original.get("params") or {}).get(name) != params[name]]
         if new_run_id is not None:
             result.run_id = new_run_id
         save_run(result.to_dict(), output_dir)
