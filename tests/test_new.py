@@ -52,6 +52,7 @@ def test_unknown_region_in_a_template_is_an_error():
         ("ok", ["2x=1"], "is not a parameter name"),
         ("ok", ["for=1"], "not a keyword"),
         ("ok", ["commission=0.1"], "'commission' is reserved"),
+        ("ok", ["multiplier=3"], "'multiplier' is reserved"),
         ("ok", ["a=1", "a=2"], "'a' is given twice"),
         ("ok", ["a=[1, 2]"], "must be a number, a bool or a string"),
     ],

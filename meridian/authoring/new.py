@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from meridian import project
+from meridian.engine.settings import NAMES as SETTING_NAMES
 from meridian.exceptions import ParameterError, ScaffoldError
 from meridian.parameters import parse_assignments
 from meridian.pipeline.notebooks import list_notebooks
 from meridian.strategies import list_strategies
 
-RUN_SETTINGS = ("initial_capital", "commission", "slippage", "data_path", "start", "end",
-                "cot_path", "cot_market")
-"""Parameters every notebook has; strategy parameters may not reuse these names."""
+RESERVED = (*SETTING_NAMES, "data_path", "cot_path", "cot_market")
+"""The run settings (:class:`~meridian.engine.settings.RunSettings`) and the data parameters
+every notebook has: strategy parameters may not reuse these names."""
 REGION = re.compile(
     r"^(?P<indent>[ \t]*)# meridian:(?P<key>[\w-]+)\n(?P<body>.*?)^[ \t]*# meridian:end\n",
     re.MULTILINE | re.DOTALL,
@@ -50,9 +51,9 @@ def parse_param_options(options: list[str] | tuple[str, ...]) -> dict[str, Any]:
         if keyword.iskeyword(name):
             raise ScaffoldError(f"--param {name!r}: a parameter name must be a Python "
                                 "identifier, not a keyword")
-        if name == "data" or name in RUN_SETTINGS:
-            raise ScaffoldError(f"--param {name!r} is reserved; every notebook already has "
-                                f"data and {', '.join(RUN_SETTINGS)}")
+        if name == "data" or name in RESERVED:
+            raise ScaffoldError(f"--param {name!r} is reserved: data, {', '.join(RESERVED)} are "
+                                "the data and run settings every notebook has")
         if not isinstance(value, SCALARS):
             raise ScaffoldError(f"--param {name}={value!r}: the default must be a number, a "
                                 "bool or a string")
