@@ -16,6 +16,7 @@ case-insensitive (``"FLD"`` is ``fld``). A project module with a built-in's name
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import inspect
 import sys
@@ -123,10 +124,20 @@ def load_module(source: StrategySource) -> ModuleType:
 def accepted(function: Callable[..., Any], params: Mapping[str, Any]) -> dict[str, Any]:
     """The ``params`` that ``function`` names (all of them when it takes ``**kwargs``): a
     module's ``signals`` and ``exits`` share one parameter list."""
+    names = _parameter_names(function)
+    if names is None:
+        return dict(params)
+    return {name: value for name, value in params.items() if name in names}
+
+
+@functools.lru_cache(maxsize=256)
+def _parameter_names(function: Callable[..., Any]) -> frozenset[str] | None:
+    """The names ``function`` accepts, None for any (``**kwargs``): read once per function,
+    not once per sweep combination."""
     signature = inspect.signature(function).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.values()):
-        return dict(params)
-    return {name: value for name, value in params.items() if name in signature}
+        return None
+    return frozenset(signature)
 
 
 def exit_levels(exits: Callable[..., Any], data, params: Mapping[str, Any]) -> dict[str, Any]:

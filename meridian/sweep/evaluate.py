@@ -27,6 +27,8 @@ from meridian.engine.metrics import returns_from_equity
 from meridian.engine.settings import EXITS, NAMES, RunSettings
 from meridian.strategies import StrategySource, accepted, exit_levels, get_strategy, load_module
 
+SETTINGS = frozenset(NAMES)
+
 
 @dataclass(frozen=True)
 class Job:
@@ -53,7 +55,7 @@ class Window:
 def split_params(params: dict[str, Any], strategy_params=()) -> tuple[dict, dict]:
     """A combination's strategy parameters and its run settings (names of
     :class:`RunSettings` that are not the strategy's own parameters)."""
-    settings = {k: v for k, v in params.items() if k in NAMES and k not in strategy_params}
+    settings = {k: v for k, v in params.items() if k in SETTINGS and k not in strategy_params}
     return {k: v for k, v in params.items() if k not in settings}, settings
 
 
@@ -96,6 +98,8 @@ def _prepare(data: pd.DataFrame, job: Job, combinations: list[dict]) -> _Batch:
 
 def _groups(batch: _Batch) -> dict[tuple, list[int]]:
     """Columns by the settings they need beyond the exit fractions (one engine pass each)."""
+    if not any(batch.settings):  # the usual sweep: one pass for the whole batch
+        return {(): list(range(len(batch.settings)))}
     groups: dict[tuple, list[int]] = {}
     for column, settings in enumerate(batch.settings):
         key = tuple(sorted((k, v) for k, v in settings.items() if k not in EXITS))
@@ -120,6 +124,7 @@ def evaluate(
     kept_columns = np.flatnonzero(keep_returns) if keep_returns is not None else np.array([])
     kept = None
     for key, columns in _groups(batch).items():
+        chosen = slice(None) if len(columns) == count else columns  # no copy for one pass
         try:
             settings = job.settings.replace(**dict(key))
         except Exception as error:  # noqa: BLE001 - e.g. sizing without target_volatility
@@ -129,9 +134,9 @@ def evaluate(
         exits = {name: np.array([batch.settings[c].get(name, getattr(settings, name))
                                  for c in columns], dtype=float)
                  for name in EXITS if any(name in batch.settings[c] for c in columns)}
-        levels = {name: matrix[:, columns] for name, matrix in batch.levels.items()}
+        levels = {name: matrix[:, chosen] for name, matrix in batch.levels.items()}
         for number, window in enumerate(windows):
-            result = run_window(data, batch.targets[:, columns], settings, window, exits, levels)
+            result = run_window(data, batch.targets[:, chosen], settings, window, exits, levels)
             metrics = compute_metrics_batch(result)
             tables[number][columns] = np.column_stack([metrics[name] for name in METRIC_NAMES])
             wanted = np.isin(columns, kept_columns)
