@@ -241,6 +241,8 @@ def test_meridian_run_takes_a_setting_the_notebook_does_not_declare(outputs):
     (record,) = load_all_runs(outputs)
     assert record["settings"]["sizing"] == "volatility_target"
     assert record["settings"]["target_volatility"] == 0.15
+    assert record["params"]["sizing"] == "volatility_target"  # given: recorded and highlighted
+    assert "financing_rate" not in record["params"] and "sizing" in record["changed"]
     expected = run_backtest("sma_cross", sizing="volatility_target", target_volatility=0.15)
     assert record["metrics"]["sharpe_ratio"] == expected.metrics["sharpe_ratio"]
     refused = meridian("run", "sma_cross", "-p", "sizing", "kelly", "--output-dir", str(outputs))

@@ -23,6 +23,7 @@ from meridian.pages import plotly_src
 from meridian.pipeline.kernel import Kernel
 from meridian.pipeline.notebooks import (
     find_notebook,
+    notebook_parameters,
     read_notebook,
     run_parameters,
     source_hash,
@@ -33,13 +34,13 @@ from meridian.pipeline.parameterize import load_params_file, preflight, resolve_
 def prepare(strategy: str, params: dict[str, Any] | None = None,
             params_file: str | Path | None = None):
     """Locate and read the notebook and validate the parameters; no kernel, no files.
-    Returns the path, the notebook, the values given and every parameter's value."""
+    Returns the path, the notebook, the values given and every parameter's value (those of
+    the parameters cell, and the run settings it does not declare when they are given)."""
     path = find_notebook(strategy)
     notebook = read_notebook(path)
-    parameters = run_parameters(notebook, path.stem)
     overrides = {**load_params_file(params_file), **(params or {})}
-    values = resolve_params(parameters, overrides, path.stem)
-    full = {name: p.default for name, p in parameters.items()} | values
+    values = resolve_params(run_parameters(notebook, path.stem), overrides, path.stem)
+    full = {name: p.default for name, p in notebook_parameters(notebook).items()} | values
     preflight(notebook, full, path.stem)
     return path, notebook, values, full
 
