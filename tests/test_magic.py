@@ -148,3 +148,14 @@ def test_a_notebook_using_the_magic_runs_under_papermill_with_an_inline_chart(
     assert "Plotly.newPlot" in html and "Sharpe" in html
     (run,) = load_all_runs(tmp_path / "outputs")
     assert run["name"] == "magic-notebook" and run["params"] == {"fld_offset": 12}
+
+
+def test_set_takes_any_run_setting_and_a_bad_one_is_one_line(shell):
+    _run(shell, "--set multiplier=50 --set tick_size=0.25 --param fld_offset=12 --no-save",
+         FLD_CELL)
+    cell = shell.user_ns["_backtest"]
+    assert cell.settings["multiplier"] == 50.0 and cell.settings["tick_size"] == 0.25
+    module = run_backtest("fld", {"fld_offset": 12}, multiplier=50, tick_size=0.25)
+    assert cell.metrics["total_return"] == module.metrics["total_return"]
+    with pytest.raises(UsageError, match="unknown run setting 'shares'; valid settings: "):
+        _run(shell, "--set shares=3 --no-save", FLD_CELL)

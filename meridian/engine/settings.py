@@ -209,10 +209,3 @@ RANGES: dict[str, str] = {spec.name: spec.metadata["range"]
 DOCS: dict[str, str] = {spec.name: spec.metadata["doc"] for spec in dataclasses.fields(RunSettings)}
 
 
-def describe() -> str:
-    """One line per setting: name, default, range or choices, doc (for ``--help`` texts)."""
-    lines = []
-    for spec in dataclasses.fields(RunSettings):
-        allowed = spec.metadata["range"] or "|".join(spec.metadata["choices"] or ()) or "date"
-        lines.append(f"{spec.name}={spec.default!r} {allowed}: {spec.metadata['doc']}")
-    return "\n".join(lines)
