@@ -364,12 +364,16 @@ def report_command(target, standalone, output, output_dir) -> None:
         page = export_html(notebook, Path(output or source.with_suffix(".html")))
         click.echo(str(page))
         return
+    from meridian import project
     from meridian._files import write_atomic
     from meridian.pages import inline_plotly
     from meridian.storage import load_run_by_id
 
     run = load_run_by_id(target, output_dir)
+    out = project.output_dir(output_dir)
     report = Path(run.get("report_path") or "")
+    if run.get("report_path"):
+        report = project.record_path(report, [out], f"run {run['run_id'][:8]}'s report")
     if not report.is_file():
         raise RegistryError(f"run {run['run_id'][:8]} has no report file ({run['kind']} run); "
                             "reports come from `meridian run`")

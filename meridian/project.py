@@ -220,6 +220,28 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
+def contained(path: str | os.PathLike[str] | None, folders: list[Path]) -> Path | None:
+    """``path`` resolved (links followed) when it lies inside one of ``folders``, else None:
+    the paths a run record carries are data from whoever wrote the record, so they are never
+    followed outside the outputs or project folders."""
+    if not path:
+        return None
+    resolved = Path(path).expanduser().resolve()
+    return resolved if any(resolved.is_relative_to(Path(f).resolve()) for f in folders) \
+        else None
+
+
+def record_path(path: str | os.PathLike[str] | None, folders: list[Path], what: str) -> Path:
+    """:func:`contained`, or a one-line :class:`RegistryError` naming ``what`` and where it
+    would have to be."""
+    found = contained(path, folders)
+    if found is None:
+        where = " or ".join(str(f) for f in folders)
+        raise RegistryError(f"{what} {str(path)!r} is outside {where}; a record's paths are "
+                            "never followed outside them (re-run or re-import the run here)")
+    return found
+
+
 # ------------------------------------------------------------------------ sources
 
 

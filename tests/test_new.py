@@ -90,3 +90,18 @@ def test_outside_a_project_new_says_so_and_names_init(tmp_path, monkeypatch):
     with pytest.raises(ProjectError, match="no Meridian project in .*run `meridian init`"):
         new_notebook("idea")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", [
+    'a"+str(__import__("os").system("touch pwned"))+"',
+    "back\\slash\" and 'quotes'\nnew line",
+    "\u2028 unicode é ' \"\"\" end",
+])
+def test_hostile_string_values_are_written_as_literals_never_as_code(notebooks, value):
+    new_notebook("quoted", {"label": value})
+    text = (notebooks / "quoted.py").read_text()
+    parameters = notebook_parameters(read_notebook(notebooks / "quoted.py"))
+    assert parameters["label"].default == value  # the literal itself, read back
+    assert f"label: str = {value}" not in text
+    assert build(notebooks / "quoted.py").text.count("PARAMS") == 1
+    assert not (notebooks.parent / "pwned").exists()

@@ -8,6 +8,8 @@ lines, so a template can be linted and tried like any notebook.
 
 from __future__ import annotations
 
+import ast
+import json
 import keyword
 import os
 import re
@@ -61,7 +63,31 @@ def parse_param_options(options: list[str] | tuple[str, ...]) -> dict[str, Any]:
 
 
 def _literal(value: Any) -> str:
-    return f'"{value}"' if isinstance(value, str) else repr(value)
+    """Python source for a value: a string as a JSON string (a valid Python literal, every
+    quote, backslash and control character escaped), anything else as its ``repr``. Never the
+    value pasted into the code."""
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+def _check_rendered(text: str, params: dict[str, Any]) -> None:
+    """Parse the notebook back: each parameter must read as exactly its value, a literal (a
+    value that would run as code, or break the file, is refused before anything is written)."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError as error:
+        raise ScaffoldError(f"the parameters make the notebook invalid Python (line "
+                            f"{error.lineno}: {error.msg})") from None
+    found = {node.targets[0].id: node.value for node in tree.body
+             if isinstance(node, ast.Assign) and len(node.targets) == 1
+             and isinstance(node.targets[0], ast.Name) and node.targets[0].id in params}
+    for name, value in params.items():
+        try:
+            same = name in found and ast.literal_eval(found[name]) == value
+        except ValueError:
+            same = False
+        if not same:
+            raise ScaffoldError(f"--param {name}: its value does not read back as the literal "
+                                f"{value!r}; nothing was written")
 
 
 def _regions(name: str, params: dict[str, Any]) -> dict[str, list[str]]:
@@ -107,7 +133,9 @@ def new_notebook(name: str, params: dict[str, Any] | None = None,
         raise ScaffoldError(f"a notebook called {name!r} already exists (an example shipped "
                             "with Meridian); pick another name")
     source = find_template(template)
-    text = render(source.read_text(), name, dict(params or {"lookback": 20}))
+    params = dict(params or {"lookback": 20})
+    text = render(source.read_text(), name, params)
+    _check_rendered(text, params)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         with open(target, "x", encoding="utf-8") as stream:  # "x": fail rather than overwrite

@@ -138,7 +138,8 @@ def _table(head: list[str], rows: list[str]) -> str:
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
-def comparison_page(runs: Sequence[dict], page_dir: Path, plotly: str | None = None) -> str:
+def comparison_page(runs: Sequence[dict], page_dir: Path, plotly: str | None = None,
+                    out: Path | None = None) -> str:
     """The comparison page's HTML (``page_dir`` is where it will be written: report links are
     relative to it)."""
     labels = run_labels(runs)
@@ -171,9 +172,9 @@ def comparison_page(runs: Sequence[dict], page_dir: Path, plotly: str | None = N
     ]
     run_rows = []
     for r, label in zip(runs, labels, strict=True):
-        report = r.get("report_path")
-        link = (f'<a href="{_esc(relative_href(Path(report), page_dir))}">report</a>'
-                if report and Path(report).is_file() else "—")
+        report = project.contained(r.get("report_path"), [out or page_dir])
+        link = (f'<a href="{_esc(relative_href(report, page_dir))}">report</a>'
+                if report is not None and report.is_file() else "—")
         error = f'<span class="bad">{_esc(r["error"])}</span>' if r.get("error") else ""
         run_rows.append(
             f'<tr><td><code>{_esc(r["run_id"])}</code></td><td class="text">{_esc(label)}</td>'
@@ -213,4 +214,4 @@ def write_comparison(runs: Sequence[dict], output_dir: str | os.PathLike[str] | 
     target = target.absolute()
     out = project.output_dir(output_dir)
     shared = plotly_src(target, out) if target.is_relative_to(out.absolute()) else None
-    return write_atomic(target, comparison_page(runs, target.parent, shared))
+    return write_atomic(target, comparison_page(runs, target.parent, shared, out))

@@ -106,8 +106,8 @@ def _report_href(report: str | None, run_id: str, out: Path) -> str | int | None
         return None
     if report == f"runs/{run_id}/report.html":  # stored relative to the folder: the usual case
         return 1 if os.path.isfile(os.path.join(out, report)) else None
-    path = Path(report) if os.path.isabs(report) else out / report
-    return relative_href(path, out) if path.is_file() else None
+    path = project.contained(report if os.path.isabs(report) else out / report, [out])
+    return relative_href(path, out) if path is not None and path.is_file() else None
 
 
 def rows_payload(rows: Sequence[Any], out: Path) -> dict:

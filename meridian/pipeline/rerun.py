@@ -152,11 +152,19 @@ def rerun_target(original: dict) -> Target:
                             "notebook)")
     if kind != "notebook":
         return Target(original, None)
+    from meridian import project
+    from meridian.pipeline.notebooks import find_notebook
+
     code = original.get("code") or {}
-    notebook = code.get("notebook") or original.get("source_path") or original["strategy_name"]
-    if not Path(str(notebook)).is_file():
-        notebook = original["strategy_name"]
-    return Target(original, str(notebook))
+    recorded = code.get("notebook") or original.get("source_path")
+    folders = project.notebook_dirs()
+    what = f"run {original['run_id'][:8]}'s notebook"
+    if recorded and Path(str(recorded)).is_file():  # never a notebook outside the project's
+        return Target(original, str(project.record_path(recorded, folders, what)))
+    name = str(original["strategy_name"])
+    if not name.isidentifier():
+        raise RegistryError(f"{what}: strategy {name!r} is not a notebook name")
+    return Target(original, str(project.record_path(find_notebook(name), folders, what)))
 
 
 def _settings(recorded: dict[str, Any]):
