@@ -22,7 +22,7 @@ _EXPORTS = {
     "BacktestResult": "meridian.api",
     "backtest": "meridian.engine",
     "compute_metrics": "meridian.engine",
-    "RunSettings": "meridian.engine.settings",
+    "RunSettings": "meridian.settings",
     "load_ohlcv": "meridian.data",
     "load_market_data": "meridian.data",
     "save_run": "meridian.storage",

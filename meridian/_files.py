@@ -10,11 +10,18 @@ common umask), the mode ``open()`` would give, not ``mkstemp``'s private 0600.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+try:  # POSIX: serialize concurrent writers of the same file
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: atomic replace alone
+    fcntl = None
 
 
 def file_mode() -> int:
@@ -64,3 +71,23 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def locked(lock_path: Path) -> Iterator[None]:
+    """An exclusive advisory lock held for the block (a no-op where ``fcntl`` is missing).
+
+    Used so that what several processes change at once is changed one after the other: pages
+    rebuilt (the last writer reads the newest registry), a run's tags and note, a notebook
+    saved from two tabs.
+    """
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

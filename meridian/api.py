@@ -21,9 +21,9 @@ import pandas as pd
 from meridian._files import file_sha256
 from meridian.data import load_market_data, load_ohlcv
 from meridian.engine import backtest, compute_metrics
-from meridian.engine.settings import NAMES as SETTING_NAMES
-from meridian.engine.settings import RunSettings
 from meridian.record import RunRecord, data_provenance, environment
+from meridian.settings import NAMES as SETTING_NAMES
+from meridian.settings import RunSettings
 from meridian.strategies import (
     accepted,
     exit_levels,
@@ -71,7 +71,7 @@ def run_backtest(
     ``params`` override the strategy's ``PARAMS`` (unknown names, wrong types and values
     outside its ``PARAM_RANGES`` raise :class:`~meridian.exceptions.ParameterError` before
     anything runs). The run settings are ``settings`` (a
-    :class:`~meridian.engine.settings.RunSettings` or a mapping) with ``initial_capital`` and
+    :class:`~meridian.settings.RunSettings` or a mapping) with ``initial_capital`` and
     ``engine_options`` on top — any setting by name: ``commission``, ``fill``, ``start``,
     ``stop_loss``, ``multiplier``, ``sizing``, ``target_volatility``… (defaults otherwise, not
     the notebook's: ``meridian sweep`` and ``meridian backtest`` start from the module's
@@ -147,7 +147,7 @@ def notebook_backtest(signals: Callable[..., Any], namespace: Mapping[str, Any],
                       exits: Callable[..., Any] | None = None, **settings: Any) -> RunRecord:
     """The backtest of a strategy notebook, from its own variables: the arguments of
     ``signals`` (and of ``exits``, the price levels a strategy exits at) and the run settings
-    (every :class:`~meridian.engine.settings.RunSettings` name the notebook defines: capital,
+    (every :class:`~meridian.settings.RunSettings` name the notebook defines: capital,
     costs, window, exits, contract, sizing…) are read from ``namespace`` (pass ``globals()``),
     so the parameters cell is the only list of parameters a notebook has; ``settings``
     override them. Inside ``meridian run`` the result is that run."""

@@ -10,8 +10,8 @@ import sys
 
 import click
 
-from meridian.engine.settings import NAMES as SETTING_NAMES
 from meridian.exceptions import MeridianError
+from meridian.settings import NAMES as SETTING_NAMES
 
 
 class _Group(click.Group):
@@ -88,8 +88,8 @@ SET_OPTION = click.option(
 
 def _settings(items) -> dict:
     """``--set NAME=VALUE`` options, checked as run settings before any work (one line)."""
-    from meridian.engine.settings import RunSettings
     from meridian.parameters import parse_assignments
+    from meridian.settings import RunSettings
 
     values = parse_assignments(items, "--set", "multiplier=50")
     RunSettings.of(values)

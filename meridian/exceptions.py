@@ -31,7 +31,7 @@ class EngineError(MeridianError, ValueError):
 
 class SettingError(ParameterError, EngineError):
     """A run setting that is unknown, of the wrong type, out of its range or not one of its
-    choices (:class:`~meridian.engine.settings.RunSettings`): a parameter error where
+    choices (:class:`~meridian.settings.RunSettings`): a parameter error where
     settings are parsed, an engine error where the engine is called."""
 
 

@@ -56,8 +56,8 @@ def _overrides(options: list[str], defaults: dict[str, Any]) -> dict[str, Any]:
 def _run_settings(args, namespace: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """The data and run settings of a ``%%backtest``: the line's options (``--set``,
     ``--capital``…), else (with ``--use-namespace``) the notebook's own variables named like a
-    :class:`~meridian.engine.settings.RunSettings` field, else the defaults."""
-    from meridian.engine.settings import NAMES
+    :class:`~meridian.settings.RunSettings` field, else the defaults."""
+    from meridian.settings import NAMES
 
     settings: dict[str, Any] = {}
     data = args.data

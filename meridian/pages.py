@@ -10,21 +10,15 @@ So even if some user-controlled string slipped past escaping into the markup, an
 from __future__ import annotations
 
 import base64
-import contextlib
 import functools
 import hashlib
 import html
 import json
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-try:  # POSIX: serialize concurrent writers of the same page
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: atomic replace alone
-    fcntl = None
 
 _JSON_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
                  ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
@@ -168,25 +162,6 @@ def document(title: str, body: str, scripts: Sequence[str | object], *, css: str
             parts.append(f"<script>{plotly_js() if script is PLOTLY else script}</script>")
     parts.append("</body>\n</html>\n")
     return "\n".join(part for part in parts if part)
-
-
-@contextlib.contextmanager
-def locked(lock_path: Path) -> Iterator[None]:
-    """An exclusive advisory lock held for the block (a no-op where ``fcntl`` is missing).
-
-    Used so that pages rebuilt by several processes at once are rebuilt one after the other:
-    the last writer then always reads the newest registry.
-    """
-    if fcntl is None:  # pragma: no cover
-        yield
-        return
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def relative_href(target: Path, start: Path) -> str:

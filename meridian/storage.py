@@ -16,11 +16,11 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from meridian._files import write_atomic
+from meridian._files import locked, write_atomic
 from meridian.engine.metrics import METRIC_NAMES, metric_info
 from meridian.exceptions import RegistryError, RunNotFoundError
 from meridian.registry.backup import backup_registry, keep_deleted_run
-from meridian.registry.db import Registry
+from meridian.registry.db import ANNOTATIONS_SQL, Registry
 from meridian.registry.rebuild import rebuild_registry, record_from_notebook
 from meridian.registry.records import (
     MIN_PREFIX,
@@ -30,7 +30,6 @@ from meridian.registry.records import (
     downsample_equity,
     dumps,
     normalize_timestamp,
-    read_record_file,
     record_file,
     write_record_file,
 )
@@ -55,9 +54,24 @@ def save_run(record: Mapping[str, Any], output_dir: PathLike | None = None) -> s
     ``success`` does not reorder runs that share its timestamp.
     """
     registry = Registry(output_dir)
-    registry.save(record)  # validates the record first: a bad one writes nothing
-    write_record_file(record, registry.output_dir)
+    with _run_lock(registry.output_dir, record):
+        annotations = registry.save(record)  # validates first: a bad record writes nothing
+        write_record_file({**record, **annotations}, registry.output_dir)
     return str(record["run_id"])
+
+
+def _run_lock(out: Path, record: Mapping[str, Any]):
+    """The lock under which a run's row and ``run.json`` change together (a save, a tag):
+    changes from several processes land one after the other, none lost."""
+    import contextlib
+
+    from meridian import project
+
+    try:
+        run_id = project.check_run_id(str(record.get("run_id") or ""))
+    except RegistryError:  # not a record at all: Registry.save says what is wrong with it
+        return contextlib.nullcontext()
+    return locked(project.run_dir(out, run_id) / ".lock")
 
 
 def load_all_runs(output_dir: PathLike | None = None, limit: int | None = None) -> list[dict]:
@@ -269,29 +283,46 @@ def export_runs(path: PathLike | None = None, output_dir: PathLike | None = None
 
 
 
+MAX_TAG = 64
+MAX_TAGS = 100
+MAX_NOTE = 10_000
+"""Longest tag, most tags a run has, longest note (characters): annotations, not storage."""
+
+
 def tag_run(run_id: str, tags: Iterable[str] = (), note: str | None = None,
-            output_dir: PathLike | None = None, remove: bool = False) -> dict:
-    """Add (or with ``remove``, take away) ``tags`` and set ``note`` on a run, in its record
-    file and its row; returns the updated record. Tags are words: no spaces or commas."""
+            output_dir: PathLike | None = None, remove: bool = False,
+            untag: Iterable[str] = ()) -> dict:
+    """Add (or with ``remove``, take away) ``tags``, take away ``untag`` and set ``note`` on a
+    run; returns the updated record. Only those fields change — one SQL update of the row and
+    of ``run.json``, never a rewrite of the whole record — so a run finishing, another process
+    or another tab tagging at the same time loses nothing. Tags are words (no spaces or
+    commas) of at most :data:`MAX_TAG` characters; a note at most :data:`MAX_NOTE`."""
     registry = Registry(output_dir)
-    record = load_run_by_id(run_id, output_dir=registry.output_dir)
+    tags, untag = list(tags), list(untag)
     for tag in tags:
-        if not tag or any(c.isspace() or c == "," for c in tag):
-            raise RegistryError(f"tag {tag!r}: a tag is one word (no spaces or commas), "
-                                "e.g. keeper or idea-3")
-    current = list(record.get("tags") or [])
+        if not tag or any(c.isspace() or c == "," for c in tag) or len(tag) > MAX_TAG:
+            raise RegistryError(f"tag {tag[:MAX_TAG]!r}: a tag is one word of at most {MAX_TAG} "
+                                "characters (no spaces or commas), e.g. keeper or idea-3")
+    if note is not None and len(note) > MAX_NOTE:
+        raise RegistryError(f"the note has {len(note):,} characters; at most {MAX_NOTE:,}")
     if remove:
-        current = [t for t in current if t not in set(tags)]
-    else:
-        current += [t for t in tags if t not in current]
-    updated = {**_record_file_or(record, registry), "tags": current}
-    if note is not None:
-        updated["note"] = note
-    save_run(updated, registry.output_dir)
-    return load_run_by_id(record["run_id"], output_dir=registry.output_dir)
+        tags, untag = [], tags + untag
+    full = registry.resolve(run_id)
+    with _run_lock(registry.output_dir, {"run_id": full}):
+        current = registry.query(ANNOTATIONS_SQL, (full,))
+        count = len({*json.loads((current[0][0] if current else None) or "[]"), *tags}
+                    - set(untag))
+        if count > MAX_TAGS:
+            raise RegistryError(f"a run has at most {MAX_TAGS} tags; this would make {count}")
+        annotations = registry.annotate(full, tags, untag, note)
+        path = record_file(registry.output_dir, full)
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except ValueError:
+                data = None  # a damaged file: the row keeps the change; rebuild says so
+            if isinstance(data, dict):
+                write_atomic(path, json.dumps({**data, **annotations}, ensure_ascii=False,
+                                              allow_nan=False) + "\n")
+    return load_run_by_id(full, output_dir=registry.output_dir)
 
-
-def _record_file_or(record: dict, registry: Registry) -> dict:
-    """The run's full record (its file keeps the whole curve and trades), else the row's."""
-    path = record_file(registry.output_dir, record["run_id"])
-    return read_record_file(path, registry.output_dir) if path.is_file() else record

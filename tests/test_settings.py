@@ -12,8 +12,8 @@ from conftest import meridian
 
 from meridian.api import run_backtest
 from meridian.engine import Instrument, backtest
-from meridian.engine.settings import NAMES, RANGES, RunSettings
 from meridian.exceptions import EngineError, ParameterError, SettingError
+from meridian.settings import NAMES, RANGES, RunSettings
 from meridian.strategies import get_strategy
 from meridian.sweep.run import run_sweep
 

@@ -673,3 +673,35 @@ def test_nan_never_reaches_disk(out):
     assert loaded["metrics"] == {"x": None} and loaded["params"] == {"p": None}
     assert loaded["duration"] is None
     assert os.path.getsize(locations.registry_path(out)) > 0
+
+
+def _file(out: Path, run_id: str) -> dict:
+    return json.loads((out / "runs" / run_id / "run.json").read_text())
+
+
+def test_tags_added_while_a_run_executes_survive_its_end(out):
+    record = make_record(status="running")
+    save_run(record, out)
+    storage.tag_run(record["run_id"], ["keep"], "look at it", out)
+    save_run({**record, "status": "success", "tags": ["done"]}, out)  # the run finishing
+    final = load_run_by_id(record["run_id"], out)
+    assert final["tags"] == ["keep", "done"] and final["note"] == "look at it"
+    assert final["status"] == "success"
+    assert _file(out, record["run_id"])["tags"] == ["keep", "done"]
+    storage.tag_run(record["run_id"], untag=["keep"], output_dir=out)
+    assert load_run_by_id(record["run_id"], out)["tags"] == ["done"]
+    assert _file(out, record["run_id"])["tags"] == ["done"]
+
+
+def test_two_processes_tagging_one_run_at_once_lose_nothing(out):
+    record = make_record()
+    save_run(record, out)
+    script = ("import sys\nfrom meridian import storage\n"
+              "for i in range(25):\n"
+              "    storage.tag_run(sys.argv[1], [f'{sys.argv[2]}{i}'], None, sys.argv[3])\n")
+    workers = [subprocess.Popen([sys.executable, "-c", script, record["run_id"], prefix,
+                                 str(out)]) for prefix in ("a", "b")]
+    assert [worker.wait(timeout=120) for worker in workers] == [0, 0]
+    expected = {f"{prefix}{i}" for prefix in "ab" for i in range(25)}
+    assert set(load_run_by_id(record["run_id"], out)["tags"]) == expected
+    assert set(_file(out, record["run_id"])["tags"]) == expected

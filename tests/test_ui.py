@@ -6,6 +6,8 @@ import os
 import re
 import signal
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -217,3 +219,77 @@ def test_a_killed_ui_leaves_its_queued_reruns_to_be_marked(served):
     left = [r for r in storage.load_all_runs(server.out) if r["parent_id"] == ids[0]]
     assert {r["status"] for r in left} <= {"interrupted", "running", "success"}
     assert "queued" not in {r["status"] for r in left}
+
+
+def _raw(server, path: str, headers: dict | None = None, data: bytes | None = None):
+    """A request with exactly ``headers`` (a browser's Sec-Fetch-*, a cookie): status and
+    headers, the body read."""
+    request = urllib.request.Request(server.base + path, headers=headers or {}, data=data,
+                                     method="POST" if data is not None else "GET")
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        with opener.open(request, timeout=60) as response:
+            response.read()
+            return response.status, {k.lower(): v for k, v in response.headers.items()}
+    except urllib.error.HTTPError as error:
+        error.read()
+        return error.code, {k.lower(): v for k, v in error.headers.items()}
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # a 303 is what the test looks at
+        return None
+
+
+def test_the_cookie_counts_only_for_the_browsers_own_navigation(served):
+    server, ids = served
+    status, headers = _raw(server, f"/?token={server.token}")
+    assert status == 303 and "samesite=lax" in headers["set-cookie"].lower()
+    cookie = {"Cookie": headers["set-cookie"].split(";")[0]}
+    # data never answers a cookie alone: another 127.0.0.1 port's page sends it too
+    assert _raw(server, "/api/runs", cookie)[0] == 401
+    assert _raw(server, "/api/runs", {**cookie, "Sec-Fetch-Site": "same-origin"})[0] == 401
+    report = f"/files/runs/{ids[2]}/report.html"
+    # a script or fetch from another port's page ("same-site"): refused
+    for dest, mode in (("script", "no-cors"), ("empty", "cors"), ("iframe", "navigate")):
+        other = {**cookie, "Sec-Fetch-Site": "same-site", "Sec-Fetch-Dest": dest,
+                 "Sec-Fetch-Mode": mode}
+        assert _raw(server, report, other)[0] == 401, dest
+    assert _raw(server, report, cookie)[0] == 401  # no Sec-Fetch-*: not a browser's own
+    # the app's own page, and the user's navigation (a link followed) are served
+    status, headers = _raw(server, report, {**cookie, "Sec-Fetch-Site": "same-origin"})
+    assert status == 200 and headers["content-security-policy"].startswith("sandbox ")
+    navigation = {**cookie, "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate",
+                  "Sec-Fetch-Dest": "document"}
+    assert _raw(server, report, navigation)[0] == 200
+    # the shared plotly.js is public (a sandboxed report loads it without the cookie)
+    asset = next((server.out / "assets").glob("plotly-*.min.js")).name
+    assert _raw(server, f"/files/assets/{asset}")[0] == 200
+    assert _raw(server, "/files/assets/../registry.sqlite")[0] in (401, 404)
+    # the static page's script files are never how the ui serves rows
+    status, headers = _raw(server, "/files/index.html", {"X-Meridian-Token": server.token})
+    assert status == 303 and headers["location"] == "/"
+
+
+def test_no_page_can_be_framed_and_nothing_is_sniffed(served):
+    server, ids = served
+    for path in ("/", "/notebooks", "/api/runs", f"/files/runs/{ids[2]}/report.html"):
+        status, headers = _raw(server, path, {"X-Meridian-Token": server.token})
+        assert status == 200, path
+        assert headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["cross-origin-resource-policy"] == "same-origin"
+
+
+def test_huge_bodies_and_fields_are_refused(served):
+    server, ids = served
+    own = {"X-Meridian-Token": server.token, "Origin": server.base,
+           "Content-Type": "application/json"}
+    huge = b'{"tags": ["' + b"x" * 5_000_000 + b'"]}'
+    assert _raw(server, f"/api/runs/{ids[0]}/tags", own, huge)[0] == 413
+    status, answer = server.request(f"/api/runs/{ids[0]}/tags", {"tags": ["x" * 65]})
+    assert status == 400 and "at most 64 characters" in answer["error"]
+    status, answer = server.request(f"/api/runs/{ids[0]}/tags", {"note": "n" * 10_001})
+    assert status == 400 and "at most 10,000" in answer["error"]
+    assert storage.load_run_by_id(ids[0], server.out)["tags"] == []

@@ -5,7 +5,7 @@ import. Extraction never runs notebook code: it reads cells with jupytext, check
 ``ast`` and writes text. What it accepts in an exported cell is what is safe to import:
 imports, definitions and constants. ``PARAMS`` are the parameters-cell defaults of the names
 ``signals`` (and ``exits``, when the strategy defines its exit levels) accept; ``SETTINGS`` are
-the parameters cell's run settings (:class:`~meridian.engine.settings.RunSettings` names such
+the parameters cell's run settings (:class:`~meridian.settings.RunSettings` names such
 as ``commission`` or ``multiplier``), which sweeps start from, so a sweep gives the rows the
 notebook would. Other values (``data_path``) stay in the notebook.
 """
@@ -163,7 +163,7 @@ def _params(trees, cell_values: dict, source: str) -> dict:
 def _settings(cell_values: dict, params: dict, source: str) -> dict:
     """SETTINGS: the parameters cell's run settings (checked: a value the engine would refuse
     is refused here, not in the middle of a sweep)."""
-    from meridian.engine.settings import NAMES, RunSettings
+    from meridian.settings import NAMES, RunSettings
 
     settings = {name: cell_values[name].default for name in NAMES
                 if name in cell_values and name not in params

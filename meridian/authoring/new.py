@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from meridian import project
-from meridian.engine.settings import NAMES as SETTING_NAMES
 from meridian.exceptions import ParameterError, ScaffoldError
 from meridian.parameters import parse_assignments
 from meridian.pipeline.notebooks import list_notebooks
+from meridian.settings import NAMES as SETTING_NAMES
 from meridian.strategies import list_strategies
 
 RESERVED = (*SETTING_NAMES, "data_path", "cot_path", "cot_market")
-"""The run settings (:class:`~meridian.engine.settings.RunSettings`) and the data parameters
+"""The run settings (:class:`~meridian.settings.RunSettings`) and the data parameters
 every notebook has: strategy parameters may not reuse these names."""
 REGION = re.compile(
     r"^(?P<indent>[ \t]*)# meridian:(?P<key>[\w-]+)\n(?P<body>.*?)^[ \t]*# meridian:end\n",

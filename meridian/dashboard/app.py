@@ -9,11 +9,22 @@ a notebook, ``%%backtest``, this app — changed the registry.
 Reading endpoints are plain functions (Starlette runs them in its thread pool), so a slow
 query never holds up another request; each call opens its own SQLite connection.
 
-Security, as Jupyter does it: the server listens on 127.0.0.1 only and prints a URL with a
-random token. Every request must carry the token (the URL's ``?token=``, then a cookie, or
-the ``X-Meridian-Token`` header) or gets 401/403. Requests that change anything must be
-``POST`` with the header (a page on another site cannot set it without a CORS preflight this
-app never grants) and an ``Origin`` equal to the app's own.
+Security, as Jupyter does it and then some: the server listens on 127.0.0.1 only and prints a
+URL with a random token. What it trusts:
+
+* **The token header.** Data (``/api/...``) answers only a request carrying the
+  ``X-Meridian-Token`` header (or the URL's ``?token=``); a page on another site cannot set it
+  without a CORS preflight this app never grants. Requests that change anything must be
+  ``POST`` with the header and an ``Origin`` equal to the app's own.
+* **The cookie, only for the browser's own navigation.** Pages and files opened by URL carry
+  the token as a cookie (set from ``?token=``). Cookies are not port-isolated — every server on
+  127.0.0.1 receives them — so the cookie counts only on a request the browser marks as
+  same-origin or as the user's own top-level navigation (``Sec-Fetch-*``): another local page
+  cannot ``<script src>`` or ``fetch`` anything with it.
+* **Nothing in a file.** Pages under ``/files/`` (reports, sweep pages: what notebooks and
+  records produced) are served in a CSP sandbox — an origin of their own, so no script in one
+  can read the app or the token — and no page can be framed. Request bodies are limited
+  (:data:`MAX_BODY`, 413).
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -54,6 +66,22 @@ from meridian.exceptions import (
 from meridian.storage import Registry, delete_runs, load_run_by_id, tag_run
 
 MAX_PAGE = 1_000
+MAX_BODY = 4 * 1024 * 1024
+"""Largest request body (a notebook save included); a larger one is refused with 413."""
+DRAIN_LIMIT = 64 * 1024 * 1024
+"""Beyond this, an oversized body is not even read to the end (the connection is closed)."""
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer", "Cross-Origin-Resource-Policy": "same-origin",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+}
+"""On every response: no framing, no MIME sniffing, no cross-origin reads of any resource."""
+FILE_POLICY = ("sandbox allow-scripts allow-popups allow-popups-to-escape-sandbox "
+               "allow-downloads; frame-ancestors 'none'")
+"""The CSP header of a page under ``/files/``: an opaque origin of its own."""
+PUBLIC = ("assets/",)
+"""Files under ``/files/`` anyone may read: the shared plotly.js a sandboxed report loads
+(a library, nothing of the user's)."""
 SORTS = {
     "run": "run_id", "strategy": "lower(strategy_name || ' ' || ifnull(name, ''))",
     "params": "params", "status": "status",
@@ -141,21 +169,37 @@ class App:
         refresh_dashboard(self.out, run_ids=run_ids)
 
     # ------------------------------------------------------------------ access
-    def _authorized(self, request: Request) -> bool:
-        given = (request.headers.get("x-meridian-token") or request.cookies.get(self.cookie)
-                 or request.query_params.get("token") or "")
+    def _authorized(self, request: Request, cookie: bool) -> bool:
+        given = (request.headers.get("x-meridian-token") or request.query_params.get("token")
+                 or (request.cookies.get(self.cookie) if cookie else None) or "")
         return hmac.compare_digest(given.encode(), self.token.encode())
+
+    @staticmethod
+    def _own_navigation(request: Request) -> bool:
+        """Whether the browser says this request is same-origin, or the user's own top-level
+        navigation (typed, bookmarked, a link followed): the only requests the cookie is good
+        for. A page on another 127.0.0.1 port gets ``same-site`` for its scripts and fetches."""
+        headers = request.headers
+        site = headers.get("sec-fetch-site")
+        if site in ("same-origin", "none"):
+            return True
+        return (headers.get("sec-fetch-mode") == "navigate"
+                and headers.get("sec-fetch-dest") == "document")
 
     @property
     def cookie(self) -> str:
         return f"meridian-token-{self.port}"
 
-    def guard(self, request: Request, changes: bool = False) -> None:
-        if not any((request.headers.get("x-meridian-token"), request.cookies.get(self.cookie),
-                    request.query_params.get("token"))):
-            raise UiError(401, "meridian ui: this needs the token; open the URL the server "
-                               "printed when it started")
-        if not self._authorized(request):
+    def guard(self, request: Request, changes: bool = False, data: bool = False) -> None:
+        """Refuse what lacks the token (401) or has a wrong one (403). ``data``: an API
+        endpoint, answered on the header (or ``?token=``) only, never on the cookie alone;
+        ``changes``: also the header and the app's own Origin."""
+        cookie = not data and self._own_navigation(request)
+        if not any((request.headers.get("x-meridian-token"), request.query_params.get("token"),
+                    cookie and request.cookies.get(self.cookie))):
+            raise UiError(401, "meridian ui: this needs the token (the X-Meridian-Token header; "
+                               "pages: open the URL the server printed when it started)")
+        if not self._authorized(request, cookie):
             raise UiError(403, "meridian ui: wrong token")
         if changes:
             header = request.headers.get("x-meridian-token") or ""
@@ -172,7 +216,8 @@ class App:
         if "token" not in request.query_params:
             return None
         response = RedirectResponse(request.url.path, status_code=303)
-        response.set_cookie(self.cookie, self.token, httponly=True, samesite="strict")
+        # lax: a link followed from a report (its own sandboxed origin) still opens the page
+        response.set_cookie(self.cookie, self.token, httponly=True, samesite="lax")
         return response
 
     def index(self, request: Request) -> Response:
@@ -203,16 +248,22 @@ class App:
                             headers={"Cache-Control": "no-store"})
 
     def files(self, request: Request) -> Response:
-        self.guard(request)
+        path = request.path_params["path"]
         root = self.out.resolve()
-        target = (root / request.path_params["path"]).resolve()
+        target = (root / path).resolve()
+        if not target.is_relative_to(root / PUBLIC[0]):
+            self.guard(request)
+        if path == "index.html":  # the static page reads its rows from script files: the
+            return RedirectResponse("/", status_code=303)  # live page is the same, from JSON
         if not target.is_relative_to(root) or not target.is_file():
-            raise UiError(404, f"no file {request.path_params['path']!r} in {self.out}")
-        return FileResponse(target)
+            raise UiError(404, f"no file {path!r} in {self.out}")
+        headers = {"Content-Security-Policy": FILE_POLICY} \
+            if target.suffix.lower() in (".html", ".htm", ".svg") else {}
+        return FileResponse(target, headers=headers)
 
     # ------------------------------------------------------------------ reading
     def runs(self, request: Request) -> Response:
-        self.guard(request)
+        self.guard(request, data=True)
         args = dict(request.query_params)
         try:
             offset = max(0, int(args.get("offset", 0)))
@@ -242,11 +293,11 @@ class App:
         return ":".join(parts)
 
     def stamp_route(self, request: Request) -> Response:
-        self.guard(request)
+        self.guard(request, data=True)
         return JSONResponse({"stamp": self.stamp()})
 
     def facets(self, request: Request) -> Response:
-        self.guard(request)
+        self.guard(request, data=True)
         stamp = self.stamp()
         if self._facets is None or self._facets[0] != stamp:
             query = self.registry.query
@@ -270,7 +321,7 @@ class App:
             raise UiError(404, f"no run {run_id!r} (deleted?)") from None
 
     def run(self, request: Request) -> Response:
-        self.guard(request)
+        self.guard(request, data=True)
         record = self._record(request.path_params["run_id"])
         rows = self.registry.query(f"SELECT {COLUMNS_SQL}, equity FROM runs WHERE run_id = ?",
                                    (record["run_id"],))
@@ -280,8 +331,16 @@ class App:
 
     # ------------------------------------------------------------------ changes
     async def _body(self, request: Request) -> dict:
+        chunks, size = [], 0
+        stream = request.stream()
+        async for chunk in stream:  # counted as it comes, whatever it declares
+            size += len(chunk)
+            if size > MAX_BODY:
+                await _drain(request, stream, size)
+                raise UiError(413, f"the request body is larger than {MAX_BODY:,} bytes")
+            chunks.append(chunk)
         try:
-            body = json.loads(await request.body() or b"{}")
+            body = json.loads(b"".join(chunks) or b"{}")
         except ValueError:
             raise UiError(400, "the request body is not JSON") from None
         if not isinstance(body, dict):
@@ -317,12 +376,9 @@ class App:
         if note is not None and not isinstance(note, str):
             raise UiError(400, "note must be text", {"note": "text"})
         current = list(record.get("tags") or [])
-        try:
-            gone = [t for t in current if t not in wanted]
-            if gone:
-                tag_run(record["run_id"], gone, None, self.out, remove=True)
+        try:  # one change of the tags and note, whatever else changes the run meanwhile
             updated = tag_run(record["run_id"], [t for t in wanted if t not in current], note,
-                              self.out)
+                              self.out, untag=[t for t in current if t not in wanted])
         except MeridianError as error:
             raise UiError(400, str(error), {"tags": str(error)}) from None
         self.changed([record["run_id"]])
@@ -344,7 +400,7 @@ class App:
 
     # ------------------------------------------------------------------ notebooks
     def notebook_view(self, request: Request) -> Response:
-        self.guard(request)
+        self.guard(request, data=True)
         name = request.path_params["name"]
         if request.query_params.get("only") == "sha256":  # the page's poll: cheap
             return JSONResponse({"sha256": notebooks.file_sha256(name)})
@@ -397,8 +453,46 @@ def create_app(out: Path, token: str | None = None, port: int = 0) -> tuple[Star
               methods=["POST"]),
     ]
     app = Starlette(routes=routes, exception_handlers={Exception: failed, UiError: failed,
-                                                       MeridianError: failed})
+                                                       MeridianError: failed},
+                    middleware=[Middleware(SecureHeaders)])
     return app, state
+
+
+async def _drain(request: Request, stream, size: int) -> None:
+    """Read and drop the rest of an oversized body (up to :data:`DRAIN_LIMIT`, memory
+    bounded), so the client reads the 413 instead of a reset connection."""
+    declared = request.headers.get("content-length") or ""
+    if declared.isdigit() and int(declared) > DRAIN_LIMIT:
+        return
+    async for chunk in stream:
+        size += len(chunk)
+        if size > DRAIN_LIMIT:
+            return
+
+
+class SecureHeaders:
+    """ASGI middleware: :data:`SECURITY_HEADERS` on every response (a header the response
+    set itself — a file's sandbox policy — is kept)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_secured(message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                present = {name.lower() for name, _ in headers}
+                headers += [(name.lower().encode(), value.encode())
+                            for name, value in SECURITY_HEADERS.items()
+                            if name.lower().encode() not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_secured)
 
 
 

@@ -33,13 +33,12 @@ from typing import Any
 import numpy as np
 
 from meridian import project
-from meridian._files import remove_stale_temps, write_atomic
+from meridian._files import locked, remove_stale_temps, write_atomic
 from meridian.engine.metrics import KEY_METRICS, METRIC_NAMES, format_metric, metric_info
 from meridian.pages import (
     PLOTLY_DEFERRED,
     document,
     json_for_script,
-    locked,
     plotly_src,
     relative_href,
 )

@@ -14,9 +14,9 @@ from meridian.engine._simulate import Simulation, simulate
 from meridian.engine._trades import TradeArrays, closed_trades, trades_from_rows
 from meridian.engine.instrument import Instrument
 from meridian.engine.metrics import drawdown, returns_from_equity
-from meridian.engine.settings import EXITS, LEVELS, RunSettings
 from meridian.engine.sizing import scale as sizing_scale
 from meridian.exceptions import EngineError
+from meridian.settings import EXITS, LEVELS, RunSettings
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,7 +129,7 @@ def _window_mask(data: pd.DataFrame, start, end) -> np.ndarray:
 def backtest(data: pd.DataFrame, position, settings: RunSettings | None = None,
              **options: Any) -> EngineResult:
     """Simulate holding ``position`` (target exposure per bar, decided at that bar's close)
-    with ``settings`` (:class:`~meridian.engine.settings.RunSettings`; keywords such as
+    with ``settings`` (:class:`~meridian.settings.RunSettings`; keywords such as
     ``commission=0.001`` or ``instrument=Instrument(50, 0.25)`` change them).
 
     ``fill="next_open"`` trades at the next bar's open, so nothing decided from bar t's close

@@ -22,7 +22,7 @@ MIN_PERIODS = 20
 def scale(close: np.ndarray, sizing: str, target_volatility: float | None,
           max_leverage: float, periods_per_year: float) -> np.ndarray:
     """The multiplier applied to each bar's target exposure (1.0 for a fixed fraction); the
-    settings were checked by :class:`~meridian.engine.settings.RunSettings`."""
+    settings were checked by :class:`~meridian.settings.RunSettings`."""
     if sizing == "fixed_fraction":
         return np.ones(len(close))
     returns = pd.Series(close).pct_change()

@@ -135,9 +135,9 @@ def notebook_parameters(notebook: nbformat.NotebookNode, owner: str = "notebook"
 def run_parameters(notebook: nbformat.NotebookNode, owner: str = "notebook") -> dict:
     """What ``meridian run`` accepts for a notebook: its parameters cell, and — in a notebook
     that backtests through ``notebook_backtest`` (which reads every run setting from the
-    notebook's variables) — each :class:`~meridian.engine.settings.RunSettings` name it does
+    notebook's variables) — each :class:`~meridian.settings.RunSettings` name it does
     not declare, at the setting's default, so ``-p sizing volatility_target`` needs no edit."""
-    from meridian.engine.settings import DEFAULTS, DOCS
+    from meridian.settings import DEFAULTS, DOCS
 
     found = notebook_parameters(notebook, owner)
     if not any(cell.cell_type == "code" and "notebook_backtest(" in cell.source

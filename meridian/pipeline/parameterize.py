@@ -9,11 +9,11 @@ from typing import Any
 import nbformat
 import yaml
 
-from meridian.engine.settings import NAMES as SETTING_NAMES
-from meridian.engine.settings import RunSettings
 from meridian.exceptions import DataError, ParameterError
 from meridian.parameters import check_ranges, validate_params
 from meridian.pipeline.notebooks import Parameter, exported_constant
+from meridian.settings import NAMES as SETTING_NAMES
+from meridian.settings import RunSettings
 
 
 def load_params_file(path: str | Path | None) -> dict[str, Any]:
@@ -58,7 +58,7 @@ def preflight(notebook: nbformat.NotebookNode, values: dict[str, Any], owner: st
     """Everything checkable before a kernel starts, so a typo costs one line, not a kernel
     start, a failed run and a misleading report: the strategy's declared ``PARAM_RANGES``
     (read from its export cells), the run settings (types, ranges, choices, dates: one
-    :class:`~meridian.engine.settings.RunSettings`), and the files — a
+    :class:`~meridian.settings.RunSettings`), and the files — a
     ``*_path`` that does not exist, a ``data_path`` that is not a usable OHLCV file, a
     ``cot_path`` that is not a CFTC COT file (or lacks ``cot_market``)."""
     ranges = exported_constant(notebook, "PARAM_RANGES")

@@ -85,20 +85,20 @@ class Target:
     def parameters(self) -> tuple[dict[str, Any], dict[str, str]]:
         """Every parameter with its default, and the declared ranges."""
         if self.notebook is not None:
-            from meridian.engine.settings import RANGES
             from meridian.pipeline.notebooks import (
                 exported_constant,
                 find_notebook,
                 read_notebook,
                 run_parameters,
             )
+            from meridian.settings import RANGES
 
             notebook = read_notebook(find_notebook(self.notebook))
             ranges = exported_constant(notebook, "PARAM_RANGES")
             defaults = {n: p.default for n, p in run_parameters(notebook).items()}
             return defaults, {**RANGES, **(ranges if isinstance(ranges, dict)
                                                        else {})}
-        from meridian.engine.settings import DEFAULTS, RANGES
+        from meridian.settings import DEFAULTS, RANGES
 
         module = self._module()
         return ({**module.PARAMS, **{k: v for k, v in DEFAULTS.items() if k not in module.PARAMS}},
@@ -168,9 +168,9 @@ def rerun_target(original: dict) -> Target:
 
 
 def _settings(recorded: dict[str, Any]):
-    """A run's recorded settings as :class:`~meridian.engine.settings.RunSettings`; a
+    """A run's recorded settings as :class:`~meridian.settings.RunSettings`; a
     price-level stop (recorded as its description) cannot be rebuilt and is left out."""
-    from meridian.engine.settings import RunSettings
+    from meridian.settings import RunSettings
 
     return RunSettings.of({name: value for name, value in recorded.items()
                            if not (isinstance(value, str) and value.startswith("price level"))})

@@ -17,7 +17,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,8 @@ from meridian.registry.records import MIN_PREFIX, check_limit, from_row, to_row
 
 PathLike = str | os.PathLike[str]
 
+ANNOTATIONS_SQL = ("SELECT json_extract(extra, '$.tags'), json_extract(extra, '$.note') "
+                   "FROM runs WHERE run_id = ?")
 BUSY_TIMEOUT_MS = 60_000
 """How long a connection waits for another process's lock before giving up."""
 
@@ -208,8 +210,12 @@ class Registry:
 
     # ------------------------------------------------------------------ records
 
-    def save(self, record: Mapping[str, Any]) -> str:
-        row = to_row(record, self.output_dir)
+    def save(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Insert or replace the run. Its tags and note are the row's own, changed only by
+        :meth:`annotate`: a run already here keeps its tags (the record's are added) and its
+        note (unless it has none), so a run that finishes never wipes the tags added while
+        it ran. Returns the ``tags`` and ``note`` the row ended with."""
+        row = to_row(record, self.output_dir)  # validates first: a bad record writes nothing
         names = list(row)
         updates = ", ".join(f"{name} = excluded.{name}" for name in names if name != "run_id")
         sql = (
@@ -218,9 +224,33 @@ class Registry:
             f"{', '.join('?' for _ in names)}) "
             f"ON CONFLICT (run_id) DO UPDATE SET {updates}"
         )
+        extra = json.loads(row["extra"])
+        tags, note = list(extra.get("tags") or []), extra.get("note") or ""
         with self.transaction() as conn:
+            found = conn.execute(ANNOTATIONS_SQL, (row["run_id"],)).fetchone()
+            if found is not None:
+                kept = json.loads(found[0] or "[]")
+                tags = kept + [tag for tag in tags if tag not in kept]
+                note = found[1] or note
+                row["extra"] = json.dumps({**extra, "tags": tags, "note": note},
+                                          separators=(",", ":"))
             conn.execute(sql, [row[name] for name in names])
-        return row["run_id"]
+        return {"tags": tags, "note": note}
+
+    def annotate(self, run_id: str, add: Sequence[str] = (), remove: Sequence[str] = (),
+                 note: str | None = None) -> dict[str, Any]:
+        """Change a run's tags (``add``, ``remove``) and ``note`` in one write transaction
+        that touches only those fields: two processes tagging one run at once both land."""
+        with self.transaction() as conn:
+            found = conn.execute(ANNOTATIONS_SQL, (run_id,)).fetchone()
+            if found is None:
+                raise RunNotFoundError(f"no run {run_id!r} in {self.path}")
+            tags = [tag for tag in json.loads(found[0] or "[]") if tag not in remove]
+            tags += [tag for tag in dict.fromkeys(add) if tag not in tags]
+            note = (found[1] or "") if note is None else note
+            conn.execute("UPDATE runs SET extra = json_set(extra, '$.tags', json(?), '$.note', ?)"
+                         " WHERE run_id = ?", (json.dumps(tags), note, run_id))
+        return {"tags": tags, "note": note}
 
     def insert_rows(self, rows: list[dict[str, Any]]) -> None:
         """Add rows (from :func:`to_row`) in one transaction, numbered after the last; ids

@@ -145,7 +145,7 @@ def exit_levels(exits: Callable[..., Any], data, params: Mapping[str, Any]) -> d
     to ``data`` for ``stop_loss`` and ``take_profit``."""
     import pandas as pd
 
-    from meridian.engine.settings import LEVELS
+    from meridian.settings import LEVELS
 
     levels = exits(data, **accepted(exits, params)) or {}
     if not isinstance(levels, Mapping):
@@ -171,8 +171,8 @@ def strategy_parameters(module: ModuleType, params: Mapping[str, Any] | None,
 
 def strategy_settings(module: ModuleType):
     """The module's ``SETTINGS`` (its notebook's parameters-cell run settings) as
-    :class:`~meridian.engine.settings.RunSettings`; the defaults for a module without."""
-    from meridian.engine.settings import RunSettings
+    :class:`~meridian.settings.RunSettings`; the defaults for a module without."""
+    from meridian.settings import RunSettings
 
     settings = getattr(module, "SETTINGS", None) or {}
     if not isinstance(settings, Mapping):

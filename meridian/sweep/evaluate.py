@@ -5,7 +5,7 @@ its parameters — and its ``exits``, when the module has one (price levels such
 as the stop) — and the positions become the columns of a bars × combinations matrix that the
 engine simulates and measures in one pass (:func:`~meridian.engine.backtest_batch`,
 :func:`~meridian.engine.compute_metrics_batch`) with the sweep's
-:class:`~meridian.engine.settings.RunSettings` — the same functions and settings
+:class:`~meridian.settings.RunSettings` — the same functions and settings
 ``run_backtest`` uses, so every row equals a single backtest with those parameters and
 settings, float for float.
 
@@ -24,7 +24,7 @@ import pandas as pd
 
 from meridian.engine import METRIC_NAMES, as_positions, backtest_batch, compute_metrics_batch
 from meridian.engine.metrics import returns_from_equity
-from meridian.engine.settings import EXITS, NAMES, RunSettings
+from meridian.settings import EXITS, NAMES, RunSettings
 from meridian.strategies import StrategySource, accepted, exit_levels, get_strategy, load_module
 
 SETTINGS = frozenset(NAMES)

@@ -32,11 +32,11 @@ from meridian._files import file_sha256
 from meridian.data import load_market_data, load_ohlcv
 from meridian.engine import METRIC_NAMES
 from meridian.engine.metrics import metric_info
-from meridian.engine.settings import RANGES, WINDOW, RunSettings
 from meridian.exceptions import ParameterError
 from meridian.record import downsample
 from meridian.registry.db import Registry
 from meridian.registry.sweeps import load_sweep, save_sweep_header
+from meridian.settings import RANGES, WINDOW, RunSettings
 from meridian.strategies import find_strategy, get_strategy, strategy_settings
 from meridian.sweep import executors
 from meridian.sweep.evaluate import Job, Window
@@ -296,7 +296,7 @@ def run_sweep(
     deflated Sharpe ratio of its best combination, the probability of backtest overfitting of
     its ranking, and bootstrap bands of the best one's drawdown and CAGR.
 
-    The run settings (:class:`~meridian.engine.settings.RunSettings`) are the strategy
+    The run settings (:class:`~meridian.settings.RunSettings`) are the strategy
     module's own ``SETTINGS`` (its notebook's parameters cell), with ``settings`` (a mapping
     of names to values, as ``--set`` gives; a ``RunSettings`` replaces them whole) and
     ``initial_capital`` / ``commission`` / ``slippage`` on top; a grid may vary a setting too
