@@ -109,3 +109,23 @@ def test_a_signals_cell_the_magic_would_refuse_keeps_its_button_and_says_why():
     assert cells[1]["signals"] == [] and cells[1]["signals_error"] == (
         "signals parameter 'fast': its default must be a literal (a number, bool or string)")
     assert "signals" not in cells[0] and "signals" not in cells[2]
+
+
+def test_of_concurrent_saves_from_one_loaded_file_exactly_one_wins(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "fld.py"
+    path.write_text(read_text(NOTEBOOKS[0]))
+    loaded = hashlib.sha256(path.read_bytes()).hexdigest()
+
+    def save(number: int) -> int | None:
+        try:
+            save_cells(path, loaded, {0: f"# Title from tab {number}"})
+            return number
+        except NotebookEditError:
+            return None
+
+    with ThreadPoolExecutor(8) as pool:
+        winners = [n for n in pool.map(save, range(8)) if n is not None]
+    assert len(winners) == 1
+    assert f"# # Title from tab {winners[0]}" in path.read_text()

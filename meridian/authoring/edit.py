@@ -23,7 +23,7 @@ import jupytext
 import nbformat
 
 from meridian import project
-from meridian._files import write_atomic
+from meridian._files import locked, write_atomic
 from meridian.authoring.extract import signals_defaults
 from meridian.exceptions import NotebookEditError, ParameterError
 from meridian.pipeline.notebooks import notebook_parameters, parameters_cell
@@ -164,11 +164,22 @@ def save_cells(path: Path, loaded_sha256: str, edits: dict[int, str]) -> str:
     page loaded it (its SHA-256 was ``loaded_sha256``); return the new file's SHA-256."""
     where = project.display_path(path)
     target = path.resolve()  # a symlinked notebook is edited where it lives
-    text = read_text(target)
-    if text_sha256(text) != loaded_sha256:
-        raise NotebookEditError(f"{where} changed on disk since this page loaded it; nothing "
-                                "was saved (reload to see the file as it is now)")
-    new_text = apply_edits(text, edits, where)
-    if new_text != text:
-        write_atomic(target, new_text)
+    with locked(_lock_path(target)):  # compare and write as one step: of saves made from
+        text = read_text(target)      # the same loaded file, exactly one wins
+        if text_sha256(text) != loaded_sha256:
+            raise NotebookEditError(f"{where} changed on disk since this page loaded it; "
+                                    "nothing was saved (reload to see the file as it is now)")
+        new_text = apply_edits(text, edits, where)
+        if new_text != text:
+            write_atomic(target, new_text)
     return text_sha256(new_text)
+
+
+def _lock_path(target: Path) -> Path:
+    """A lock file for ``target`` outside the user's folders (nothing to commit by mistake),
+    the same for every process on this machine."""
+    import hashlib
+    import tempfile
+
+    digest = hashlib.sha256(str(target).encode("utf-8")).hexdigest()[:32]
+    return Path(tempfile.gettempdir()) / "meridian-locks" / f"{digest}.lock"
