@@ -19,7 +19,6 @@ from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
-import plotly.io as pio
 
 from meridian import viz
 from meridian.engine.metrics import KEY_METRICS, format_metric, metric_info
@@ -103,12 +102,14 @@ class Report:
         self.show()
 
     def html(self) -> str:
-        """The whole report as one HTML fragment (charts need plotly.js on the page)."""
+        """The whole report as one HTML fragment (charts need plotly.js and
+        :data:`~meridian.pages.CHART_LOADER` on the page)."""
+        from meridian.pages import chart_html
+
         parts = []
         for section in self.sections:
             if section.figure is not None:
-                parts.append(pio.to_html(section.figure, include_plotlyjs=False,
-                                         full_html=False, config={"responsive": True}))
+                parts.append(chart_html(section.figure))
             else:
                 parts.append(section.html)
         return "\n".join(parts)

@@ -545,11 +545,13 @@ def runs_show(run_id, with_traceback, as_json, output_dir) -> None:
     """Parameters, metrics, status and paths of one run (an id prefix of 4+ characters works)."""
     import json
 
+    from meridian import project
     from meridian.dashboard.terminal import run_details
     from meridian.storage import load_run_by_id
 
     run = load_run_by_id(run_id, output_dir)
-    click.echo(json.dumps(run, indent=2) if as_json else run_details(run, with_traceback))
+    click.echo(json.dumps(run, indent=2) if as_json
+               else run_details(run, with_traceback, project.output_dir(output_dir)))
 
 
 @runs_group.command("compare")

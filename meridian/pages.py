@@ -104,17 +104,69 @@ def csp(script_hashes: Sequence[str], connect: bool = False) -> str:
             "base-uri 'none'; form-action 'none'")
 
 
-_INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)(?P<attrs>[^>]*)>(?P<body>.*?)</script>",
-                            re.DOTALL | re.IGNORECASE)
+CHART_LOADER = """document.querySelectorAll("script.mr-chart-data").forEach(function (node) {
+  var figure = JSON.parse(node.textContent);
+  Plotly.newPlot(node.previousElementSibling, figure.data || [], figure.layout || {},
+                 {responsive: true});
+});"""
+"""Meridian's one chart script: draws every chart of a page from its inert JSON (no chart
+carries a script of its own, so a page runs only scripts Meridian wrote)."""
 
 
-def lock_down(page: str) -> str:
-    """``page`` (a rendered notebook) with a CSP allowing exactly its inline ``<script>``
-    elements, by hash, inserted at the top of its ``<head>``: nothing is fetched, and an event
-    handler attribute (``onerror=``) or a ``javascript:`` link that a user string smuggled into
-    the markup cannot run. (User strings are escaped where they are rendered; this is the
-    second line of defence.)"""
-    hashes = [_script_hash(m["body"]) for m in _INLINE_SCRIPT.finditer(page)]
+def chart_html(figure: Any) -> str:
+    """A chart as inert markup: an empty ``<div>`` and the figure's JSON in a
+    ``<script type="application/json">`` that :data:`CHART_LOADER` draws."""
+    if hasattr(figure, "to_plotly_json"):
+        figure = json.loads(figure.to_json())
+    layout = (figure.get("layout") or {}) if isinstance(figure, dict) else {}
+    height = layout.get("height") if isinstance(layout.get("height"), int | float) else 525
+    return (f'<div class="mr-chart plotly-graph-div" style="height:{int(height)}px;'
+            'width:100%"></div>'
+            f'<script type="application/json" class="mr-chart-data">'
+            f"{json_for_script(figure)}</script>")
+
+
+SAFE_TAGS = frozenset({
+    "a", "abbr", "b", "blockquote", "br", "caption", "code", "col", "colgroup", "dd", "del",
+    "details", "div", "dl", "dt", "em", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5",
+    "h6", "hr", "i", "img", "ins", "kbd", "li", "mark", "ol", "p", "pre", "q", "s", "samp",
+    "small", "span", "strong", "style", "sub", "summary", "sup", "table", "tbody", "td",
+    "tfoot", "th", "thead", "tr", "u", "ul",
+})
+"""The markup a notebook's markdown and HTML outputs keep: formatting, tables, links, images
+— no script, iframe, object, form, SVG or MathML. Anything else shows as escaped text."""
+_SAFE_ATTRIBUTES = frozenset({"class", "title", "style", "align", "colspan", "rowspan",
+                              "border", "alt", "width", "height"})
+
+
+def _attribute(tag: str, name: str, value: str) -> bool:
+    if name in _SAFE_ATTRIBUTES or (name.startswith("data-") and name[5:].isidentifier()):
+        return True
+    return (tag == "a" and name in ("href", "download")) or (tag == "img" and name == "src")
+
+
+def inert_html(fragment: str) -> str:
+    """``fragment`` (a notebook's markdown or HTML output) with nothing that can run: tags
+    outside :data:`SAFE_TAGS` escaped (a ``<script>`` shows as text), ``on*`` handlers and
+    ``javascript:`` URLs removed, inline CSS limited to harmless properties."""
+    import bleach
+    from bleach.css_sanitizer import CSSSanitizer
+
+    return bleach.clean(str(fragment), tags=SAFE_TAGS, attributes=_attribute,
+                        protocols={"http", "https", "mailto"}, strip=False,
+                        strip_comments=True, css_sanitizer=CSSSanitizer())
+
+
+def lock_down(page: str, trusted: Sequence[str] = ()) -> str:
+    """``page`` with a CSP, at the top of its ``<head>``, that runs only the ``trusted``
+    scripts — Meridian's own, by hash (plotly.js too when the page inlines it) — whatever
+    else the page contains: a ``<script>``, an ``onerror=`` or a ``javascript:`` link that
+    came from a notebook or a record cannot run, and nothing is fetched. (Notebook markup is
+    made inert before it gets here, :func:`inert_html`; this is the second line of defence.)"""
+    hashes = [_script_hash(source) for source in trusted]
+    if f"<script>{plotly_js()}</script>" in page or \
+            f'<script type="text/javascript">{plotly_js()}</script>' in page:
+        hashes.append(_plotly_hash())
     meta = f'<meta http-equiv="Content-Security-Policy" content="{html.escape(csp(hashes))}">'
     head = re.search(r"<head[^>]*>", page, re.IGNORECASE)
     if head is None:
@@ -188,8 +240,8 @@ def write_record_report(record, path: str | os.PathLike[str],
             f'<script src="{html.escape(plotly_src(path, out), quote=True)}"></script>'
             '<meta name="viewport" content="width=device-width, initial-scale=1"></head>'
             '<body style="margin:1.5rem;max-width:1200px">'
-            f"{built.html()}</body></html>\n")
+            f"{built.html()}<script>{CHART_LOADER}</script></body></html>\n")
     path.parent.mkdir(parents=True, exist_ok=True)
     if built.trades is not None:
         write_atomic(path.parent / "trades.csv", built.trades.to_csv(index=False))
-    return write_atomic(path, lock_down(page))
+    return write_atomic(path, lock_down(page, [CHART_LOADER]))

@@ -129,3 +129,15 @@ def test_of_concurrent_saves_from_one_loaded_file_exactly_one_wins(tmp_path):
         winners = [n for n in pool.map(save, range(8)) if n is not None]
     assert len(winners) == 1
     assert f"# # Title from tab {winners[0]}" in path.read_text()
+
+
+def test_a_shared_notebooks_markdown_renders_inert_on_the_notebooks_page():
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
+        '# Title\n<script>alert(1)</script><img src=x onerror="alert(2)">'
+        '<a href="javascript:alert(3)">x</a>\n\nSome **bold** text')])
+    (view,) = cells_view(notebook)
+    assert "<strong>bold</strong>" in view["html"] and "<h1>" in view["html"]
+    assert "<script" not in view["html"] and "onerror" not in view["html"]
+    assert "javascript:" not in view["html"]

@@ -56,7 +56,9 @@ def _type_name(value: Any) -> str:
 def _markdown(source: str) -> str:
     from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
-    return markdown2html_mistune(source)
+    from meridian.pages import inert_html
+
+    return inert_html(markdown2html_mistune(source))  # a shared notebook's markup: inert
 
 
 def cells_view(notebook: nbformat.NotebookNode) -> list[dict[str, Any]]:

@@ -251,7 +251,8 @@ class App:
         path = request.path_params["path"]
         root = self.out.resolve()
         target = (root / path).resolve()
-        if not target.is_relative_to(root / PUBLIC[0]):
+        public = target.is_relative_to(root / PUBLIC[0])
+        if not public:
             self.guard(request)
         if path == "index.html":  # the static page reads its rows from script files: the
             return RedirectResponse("/", status_code=303)  # live page is the same, from JSON
@@ -259,6 +260,8 @@ class App:
             raise UiError(404, f"no file {path!r} in {self.out}")
         headers = {"Content-Security-Policy": FILE_POLICY} \
             if target.suffix.lower() in (".html", ".htm", ".svg") else {}
+        if public:  # loaded by sandboxed pages, whose origin is nobody's
+            headers["Cross-Origin-Resource-Policy"] = "cross-origin"
         return FileResponse(target, headers=headers)
 
     # ------------------------------------------------------------------ reading

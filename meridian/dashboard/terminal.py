@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
+from meridian import project
 from meridian.engine.metrics import KEY_METRICS, format_metric, metric_info, ordered_metric_names
 from meridian.exceptions import ParameterError
 from meridian.parameters import parse_assignments as parse_literals
@@ -67,10 +69,16 @@ def _is_column(name: str) -> bool:
     return name in SORT_COLUMNS
 
 
-def run_details(run: dict, traceback: bool = False) -> str:
-    """Everything the registry knows about one run, as aligned text (no equity curve)."""
+def run_details(run: dict, traceback: bool = False, out: Path | None = None) -> str:
+    """Everything the registry knows about one run, as aligned text (no equity curve). With
+    ``out``, a report or notebook path outside it is marked as never followed."""
     def value(v: Any) -> str:
         return "—" if v in (None, "") else str(v)
+
+    def path(v: str | None) -> str | None:
+        if not v or out is None or project.contained(v, [out, *project.notebook_dirs()]):
+            return v
+        return f"{v} (outside the outputs folder: never opened)"
 
     info = [
         ("run", run["run_id"]), ("strategy", run["strategy_name"]), ("name", run.get("name")),
@@ -78,7 +86,7 @@ def run_details(run: dict, traceback: bool = False) -> str:
         ("time", run.get("timestamp")),
         ("duration", f"{run['duration']:.2f} s" if run.get("duration") is not None else None),
         ("trades", run.get("trades_count")),
-        ("notebook", run.get("notebook_path")), ("report", run.get("report_path")),
+        ("notebook", path(run.get("notebook_path"))), ("report", path(run.get("report_path"))),
         ("tags", ", ".join(run.get("tags") or [])), ("note", run.get("note")),
         ("parent", run.get("parent_id")),
     ]

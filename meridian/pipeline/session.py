@@ -223,7 +223,7 @@ class Session:
                 self.keys = []
             run_id = outcome.expressions.get("run_id")
             run_id = run_id.strip("'\"") if run_id and run_id != "None" else None
-            sections = [output for output in outcome.outputs
+            sections = [_inert(output) for output in outcome.outputs
                         if "meridian_report" in output["metadata"]]
             error = outcome.error
             if error and error.startswith("UsageError: "):
@@ -235,3 +235,14 @@ class Session:
 def session_env(out: Path) -> dict[str, str]:
     """The kernel's environment: runs are saved in ``out`` whoever started the app."""
     return {"MERIDIAN_HOME": str(out)}
+
+
+def _inert(output: dict[str, Any]) -> dict[str, Any]:
+    """A report section as the page may show it: its HTML made inert (the notebook's code
+    wrote it; it never runs script on the page that shows it)."""
+    from meridian.pages import inert_html
+
+    data = output.get("data") or {}
+    if "text/html" in data:
+        output = {**output, "data": {**data, "text/html": inert_html(data["text/html"])}}
+    return output
