@@ -160,6 +160,7 @@ def notebook_backtest(signals: Callable[..., Any], namespace: Mapping[str, Any],
     return backtest_signals(signals, params, strategy_name=name, data=data, kind="notebook",
                             raise_errors=True, exits=exits, **options)
 
+
 def quick_backtest(strategy_name: str, **params: Any) -> RunRecord:
     """``run_backtest`` on the default data with ``params``, printing a metrics summary."""
     result = run_backtest(strategy_name, params)

@@ -112,12 +112,12 @@ def backtest_command(strategy, assignments, params, params_text, data_path, sett
     """Backtest STRATEGY's module in-process (no notebook) and print its metrics, with the
     notebook's own run settings (as a sweep uses them) and --set on top."""
     from meridian.api import run_backtest
-    from meridian.strategies import find_strategy, get_strategy
-    from meridian.sweep.run import sweep_settings
+    from meridian.strategies import find_strategy, get_strategy, strategy_settings
 
     values = _assignments(assignments, params, params_text)
-    chosen = sweep_settings(get_strategy(find_strategy(strategy).name), _settings(settings),
-                            initial_capital=capital, commission=commission, slippage=slippage)
+    chosen = strategy_settings(get_strategy(find_strategy(strategy).name), _settings(settings),
+                               initial_capital=capital, commission=commission,
+                               slippage=slippage)
     result = run_backtest(strategy, values, data=data_path, settings=chosen)
     click.echo(result.summary())
     if result.status != "success":

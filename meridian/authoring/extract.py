@@ -161,18 +161,17 @@ def _params(trees, cell_values: dict, source: str) -> dict:
 
 
 def _settings(cell_values: dict, params: dict, source: str) -> dict:
-    """SETTINGS: the parameters cell's run settings (checked: a value the engine would refuse
-    is refused here, not in the middle of a sweep)."""
+    """SETTINGS: the parameters cell's run settings that differ from their defaults (checked:
+    a value the engine would refuse is refused here, not in the middle of a sweep)."""
     from meridian.settings import NAMES, RunSettings
 
     settings = {name: cell_values[name].default for name in NAMES
                 if name in cell_values and name not in params
                 and cell_values[name].default is not None}
     try:
-        RunSettings.of(settings)
+        return RunSettings.of(settings).changed()
     except ParameterError as error:
         raise ExtractError(f"{source}: parameters cell: {error}") from None
-    return settings
 
 
 def _module_docstring(notebook: nbformat.NotebookNode) -> str:
@@ -274,7 +273,7 @@ def build(notebook_path: str | Path, output: str | Path | None = None) -> Extrac
             + HASH_LINE.format(digest=source_hash(notebook_path)) + "\n"
             + _module_docstring(notebook))
     top = ((imports + "\n\n" if imports else "") + _dict_literal("PARAMS", params)  # isort
-           + "\n# The notebook's run settings: sweeps and `meridian backtest` start from them.\n"
+           + "\n# The notebook's run settings other than the defaults (sweeps start from them).\n"
            + _dict_literal("SETTINGS", settings))
     text = head + "\n" + "\n\n\n".join([top.rstrip("\n"), *bodies]) + "\n"
     try:

@@ -169,13 +169,18 @@ def strategy_parameters(module: ModuleType, params: Mapping[str, Any] | None,
     return merged
 
 
-def strategy_settings(module: ModuleType):
-    """The module's ``SETTINGS`` (its notebook's parameters-cell run settings) as
-    :class:`~meridian.settings.RunSettings`; the defaults for a module without."""
+def strategy_settings(module: ModuleType, settings=None, **options: Any):
+    """The run settings of a sweep or ``meridian backtest`` of ``module``: ``settings`` when it
+    is a :class:`~meridian.settings.RunSettings`, else the module's ``SETTINGS`` (its
+    notebook's parameters cell, so the rows are what the notebook gives; the defaults for a
+    module without) with ``settings`` (a mapping, as ``--set`` gives) and the non-None
+    ``options`` (``--capital``, ``--commission``, ``--slippage``) on top."""
     from meridian.settings import RunSettings
 
-    settings = getattr(module, "SETTINGS", None) or {}
-    if not isinstance(settings, Mapping):
-        raise StrategyNotFoundError(f"{module.__file__}: SETTINGS must be a dict of run "
-                                    "settings")
-    return RunSettings.of(settings)
+    if not isinstance(settings, RunSettings):
+        own = getattr(module, "SETTINGS", None) or {}
+        if not isinstance(own, Mapping):
+            raise StrategyNotFoundError(f"{module.__file__}: SETTINGS must be a dict of run "
+                                        "settings")
+        settings = RunSettings.of({**own, **dict(settings or {})})
+    return settings.replace(**{k: v for k, v in options.items() if v is not None})

@@ -16,20 +16,8 @@ PARAMS = {
     "slow": 20,
 }
 
-# The notebook's run settings: sweeps and `meridian backtest` start from them.
-SETTINGS = {
-    "initial_capital": 100000.0,
-    "commission": 0.0,
-    "slippage": 0.0,
-    "start": "",
-    "end": "",
-    "stop_loss": 0.0,
-    "take_profit": 0.0,
-    "trailing_stop": 0.0,
-    "multiplier": 1.0,
-    "tick_size": 0.0,
-    "commission_per_contract": 0.0,
-}
+# The notebook's run settings other than the defaults (sweeps start from them).
+SETTINGS = {}
 
 
 # Checked before any run, sweep or backtest starts (a value outside is refused in one line).

@@ -166,17 +166,6 @@ def _folds(info: dict, data: pd.DataFrame, grid: Grid) -> list:
                  warm_up(grid.axes))
 
 
-def sweep_settings(module, settings: RunSettings | dict | None = None,
-                   **options) -> RunSettings:
-    """A sweep's run settings: ``settings`` when it is a :class:`RunSettings`, else the
-    module's own ``SETTINGS`` (its notebook's parameters cell — so a sweep gives the rows the
-    notebook would) with ``settings`` (a mapping, ``--set``) and the non-None ``options``
-    (``--capital``, ``--commission``, ``--slippage``) on top."""
-    base = settings if isinstance(settings, RunSettings) else strategy_settings(module).replace(
-        **dict(settings or {}))
-    return base.replace(**{k: v for k, v in options.items() if v is not None})
-
-
 def _grid(module, name: str, options, settings: RunSettings, max_combinations: int) -> Grid:
     """The grid over the strategy's parameters and any run setting (each checked against its
     range); the settings a grid does not vary stay the sweep's, out of the combinations."""
@@ -195,9 +184,11 @@ def _grid(module, name: str, options, settings: RunSettings, max_combinations: i
 
 
 def _new_plan(strategy, grid_options, *, metric, top, executor, workers, scheduler, data_path,
-              split, settings, max_combinations, walk_forward=None, anchored=False) -> _Plan:
+              split, settings, options, max_combinations, walk_forward=None,
+              anchored=False) -> _Plan:
     source = find_strategy(strategy)
     module = get_strategy(source.name)
+    settings = strategy_settings(module, settings, **options)
     grid = _grid(module, source.name, grid_options, settings, max_combinations)
     if metric not in METRIC_INDEX:
         raise ParameterError(f"--metric {metric!r} is not a metric; use one of "
@@ -314,13 +305,13 @@ def run_sweep(
     if resume:
         plan = _resume_plan(resume, out, executor, workers, scheduler)
     else:
-        chosen = sweep_settings(get_strategy(find_strategy(strategy).name), settings,
-                                initial_capital=initial_capital, commission=commission,
-                                slippage=slippage)
+        options = {"initial_capital": initial_capital, "commission": commission,
+                   "slippage": slippage}
         plan = _new_plan(strategy, grid, metric=metric, top=top, executor=executor,
                          workers=workers, scheduler=scheduler, data_path=data_path,
-                         split=split, settings=chosen, max_combinations=max_combinations,
-                         walk_forward=walk_forward, anchored=anchored)
+                         split=split, settings=settings, options=options,
+                         max_combinations=max_combinations, walk_forward=walk_forward,
+                         anchored=anchored)
     Registry(out).check()  # a damaged registry stops us here, before any work
     info, metric, top = plan.info, plan.info["metric"], plan.info["top"]
     connection = (executors.connect_dask(workers, scheduler) if executor == "dask" else None)
