@@ -17,6 +17,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "run_backtest": "meridian.api",
+    "run_portfolio": "meridian.api",
+    "load_universe": "meridian.universe",
     "quick_backtest": "meridian.api",
     "backtest_signals": "meridian.api",
     "BacktestResult": "meridian.api",

@@ -228,6 +228,15 @@ def build_report(result: Any, overlays: Mapping[str, pd.Series] | None = None,
             Section("monthly_returns", figure=viz.monthly_returns_heatmap(equity)),
             Section("distribution", figure=viz.plot_return_distribution(equity)),
         ]
+        if getattr(result, "markets", None):
+            universe = (result.universe or {}).get("name", "")
+            report.sections += [_title(f"Markets of universe {universe}"),
+                                Section("markets", viz.markets_table(result.markets).to_html(
+                                    index=False, classes="mr-trades", escape=True, border=0))]
+            portfolio = getattr(result, "portfolio", None)
+            if portfolio is not None:
+                report.sections.append(Section("market_pnl", figure=viz.plot_market_pnl(
+                    portfolio.pnl, portfolio.costs)))
         prices = getattr(result, "prices", None)
         if prices is not None and "Close" in prices:
             traded = prices.loc[equity.index]
@@ -243,5 +252,7 @@ def build_report(result: Any, overlays: Mapping[str, pd.Series] | None = None,
     report.glue = {"metrics": dict(result.metrics or {}), "equity": equity,
                    "trades_count": len(result.trades),
                    "provenance": {"data": result.data, "settings": result.settings,
-                                  "environment": result.environment}}
+                                  "environment": result.environment,
+                                  **({"universe": result.universe, "markets": result.markets}
+                                     if getattr(result, "universe", None) else {})}}
     return report

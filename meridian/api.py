@@ -35,6 +35,8 @@ from meridian.strategies import (
 BacktestResult = RunRecord
 """What every backtest returns (the seed's name for :class:`~meridian.record.RunRecord`)."""
 
+UNIVERSE_VARIABLE = "MERIDIAN_UNIVERSE"
+"""Set by ``meridian run --universe`` for its kernel: the universe file its backtest trades."""
 RUN_ID_VARIABLE = "MERIDIAN_RUN_ID"
 """Set by ``meridian run`` for its kernel: a backtest made inside the notebook is that run."""
 
@@ -142,6 +144,93 @@ def backtest_signals(
     return result
 
 
+def run_portfolio(
+    strategy_name: str,
+    universe: str | Path | Any,
+    params: dict[str, Any] | None = None,
+    settings: RunSettings | Mapping[str, Any] | None = None,
+    **engine_options: Any,
+) -> RunRecord:
+    """Backtest a strategy module on every market of ``universe`` (a name from the project's
+    ``universes/``, a ``.toml`` path or a :class:`~meridian.universe.Universe`) with one
+    account: each market gets the strategy's target exposure from its own bars (same
+    ``params``), and the universe's sizing turns them into positions from one equity (see
+    :mod:`meridian.engine.portfolio`). Settings: ``settings`` (default: the defaults), the
+    universe file's account settings on top, then ``engine_options`` (any run setting, e.g.
+    ``initial_capital=1e6``, ``sizing="risk_parity"``). The record has kind ``portfolio``,
+    trades with a ``market`` column, ``markets`` (per-market results), ``universe``
+    (name, file, SHA-256) and ``portfolio`` (positions, P&L and costs per bar and market).
+    A universe of one market with ``equal_weight`` equals :func:`run_backtest` on it."""
+    source = find_strategy(strategy_name)
+    module = get_strategy(source.name)
+    merged = strategy_parameters(module, params, source.name)
+    result = portfolio_signals(module.signals, merged, universe, strategy_name=source.name,
+                               settings=settings, exits=getattr(module, "exits", None),
+                               **engine_options)
+    result.changed = [name for name, value in merged.items() if module.PARAMS[name] != value]
+    result.code = {"module": str(source.path), "module_sha256": file_sha256(source.path),
+                   "origin": source.origin}
+    return result
+
+
+def portfolio_signals(
+    signals: Callable[..., Any],
+    params: dict[str, Any],
+    universe: str | Path | Any,
+    *,
+    strategy_name: str,
+    raise_errors: bool = False,
+    settings: RunSettings | Mapping[str, Any] | None = None,
+    exits: Callable[..., Any] | None = None,
+    **engine_options: Any,
+) -> RunRecord:
+    """:func:`backtest_signals` for a universe: ``signals`` (and ``exits``) on each market's
+    bars, one account for all (see :func:`run_portfolio`). Bad universe files and bad
+    settings raise before anything runs; a failing strategy is a failed result unless
+    ``raise_errors``."""
+    from meridian.engine.portfolio import backtest_portfolio
+    from meridian.universe import load_universe
+
+    chosen = load_universe(universe)
+    base = None if settings is None else RunSettings.of(settings)
+    run = chosen.settings(base, **engine_options)
+    frames = chosen.frames()
+    result = RunRecord(
+        run_id=os.environ.get(RUN_ID_VARIABLE) or str(uuid.uuid4()),
+        timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
+        strategy_name=strategy_name, params=dict(params), kind="portfolio",
+        settings=run.recorded(), environment=environment(),
+        data={"markets": {name: data_provenance(frame) for name, frame in frames.items()}},
+        universe=chosen.provenance(),
+    )
+    result.logs.append(f"universe {chosen.name}: {len(frames)} markets ({', '.join(frames)})")
+    try:
+        positions, levels = {}, {}
+        for name, frame in frames.items():
+            positions[name] = signals(frame, **accepted(signals, params))
+            if exits is not None:
+                levels[name] = exit_levels(exits, frame, params)
+        contracts = {market.name: dict(market.contract) for market in chosen.markets}
+        outcome = backtest_portfolio(frames, positions, run, contracts=contracts,
+                                     levels=levels)
+        result.metrics = compute_metrics(outcome.engine)
+    except Exception as error:  # noqa: BLE001 - a failing strategy is a result, not a crash
+        if raise_errors:
+            raise
+        return result.fail(error)
+    result.equity, result.drawdown = outcome.equity, outcome.drawdown
+    result.trades, result.portfolio = outcome.trades, outcome
+    summary = outcome.market_summary()
+    result.markets = {name: {key: (None if pd.isna(value) else float(value))
+                             for key, value in row.items()}
+                      for name, row in summary.iterrows()}
+    cut = {name: n for name, n in outcome.margin_blocked.items() if n}
+    if cut:
+        result.logs.append("margin limited orders: " + ", ".join(f"{name} {n}"
+                                                                 for name, n in cut.items()))
+    return result
+
+
 def notebook_backtest(signals: Callable[..., Any], namespace: Mapping[str, Any],
                       data: pd.DataFrame | None = None, strategy_name: str | None = None,
                       exits: Callable[..., Any] | None = None, **settings: Any) -> RunRecord:
@@ -157,6 +246,13 @@ def notebook_backtest(signals: Callable[..., Any], namespace: Mapping[str, Any],
     options = {name: namespace[name] for name in SETTING_NAMES if name in namespace}
     options.update(settings)  # e.g. a price level as the stop
     name = strategy_name or os.environ.get("MERIDIAN_STRATEGY") or "notebook"
+    universe = os.environ.get(UNIVERSE_VARIABLE)
+    if universe:  # `meridian run --universe`: the file's account settings over the notebook's
+        given = set(os.environ.get("MERIDIAN_CHANGED", "").split(",")) | set(settings)
+        base = {key: value for key, value in options.items() if key not in given}
+        return portfolio_signals(signals, params, universe, strategy_name=name,
+                                 raise_errors=True, exits=exits, settings=base,
+                                 **{key: options[key] for key in options if key in given})
     return backtest_signals(signals, params, strategy_name=name, data=data, kind="notebook",
                             raise_errors=True, exits=exits, **options)
 

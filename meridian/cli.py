@@ -96,6 +96,11 @@ def _settings(items) -> dict:
     return values
 
 
+UNIVERSE_OPTION = click.option(
+    "--universe", metavar="NAME|PATH",
+    help="Trade every market of universes/NAME.toml (or a .toml path) with one account.")
+
+
 @main.command("backtest")
 @click.argument("strategy")
 @click.argument("assignments", nargs=-1, metavar="[NAME=VALUE]...")
@@ -107,18 +112,29 @@ def _settings(items) -> dict:
 @click.option("--capital", type=float, help="Same as --set initial_capital=N.")
 @click.option("--commission", type=float, help="Same as --set commission=F.")
 @click.option("--slippage", type=float, help="Same as --set slippage=F.")
+@UNIVERSE_OPTION
 def backtest_command(strategy, assignments, params, params_text, data_path, settings, capital,
-                     commission, slippage) -> None:
+                     commission, slippage, universe) -> None:
     """Backtest STRATEGY's module in-process (no notebook) and print its metrics, with the
-    notebook's own run settings (as a sweep uses them) and --set on top."""
-    from meridian.api import run_backtest
+    notebook's own run settings (as a sweep uses them) and --set on top; with --universe, on
+    every market of the universe with one account (the file's settings over the notebook's)."""
+    from meridian.api import run_backtest, run_portfolio
     from meridian.strategies import find_strategy, get_strategy, strategy_settings
 
     values = _assignments(assignments, params, params_text)
-    chosen = strategy_settings(get_strategy(find_strategy(strategy).name), _settings(settings),
-                               initial_capital=capital, commission=commission,
-                               slippage=slippage)
-    result = run_backtest(strategy, values, data=data_path, settings=chosen)
+    module = get_strategy(find_strategy(strategy).name)
+    given = {**_settings(settings), **{name: value for name, value in (
+        ("initial_capital", capital), ("commission", commission), ("slippage", slippage))
+        if value is not None}}
+    if universe:
+        if data_path:
+            raise click.UsageError("--data and --universe exclude each other: a universe "
+                                   "names each market's data file")
+        result = run_portfolio(strategy, universe, values, settings=strategy_settings(module),
+                               **given)
+    else:
+        result = run_backtest(strategy, values, data=data_path,
+                              settings=strategy_settings(module, given))
     click.echo(result.summary())
     if result.status != "success":
         sys.exit(1)
@@ -270,18 +286,21 @@ def sweep_command(strategy, grid, resume, metric, workers, executor, scheduler, 
               help="Where runs, registry and dashboard go [default: $MERIDIAN_HOME or the "
                    "project's outputs/].")
 @click.option("--no-input", is_flag=True, help="Hide code cells in the HTML report.")
+@UNIVERSE_OPTION
 def run_command(strategy, assignments, params, params_text, params_file, output_dir,
-                no_input) -> None:
+                no_input, universe) -> None:
     """Execute notebook STRATEGY with parameters: notebook, HTML report, registry row.
 
     STRATEGY is a notebook of the project (notebooks/STRATEGY.py), a shipped example, or a
-    path to a notebook; values are NAME=VALUE (Python literals; text needs no quotes).
+    path to a notebook; values are NAME=VALUE (Python literals; text needs no quotes). With
+    --universe the notebook's backtest trades every market of the universe with one account.
     """
     from meridian.pipeline.run import run_notebook
 
     # pandas and the engine load after the kernel has started (see pipeline.run)
     record = run_notebook(strategy, _assignments(assignments, params, params_text),
-                          params_file=params_file, output_dir=output_dir, no_input=no_input)
+                          params_file=params_file, output_dir=output_dir, no_input=no_input,
+                          universe=universe)
     from meridian.engine.metrics import format_metrics
 
     if record["status"] != "success":

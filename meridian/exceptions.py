@@ -71,3 +71,7 @@ class NotebookEditError(MeridianError):
 
 class NotebookNotFoundError(MeridianError, LookupError):
     """``meridian ui``: no notebook of that name in the project or the examples."""
+
+
+class UniverseError(MeridianError, ValueError):
+    """A universe file (``universes/NAME.toml``) that cannot be traded as written."""

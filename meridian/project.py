@@ -38,12 +38,13 @@ SETTINGS = {
     "strategies": "strategy modules written by meridian extract",
     "outputs": "runs, reports, registry and dashboard",
     "templates": "your own notebook templates for meridian new (optional)",
+    "universes": "universe files (NAME.toml: markets, one account) for --universe NAME",
     "data": "default OHLCV file when a run names none (optional)",
     "cot": "default CFTC COT file used with `data` (optional)",
 }
 """The keys of ``[tool.meridian]``: every one is a path relative to the project folder."""
 DEFAULTS = {"notebooks": "notebooks", "strategies": "strategies", "outputs": "outputs",
-            "templates": "templates"}
+            "templates": "templates", "universes": "universes"}
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class Project:
     strategies: Path
     outputs: Path
     templates: Path
+    universes: Path
     data: Path | None = None
     cot: Path | None = None
 
@@ -249,6 +251,13 @@ def notebook_dirs() -> list[Path]:
     """Where strategy notebooks are looked up, in order: the project's, then the examples."""
     project = find_project()
     return [*([project.notebooks] if project else []), EXAMPLES_DIR]
+
+
+def universe_dirs() -> list[Path]:
+    """Where ``--universe NAME`` is looked up: the project's ``universes/``, then the
+    shipped example (``meridian init`` copies it into a project)."""
+    project = find_project()
+    return [*([project.universes] if project else []), EXAMPLES_DIR / "universes"]
 
 
 def template_dirs() -> list[Path]:

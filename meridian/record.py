@@ -191,8 +191,15 @@ class RunRecord:
     tags: list[str] = field(default_factory=list)
     note: str = ""
     parent_id: str | None = None
+    universe: dict[str, Any] | None = None
+    """A portfolio run's universe: name, file, SHA-256 and markets."""
+    markets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """A portfolio run's per-market results: trades, P&L, costs, contribution, margin cuts."""
     prices: pd.DataFrame | None = field(default=None, repr=False)
     """The bars it ran on (for reports; never stored)."""
+    portfolio: Any = field(default=None, repr=False)
+    """A portfolio run's :class:`~meridian.engine.portfolio.PortfolioResult` (per-market
+    positions, P&L and costs per bar; never stored)."""
 
     def to_dict(self) -> dict:
         """The JSON form (strict JSON: timestamps as ISO 8601, undefined values as null)."""
@@ -211,6 +218,8 @@ class RunRecord:
             "logs": list(self.logs), "settings": dict(self.settings), "data": dict(self.data),
             "code": dict(self.code), "environment": dict(self.environment),
             "tags": list(self.tags), "note": self.note, "parent_id": self.parent_id,
+            **({"universe": dict(self.universe), "markets": dict(self.markets)}
+               if self.universe else {}),
         })
 
     @classmethod
@@ -237,6 +246,7 @@ class RunRecord:
             environment=dict(payload.get("environment") or {}),
             changed=payload.get("changed"), tags=list(payload.get("tags") or []),
             note=payload.get("note") or "", parent_id=payload.get("parent_id"),
+            universe=payload.get("universe") or None, markets=dict(payload.get("markets") or {}),
         )
 
     def fail(self, error: BaseException) -> RunRecord:
@@ -252,4 +262,10 @@ class RunRecord:
         head = f"{self.strategy_name} {self.params}  [{self.status}]  run {self.run_id}"
         if self.status != "success":
             return f"{head}\n  error: {self.error}"
-        return f"{head}\n{format_metrics(self.metrics)}"
+        lines = [head, format_metrics(self.metrics)]
+        if self.universe:
+            lines.append(f"  universe {self.universe.get('name')}: "
+                         + "; ".join(f"{name} {row.get('trades') or 0:.0f} trades, P&L "
+                                     f"{row.get('pnl') or 0:,.0f}"
+                                     for name, row in self.markets.items()))
+        return "\n".join(lines)

@@ -24,7 +24,10 @@ from typing import Any
 from meridian.exceptions import SettingError
 
 FILLS = ("next_open", "close")
-SIZINGS = ("fixed_fraction", "volatility_target")
+SIZINGS = ("fixed_fraction", "volatility_target", "equal_weight", "risk_parity")
+"""How exposure becomes a weight of equity (:mod:`meridian.engine.sizing`); the last two
+share one equity across a universe's markets (one market: all of it)."""
+REBALANCES = ("on_signal", "daily", "weekly", "monthly")
 LEVELS = ("stop_loss", "take_profit")
 """Settings that may also be a price level (a ``pd.Series`` aligned to the data)."""
 EXITS = ("stop_loss", "take_profit", "trailing_stop")
@@ -78,7 +81,11 @@ class RunSettings:
     margin: float = _setting(0.0, "margin per contract: at most equity / margin contracts; "
                              "0 = no limit", "[0, inf)")
     sizing: str = _setting("fixed_fraction", "fixed_fraction: exposure × equity; "
-                           "volatility_target: scaled to target_volatility", choices=SIZINGS)
+                           "volatility_target: scaled to target_volatility; equal_weight, "
+                           "risk_parity: shared across a universe's markets", choices=SIZINGS)
+    rebalance: str = _setting("on_signal", "on_signal: size a position when its target "
+                              "changes; daily, weekly, monthly: also re-size at each period's "
+                              "last close", choices=REBALANCES)
     target_volatility: float = _setting(0.0, "annualized volatility volatility_target sizing "
                                         "aims at, e.g. 0.15", "[0, 10)")
     max_leverage: float = _setting(1.0, "cap on exposure × scale (1 = no borrowing)",

@@ -235,6 +235,30 @@ def plot_pnl_by_exit_reason(trades: pd.DataFrame,
     return _layout(fig, title, 300)
 
 
+def plot_market_pnl(pnl: pd.DataFrame, costs: pd.DataFrame,
+                    title: str | None = "P&L by market, net of costs") -> go.Figure:
+    """Each market's cumulative P&L (after its fees and financing) in a portfolio run."""
+    fig = go.Figure()
+    net = (pnl - costs).cumsum()
+    for market in net.columns:
+        fig.add_trace(go.Scatter(x=_dates(net.index), y=_values(net[market].to_numpy(), 2),
+                                 mode="lines", name=str(market)))
+    fig.update_yaxes(title_text="P&L", tickformat=",.0f")
+    return _layout(fig, title, 320)
+
+
+def markets_table(markets: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """A portfolio run's per-market results formatted for reading."""
+    rows = []
+    for name, row in markets.items():
+        share = row.get("contribution")
+        rows.append({"market": name, "trades": int(row.get("trades") or 0),
+                     "P&L": f"{row.get('pnl') or 0:,.2f}", "costs": f"{row.get('costs') or 0:,.2f}",
+                     "share of P&L": "–" if share is None else f"{share:.1%}",
+                     "margin-cut orders": int(row.get("margin_blocked") or 0)})
+    return pd.DataFrame(rows)
+
+
 def report(result: Any, *, overlays: Mapping[str, pd.Series] | None = None,
            defaults: Mapping[str, Any] | None = None, display: bool = True):
     """The standard report of one run, the same in notebooks, ``%%backtest``, ``meridian run``
@@ -243,7 +267,8 @@ def report(result: Any, *, overlays: Mapping[str, pd.Series] | None = None,
     cards), equity against buy & hold, drawdown, rolling Sharpe, monthly returns, the
     distribution of returns, price with entries and exits (plus ``overlays``, e.g. the FLD),
     P&L by exit reason when trades have one, and the trades (first and last 20; all of them in
-    ``trades.csv`` beside a ``meridian run`` report).
+    ``trades.csv`` beside a ``meridian run`` report). A portfolio run shows its universe, a
+    table of its markets and each market's P&L instead of one market's prices.
 
     ``result`` is a :class:`~meridian.record.RunRecord` (what every backtest returns). Shown at
     once in a notebook unless ``display=False``; returns the :class:`~meridian._report.Report`

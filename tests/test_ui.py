@@ -293,3 +293,38 @@ def test_huge_bodies_and_fields_are_refused(served):
     status, answer = server.request(f"/api/runs/{ids[0]}/tags", {"note": "n" * 10_001})
     assert status == 400 and "at most 10,000" in answer["error"]
     assert storage.load_run_by_id(ids[0], server.out)["tags"] == []
+
+
+def test_portfolio_runs_show_and_filter_by_universe(browser, tmp_path):
+    from meridian.api import run_portfolio
+    from meridian.dashboard.page import build_dashboard
+    from meridian.project import EXAMPLES_DIR
+
+    out = tmp_path / "outputs"
+    single = _api_run(out, fld_offset=7)
+    universe = EXAMPLES_DIR / "universes" / "futures.toml"
+    portfolio = run_portfolio("fld", universe, {"fld_offset": 12})
+    storage.save_run(portfolio.to_dict(), out)
+    server = Server(out)
+    try:
+        status, answer = server.request("/api/runs?universe=futures")
+        assert status == 200 and answer["rows"]["id"] == [portfolio.run_id]
+        assert server.request("/api/facets")[1]["universes"] == {"futures": 1}
+        status, answer = server.request("/api/runs?q=futures")
+        assert answer["rows"]["id"] == [portfolio.run_id]
+        with watched_page(browser, viewport={"width": 1400, "height": 900}) as page:
+            page.goto(server.url)
+            page.wait_for_selector("html[data-ready='1']")
+            expect(page.locator("tr[data-run-id]")).to_have_count(2)
+            page.select_option("#filter-universe", "futures")
+            expect(page.locator("tr[data-run-id]")).to_have_count(1)
+            row = page.locator(f"tr[data-run-id='{portfolio.run_id}']")
+            expect(row).to_contain_text("universe futures")
+    finally:
+        server.stop()
+    with watched_page(browser) as page:  # the static dashboard filters the same way
+        page.goto(build_dashboard(out).as_uri())
+        page.wait_for_selector("html[data-ready='1']")
+        page.select_option("#filter-universe", "futures")
+        expect(page.locator("tr[data-run-id]")).to_have_count(1)
+        assert page.locator("tr[data-run-id]").get_attribute("data-run-id") != single

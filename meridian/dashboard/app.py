@@ -89,6 +89,7 @@ SORTS = {
 }
 HAYSTACK = ("lower(run_id || ' ' || strategy_name || ' ' || ifnull(name, '') || ' ' || status "
             "|| ' ' || kind || ' ' || params || ' ' || ifnull(json_extract(extra, '$.tags'), '')"
+            " || ' ' || ifnull(json_extract(extra, '$.universe.name'), '')"
             " || ' ' || ifnull(json_extract(extra, '$.note'), '') || ' ' || "
             "ifnull(json_extract(extra, '$.error'), '') || ' ' || timestamp)")
 OPS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
@@ -117,6 +118,9 @@ def query_runs(args: dict[str, str]) -> tuple[str, list[Any], str, list[Any]]:
         if args.get(column):
             clauses.append(f"{'strategy_name' if column == 'strategy' else 'status'} = ?")
             values.append(args[column])
+    if args.get("universe"):
+        clauses.append("json_extract(extra, '$.universe.name') = ?")
+        values.append(args["universe"])
     if args.get("tag"):
         clauses.append("EXISTS (SELECT 1 FROM json_each(runs.extra, '$.tags') WHERE value = ?)")
         values.append(args["tag"])
@@ -309,6 +313,9 @@ class App:
                     "SELECT strategy_name, count(*) FROM runs GROUP BY strategy_name")},
                 "statuses": {r[0]: r[1] for r in query(
                     "SELECT status, count(*) FROM runs GROUP BY status")},
+                "universes": {r[0]: r[1] for r in query(
+                    "SELECT json_extract(extra, '$.universe.name') AS u, count(*) FROM runs "
+                    "WHERE u IS NOT NULL GROUP BY u")},
                 "tags": {r[0]: r[1] for r in query(
                     "SELECT value, count(*) FROM runs, json_each(runs.extra, '$.tags') "
                     "GROUP BY value")},

@@ -66,7 +66,8 @@ ROW_ERROR_CHARS = 300
 COLUMNS_SQL = """run_id, seq, timestamp, strategy_name, status, kind, name, duration,
        trades_count, params, metrics, json_extract(extra, '$.error') AS error,
        json_extract(extra, '$.report_path') AS report, json_extract(extra, '$.tags') AS tags,
-       json_extract(extra, '$.note') AS note, json_extract(extra, '$.changed') AS changed"""
+       json_extract(extra, '$.note') AS note, json_extract(extra, '$.changed') AS changed,
+       json_extract(extra, '$.universe.name') AS universe"""
 
 
 def dashboard_path(output_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -131,6 +132,7 @@ def rows_payload(rows: Sequence[Any], out: Path) -> dict:
         "tg": _coded([row["tags"] if row["tags"] and row["tags"] != "[]" else None
                       for row in rows]),
         "no": _coded([(row["note"] or "")[:200] or None for row in rows]),
+        "u": _coded([row["universe"] for row in rows]),
         "e": [None if row["error"] is None else str(row["error"])[:ROW_ERROR_CHARS]
               for row in rows],
         "m": {name: [_round(one.get(name)) for one in metrics] for name in KEY_METRICS},

@@ -156,21 +156,65 @@ def write_samples(directory: str | Path = SAMPLES, seed: int = SEED) -> tuple[Pa
     cot = generate_cot(ohlcv, seed + 1)
 
     ohlcv_path = directory / "sample_ohlcv.csv"
-    text = ohlcv.astype({"Volume": "int64"}).to_csv(
-        float_format="%.2f", date_format="%Y-%m-%d", lineterminator="\n"
-    )
-    ohlcv_path.write_bytes(text.encode("ascii"))
+    _write_ohlcv(ohlcv, ohlcv_path)
 
     cot_path = directory / "sample_cot.csv"
-    lines = [",".join(f'"{name}"' for name in COT_HEADER)]
-    for row in cot.itertuples(index=False):  # ~850 rows, written once
-        name, yymmdd, iso, code, initials, region, commodity, *counts = row
-        numbers = ",".join(f"{value:>9d}" for value in counts)
-        lines.append(f'"{name}",{yymmdd},{iso},{code},{initials},{region},{commodity},{numbers}')
-    cot_path.write_bytes(("\n".join(lines) + "\n").encode("ascii"))
+    _write_cot(cot, cot_path)
     return ohlcv_path, cot_path
 
 
+def _write_ohlcv(ohlcv: pd.DataFrame, path: Path) -> None:
+    text = ohlcv.astype({"Volume": "int64"}).to_csv(
+        float_format="%.2f", date_format="%Y-%m-%d", lineterminator="\n"
+    )
+    path.write_bytes(text.encode("ascii"))
+
+
+def _write_cot(cot: pd.DataFrame, path: Path) -> None:
+    lines = [",".join(f'"{name}"' for name in COT_HEADER)]
+    for row in cot.itertuples(index=False):  # ~850 rows per market, written once
+        name, yymmdd, iso, code, initials, region, commodity, *counts = row
+        numbers = ",".join(f"{value:>9d}" for value in counts)
+        lines.append(f'"{name}",{yymmdd},{iso},{code},{initials},{region},{commodity},{numbers}')
+    path.write_bytes(("\n".join(lines) + "\n").encode("ascii"))
+
+
+UNIVERSE_MARKETS = (  # name, CFTC-style code, seed offset, price scale, first date, share dropped
+    ("SYN EQUITY INDEX", "999901", 11, 50.0, "2015-01-02", 0.0),
+    ("SYN TREASURY BOND", "999902", 12, 1.5, "2015-01-02", 0.0),
+    ("SYN CRUDE OIL", "999903", 13, 0.8, "2015-01-02", 0.02),
+    ("SYN GOLD", "999904", 14, 20.0, "2017-01-02", 0.01),
+)
+"""The example universe's SYNTHETIC markets: different price levels, one starting later and
+two missing some days (different calendars), all in one multi-market COT file."""
+
+
+def write_universe(directory: str | Path, seed: int = SEED) -> list[Path]:
+    """Write the example universe's SYNTHETIC data: ``<code>.csv`` per market and one
+    ``cot.csv`` holding every market's reports (CFTC layout); returns the files written."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written, reports = [], []
+    for name, code, offset, price_scale, first, dropped in UNIVERSE_MARKETS:
+        ohlcv = generate_ohlcv(seed + offset, start=first)
+        ohlcv[["Open", "High", "Low", "Close"]] = (ohlcv[["Open", "High", "Low", "Close"]]
+                                                   * price_scale).round(2)
+        if dropped:
+            keep = np.random.default_rng(seed + offset).random(len(ohlcv)) >= dropped
+            ohlcv = ohlcv[keep]
+        path = directory / f"{code}.csv"
+        _write_ohlcv(ohlcv, path)
+        written.append(path)
+        cot = generate_cot(ohlcv, seed + offset + 100)
+        cot["Market and Exchange Names"] = f"{name} - SAMPLE EXCHANGE (SYNTHETIC DATA)"
+        cot["CFTC Contract Market Code"] = code
+        reports.append(cot)
+    _write_cot(pd.concat(reports, ignore_index=True), directory / "cot.csv")
+    return [*written, directory / "cot.csv"]
+
+
+UNIVERSE_DATA = Path(__file__).resolve().parents[1] / "_examples" / "universes" / "data"
+
 if __name__ == "__main__":
-    for written in write_samples():
+    for written in [*write_samples(), *write_universe(UNIVERSE_DATA)]:
         print(f"wrote {written} (SYNTHETIC data, seed {SEED})")

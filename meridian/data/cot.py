@@ -9,6 +9,7 @@ before a bar opened.
 
 from __future__ import annotations
 
+import difflib
 import io
 import re
 import zipfile
@@ -320,10 +321,16 @@ def _select_market(raw: pd.DataFrame, market: str | None, files: str) -> np.ndar
                 f"{files}: market {wanted!r} matches {len(matched)} markets, use a "
                 f"longer name or the contract code; matches: {listing(hits)}"
             )
-    raise DataError(
-        f"{files}: no market matches {wanted!r} (contract code or part of the "
-        f"name); available: {listing()}"
-    )
+    # CFTC names are "MARKET - EXCHANGE": compare with the market part as well as the whole
+    full = {}
+    for name in sorted(names.drop_duplicates()):
+        full.setdefault(name.upper(), name)
+        full.setdefault(name.split(" - ")[0].strip().upper(), name)
+    close = list(dict.fromkeys(full[hit] for hit in difflib.get_close_matches(
+        wanted.upper(), list(full), 3, 0.6)))
+    hint = f"; close matches: {'; '.join(close)}" if close else f"; available: {listing()}"
+    raise DataError(f"{files}: no market matches {wanted!r} (contract code or part of the "
+                    f"name){hint}")
 
 
 def _parse_rows(rows: pd.DataFrame) -> pd.DataFrame:

@@ -52,9 +52,11 @@ from numba import njit  # noqa: E402 - after the cache folder is set
 
 REASONS = ("signal", "stop_loss", "take_profit", "trailing_stop", "end", "ruin")
 SIGNAL, STOP, TARGET, TRAIL, END, RUIN = range(6)
-# one combination's state, a small array the helpers update in place
+# one combination's (or one market's) state, a small array the helpers update in place;
+# LAST_FLOW is the cash the latest _trade call moved, COSTS every fee paid so far
 CASH, UNITS, CURRENT, ENTRY_PRICE, BEST, ENTRY_BAR, SIZE = range(7)
-ADDED_N, ADDED_U, REMOVED_N, REMOVED_U, FLOW, FEES = range(7, 13)
+ADDED_N, ADDED_U, REMOVED_N, REMOVED_U, FLOW, FEES, LAST_FLOW, COSTS = range(7, 15)
+STATE_SIZE = 15
 # the costs and the instrument: commission, slippage, per contract, multiplier, tick, whole,
 # margin
 COMMISSION, SLIPPAGE, PER_CONTRACT, MULTIPLIER, TICK, WHOLE, MARGIN = range(7)
@@ -65,6 +67,7 @@ def _trade(state, trades, row, k, t, units, price, cost, reason):
     """Trade ``units`` at ``price`` (before slippage): cash, fees and the trade's bookkeeping
     — closing (all of the old position), resizing, or opening (a new one, or the new side of
     a flip). Returns the next free trade row."""
+    state[LAST_FLOW] = 0.0
     if units == 0.0:
         return row
     side = 1.0 if units > 0 else -1.0
@@ -75,6 +78,8 @@ def _trade(state, trades, row, k, t, units, price, cost, reason):
     fee = cost[COMMISSION] * abs(units) * fill * multiplier + cost[PER_CONTRACT] * abs(units)
     flow = -units * fill * multiplier - fee
     state[CASH] += flow
+    state[LAST_FLOW] = flow
+    state[COSTS] += fee
     held = state[UNITS]
     after = held + units
     if held != 0.0 and (after == 0.0 or (after > 0) != (held > 0)):  # closes the trade
@@ -116,7 +121,64 @@ def _trade(state, trades, row, k, t, units, price, cost, reason):
 
 
 @njit(cache=True, error_model="numpy")
-def _simulate(open_, high, low, close, sized, raw, stop_frac, take_frac, trail_frac,
+def _units(state, target, mark, value, cost, max_lots):
+    """The units a signal fill aims at: a fraction of equity after costs (the vectorized
+    engine's accounting, to the last float), or whole contracts, at most ``max_lots`` (the
+    margin's limit)."""
+    if not (value > 0.0) or target == 0.0:
+        return 0.0
+    if cost[WHOLE] > 0.0:
+        lots = min(math.floor(value * abs(target) / (mark * cost[MULTIPLIER])), max_lots)
+        return math.copysign(max(lots, 0.0), target)
+    before = state[UNITS] * mark / value
+    side = 1.0 if target > before else -1.0
+    rate = cost[SLIPPAGE] + cost[COMMISSION] * (1.0 + side * cost[SLIPPAGE])
+    return target * value / mark * (1.0 + side * rate * before) / (1.0 + side * rate * target)
+
+
+@njit(cache=True, error_model="numpy")
+def _exit(state, open_, high, low, stop_frac, take_frac, trail_frac, stop_level, take_level):
+    """Where an open position exits during this bar, and why (NaN: it does not). Prices
+    times the direction d (+1 long, −1 short), so a stop is hit when d × the bar's worst
+    price <= d × stop, whichever side the position is on."""
+    d = 1.0 if state[UNITS] > 0 else -1.0
+    entry = state[ENTRY_PRICE]
+    stop, why = -np.inf, np.int64(STOP)
+    if not math.isnan(stop_frac):
+        stop = d * entry * (1.0 - d * stop_frac)
+    if not math.isnan(stop_level):
+        stop = max(stop, d * stop_level)
+    trail = d * state[BEST] * (1.0 - d * trail_frac)
+    if not math.isnan(trail_frac) and trail > stop:
+        stop, why = trail, np.int64(TRAIL)
+    take = np.inf
+    if not math.isnan(take_frac):
+        take = d * entry * (1.0 + d * take_frac)
+    if not math.isnan(take_level):
+        take = min(take, d * take_level)
+    opening = d * open_
+    price = np.nan
+    if opening <= stop:  # a gap through the stop: the open
+        price = d * opening
+    elif opening >= take:
+        price, why = d * opening, np.int64(TARGET)
+    elif (low if d > 0 else -high) <= stop:  # the stop first when the bar reaches both
+        price = d * stop  # (the pessimistic order)
+    elif (high if d > 0 else -low) >= take:
+        price, why = d * take, np.int64(TARGET)
+    return price, why
+
+
+@njit(cache=True, error_model="numpy")
+def _track_best(state, t, high, low, next_open):
+    """The trailing stop's best price since entry, at the close (the range after the entry)."""
+    units = state[UNITS]
+    if units != 0.0 and (next_open or state[ENTRY_BAR] != t):
+        state[BEST] = max(state[BEST], high) if units > 0 else min(state[BEST], low)
+
+
+@njit(cache=True, error_model="numpy")
+def _simulate(open_, high, low, close, sized, raw, resize, stop_frac, take_frac, trail_frac,
               stop_level, take_level, next_open, cost, capital, financing):
     bars, columns = sized.shape
     equity = np.zeros((bars, columns))
@@ -125,7 +187,7 @@ def _simulate(open_, high, low, close, sized, raw, stop_frac, take_frac, trail_f
     count = np.int64(0)  # a typed variable, not a literal: one compiled version of each helper
     multiplier = cost[MULTIPLIER]
     for k in range(columns):
-        state = np.zeros(13)
+        state = np.zeros(STATE_SIZE)
         state[CASH] = capital
         ruined, blocked, blocked_value = False, False, 0.0
         sl_col = min(k, stop_level.shape[1] - 1)
@@ -142,65 +204,28 @@ def _simulate(open_, high, low, close, sized, raw, stop_frac, take_frac, trail_f
                         blocked = False
                     if blocked:
                         target = 0.0
-                    if target != state[CURRENT]:
-                        # units: a fraction of equity after costs (the vectorized engine's
-                        # accounting, to the last float), or whole contracts
+                    if target != state[CURRENT] or (resize[t] and target != 0.0):
                         mark = open_[t] if phase == 0 else close[t]
                         value = state[CASH] + state[UNITS] * mark * multiplier
-                        wanted = 0.0
-                        if value > 0.0 and target != 0.0 and cost[WHOLE] > 0.0:
-                            lots = math.floor(value * abs(target) / (mark * multiplier))
-                            if cost[MARGIN] > 0.0:
-                                lots = min(lots, math.floor(value / cost[MARGIN]))
-                            wanted = math.copysign(max(lots, 0.0), target)
-                        elif value > 0.0 and target != 0.0:
-                            before = state[UNITS] * mark / value
-                            side = 1.0 if target > before else -1.0
-                            rate = cost[SLIPPAGE] + cost[COMMISSION] * (1.0 + side * cost[SLIPPAGE])
-                            wanted = target * value / mark * (1.0 + side * rate * before) / (
-                                1.0 + side * rate * target)
+                        wanted = _units(state, target, mark, value, cost,
+                                        math.floor(value / cost[MARGIN]) if cost[MARGIN] > 0.0
+                                        else np.inf)
                         count = _trade(state, trades, count, k, t, wanted - state[UNITS], mark,
                                        cost, np.int64(SIGNAL))
                         state[CURRENT] = target
                 if phase == 1 or state[UNITS] == 0.0:
                     continue  # exits: while the bar's range is ahead, with a position
-                # exits (live from the entry bar when entries fill at the open): prices times
-                # the direction d (+1 long, -1 short), so a stop is hit when d × the bar's worst
-                # price <= d × stop, whichever side the position is on
-                d = 1.0 if state[UNITS] > 0 else -1.0
-                entry = state[ENTRY_PRICE]
-                stop, why = -np.inf, np.int64(STOP)
-                if not math.isnan(stop_frac[k]):
-                    stop = d * entry * (1.0 - d * stop_frac[k])
-                if not math.isnan(stop_level[t, sl_col]):
-                    stop = max(stop, d * stop_level[t, sl_col])
-                trail = d * state[BEST] * (1.0 - d * trail_frac[k])
-                if not math.isnan(trail_frac[k]) and trail > stop:
-                    stop, why = trail, np.int64(TRAIL)
-                take = np.inf
-                if not math.isnan(take_frac[k]):
-                    take = d * entry * (1.0 + d * take_frac[k])
-                if not math.isnan(take_level[t, tp_col]):
-                    take = min(take, d * take_level[t, tp_col])
-                opening = d * open_[t]
-                price = np.nan
-                if opening <= stop:  # a gap through the stop: the open
-                    price = d * opening
-                elif opening >= take:
-                    price, why = d * opening, np.int64(TARGET)
-                elif (low[t] if d > 0 else -high[t]) <= stop:  # the stop first when the bar
-                    price = d * stop  # reaches both (the pessimistic order)
-                elif (high[t] if d > 0 else -low[t]) >= take:
-                    price, why = d * take, np.int64(TARGET)
+                # (live from the entry bar when entries fill at the open)
+                price, why = _exit(state, open_[t], high[t], low[t], stop_frac[k],
+                                   take_frac[k], trail_frac[k], stop_level[t, sl_col],
+                                   take_level[t, tp_col])
                 if not math.isnan(price):
                     count = _trade(state, trades, count, k, t, -state[UNITS], price, cost, why)
                     state[CURRENT] = 0.0
                     blocked, blocked_value = True, raw[t, k]
             # the close: the trailing stop's best price, financing, marking, ruin
             units = state[UNITS]
-            if units != 0.0 and (next_open or state[ENTRY_BAR] != t):  # the range after entry
-                state[BEST] = max(state[BEST], high[t]) if units > 0 else \
-                    min(state[BEST], low[t])
+            _track_best(state, t, high[t], low[t], next_open)
             value = state[CASH] + units * close[t] * multiplier
             borrowed = abs(units * close[t] * multiplier) - value
             if financing > 0.0 and borrowed > 0.0:
@@ -229,39 +254,44 @@ def compile_seconds() -> float | None:
     return _compile_seconds
 
 
-def fill_targets(target: np.ndarray, scale: np.ndarray, next_open: bool):
-    """What each bar's signal fill aims at: the sized target (exposure × sizing scale) and the
-    raw target (for "no re-entry until the target changes"), bars × combinations. With
-    ``next_open`` bar t fills what bar t−1's close decided; with ``close``, bar t's own, except
-    on the last bar (a position opened at the last close would close at the same price)."""
-    raw = np.zeros_like(target)
+def fill_targets(target: np.ndarray, scale: np.ndarray, next_open: bool,
+                 rebalance: np.ndarray | None = None):
+    """What each bar's signal fill aims at: the sized target (exposure × the sizing scale of
+    the latest sizing moment, :func:`~meridian.engine.sizing.hold`), the raw target (for "no
+    re-entry until the target changes") and whether the fill re-sizes an unchanged target (a
+    rebalance), bars × combinations. With ``next_open`` bar t fills what bar t−1's close
+    decided; with ``close``, bar t's own, except on the last bar (a position opened at the last
+    close would close at the same price)."""
+    from meridian.engine.sizing import hold
+
+    bars = len(target)
+    rebalance = np.zeros(bars, dtype=bool) if rebalance is None else rebalance
+    decided = hold(target, scale, rebalance)
+    raw, sized, resize = np.zeros_like(target), np.zeros_like(target), np.zeros(bars, bool)
     if next_open:
-        raw[1:] = target[:-1]
-        sized = np.zeros_like(target)
-        sized[1:] = target[:-1] * scale[:-1, None]
-        return sized, raw
-    raw[:] = target
-    sized = target * scale[:, None]
-    if len(target) > 1:
-        raw[-1], sized[-1] = raw[-2], sized[-2]
-    return sized, raw
+        raw[1:], sized[1:], resize[1:] = target[:-1], decided[:-1], rebalance[:-1]
+        return sized, raw, resize
+    raw[:], sized[:], resize[:] = target, decided, rebalance
+    if bars > 1:
+        raw[-1], sized[-1], resize[-1] = raw[-2], sized[-2], False
+    return sized, raw, resize
 
 
 def simulate(open_, high, low, close, target, scale, stop_frac, take_frac, trail_frac,
              stop_level, take_level, *, next_open, commission, slippage, per_contract,
-             multiplier, tick, whole, margin, capital, financing):
+             multiplier, tick, whole, margin, capital, financing, rebalance=None):
     """Run the compiled simulator (arguments as in the module docstring); returns equity and
     exposure (bars × combinations) and the closed trades (one row each)."""
     global _compile_seconds
     started = time.perf_counter()
     cost = np.array([commission, slippage, per_contract, multiplier, tick, 1.0 if whole else 0.0,
                      margin], dtype=np.float64)
-    sized, raw = fill_targets(np.asarray(target, dtype=np.float64),
-                              np.asarray(scale, dtype=np.float64), next_open)
+    sized, raw, resize = fill_targets(np.asarray(target, dtype=np.float64),
+                                      np.asarray(scale, dtype=np.float64), next_open, rebalance)
     as_float = lambda values: np.ascontiguousarray(values, dtype=np.float64)  # noqa: E731
     result = _simulate(
         as_float(open_), as_float(high), as_float(low), as_float(close), as_float(sized),
-        as_float(raw), as_float(stop_frac), as_float(take_frac), as_float(trail_frac),
+        as_float(raw), resize, as_float(stop_frac), as_float(take_frac), as_float(trail_frac),
         as_float(stop_level), as_float(take_level), bool(next_open), cost, float(capital),
         float(financing))
     if _compile_seconds is None:

@@ -14,6 +14,7 @@ from meridian.engine._simulate import Simulation, simulate
 from meridian.engine._trades import TradeArrays, closed_trades, trades_from_rows
 from meridian.engine.instrument import Instrument
 from meridian.engine.metrics import drawdown, returns_from_equity
+from meridian.engine.sizing import rebalance_moments
 from meridian.engine.sizing import scale as sizing_scale
 from meridian.exceptions import EngineError
 from meridian.settings import EXITS, LEVELS, RunSettings
@@ -155,7 +156,9 @@ def backtest(data: pd.DataFrame, position, settings: RunSettings | None = None,
     Sizing: the contract fields (``multiplier``, ``tick_size``, ``commission_per_contract``,
     ``margin``; or an ``instrument``) trade whole contracts; ``sizing="volatility_target"``
     scales exposure by ``target_volatility`` / realized volatility (see
-    :mod:`meridian.engine.sizing`), capped by ``max_leverage``; borrowing beyond equity pays
+    :mod:`meridian.engine.sizing`), capped by ``max_leverage``, sized when the target changes
+    (``rebalance="weekly"`` etc. also re-sizes at each period's last close); borrowing beyond
+    equity pays
     ``financing_rate`` a year. Equity reaching zero ends trading (ruin, exit reason ``ruin``).
     Without any of these the vectorized engine (:mod:`meridian.engine._simulate`) runs.
     """
@@ -242,11 +245,14 @@ def backtest_batch(
     scales = sizing_scale(close_all, settings.sizing, settings.target_volatility or None,
                           settings.max_leverage, periods)
     instrument = settings.instrument
+    rebalance = rebalance_moments(data.index, settings.rebalance)
     ordered = (instrument is not None or settings.sizing != "fixed_fraction" or level_arrays
+               or rebalance.any()
                or any(not np.isnan(values).all() for values in fractions.values()))
     if settings.start or settings.end:
         keep = _window_mask(data, settings.start or None, settings.end or None)
         data, targets, scales = data.loc[keep], targets[keep], scales[keep]
+        rebalance = rebalance[keep]
         level_arrays = {name: values[keep] for name, values in level_arrays.items()}
     open_ = data["Open"].to_numpy(dtype=float)
     close = data["Close"].to_numpy(dtype=float)
@@ -277,7 +283,7 @@ def backtest_batch(
         slippage=settings.slippage, per_contract=instrument.commission_per_contract,
         multiplier=instrument.multiplier, tick=instrument.tick_size, whole=whole,
         margin=instrument.margin or 0.0, capital=capital,
-        financing=settings.financing_rate / periods,
+        financing=settings.financing_rate / periods, rebalance=rebalance,
     )
     equity, held = np.asfortranarray(equity), np.asfortranarray(held)
     before = np.zeros_like(held)

@@ -18,7 +18,7 @@ from meridian._files import file_sha256
 from meridian.exceptions import RegistryError
 from meridian.storage import load_run_by_id, save_run
 
-RERUNNABLE = ("notebook", "api")
+RERUNNABLE = ("notebook", "api", "portfolio")
 
 
 @dataclass
@@ -56,7 +56,12 @@ def drift(original: dict) -> list[str]:
         _drift("data file", data.get("path") if data.get("sha256") else None, data.get("sha256")),
         _drift("notebook", notebook, code.get("notebook_sha256") or original.get("source_hash")),
         _drift("strategy module", code.get("module"), code.get("module_sha256")),
+        _drift("universe", (original.get("universe") or {}).get("path"),
+               (original.get("universe") or {}).get("sha256")),
     ]
+    for name, market in ((data.get("markets") or {}) if isinstance(data, dict) else {}).items():
+        found.append(_drift(f"data file of market {name}", market.get("path"),
+                            market.get("sha256")))
     return [line for line in found if line]
 
 
@@ -150,12 +155,13 @@ def rerun_target(original: dict) -> Target:
         raise RegistryError(f"run {original['run_id'][:8]} is a {kind} run; rerun works for "
                             f"{' and '.join(RERUNNABLE)} runs (rerun a %%backtest cell in its "
                             "notebook)")
-    if kind != "notebook":
+    code = original.get("code") or {}
+    if kind == "api" or (kind == "portfolio" and not (code.get("notebook")
+                                                       or original.get("source_path"))):
         return Target(original, None)
     from meridian import project
     from meridian.pipeline.notebooks import find_notebook
 
-    code = original.get("code") or {}
     recorded = code.get("notebook") or original.get("source_path")
     folders = project.notebook_dirs()
     what = f"run {original['run_id'][:8]}'s notebook"
@@ -185,6 +191,9 @@ def rerun(run_id: str, overrides: dict[str, Any] | None = None,
     original = load_run_by_id(run_id, output_dir)
     target = rerun_target(original)
     warnings = drift(original)
+    universe = (original.get("universe") or {}).get("path") or None
+    if original.get("kind") == "portfolio" and not universe:
+        raise RegistryError(f"run {original['run_id'][:8]} records no universe file to re-run")
     for line in warnings:
         if on_warning is not None:
             on_warning(line)
@@ -194,15 +203,21 @@ def rerun(run_id: str, overrides: dict[str, Any] | None = None,
         params = {**(original.get("params") or {}), **(overrides or {})}
         record = run_notebook(target.notebook, params, output_dir=output_dir,
                               parent_id=original["run_id"], run_id=new_run_id,
-                              baseline=original.get("params") or {})
+                              baseline=original.get("params") or {}, universe=universe)
     else:
-        from meridian.api import run_backtest
+        from meridian.api import run_backtest, run_portfolio
 
         params, settings = target.split(overrides or {})
         data = (original.get("data") or {}).get("path") or None
         if data and Path(data).resolve().is_relative_to(Path(__file__).resolve().parents[1]):
             data = None  # the bundled sample: load it the way the original did
-        result = run_backtest(original["strategy_name"], params, data=data, settings=settings)
+        if universe:
+            given = {k: v for k, v in (overrides or {}).items() if k not in params}
+            result = run_portfolio(original["strategy_name"], universe, params,
+                                   settings=settings, **given)  # over the universe's
+        else:
+            result = run_backtest(original["strategy_name"], params, data=data,
+                                  settings=settings)
         result.parent_id = original["run_id"]
         result.changed = [name for name in (overrides or {}) if name in params
                           and (original.get("params") or {}).get(name) != params[name]]

@@ -56,6 +56,7 @@ def run_notebook(
     parent_id: str | None = None,
     run_id: str | None = None,
     baseline: dict[str, Any] | None = None,
+    universe: str | Path | None = None,
 ) -> dict:
     """Execute ``notebooks/<strategy>.py`` with ``params`` and record the run.
 
@@ -65,11 +66,20 @@ def run_notebook(
     how it ended: Ctrl-C or SIGTERM mark it ``interrupted`` (and re-raise), kill -9 is noticed
     the next time the registry opens. ``run_id`` names the run (default: a new UUID).
     ``baseline``: what the report highlights as changed is measured against (a re-run's
-    original parameters; default: the notebook's own).
+    original parameters; default: the notebook's own). ``universe``: the notebook's
+    ``notebook_backtest`` trades every market of it with one account (kind ``portfolio``);
+    the file and every market's data are checked before anything is written.
     """
     from meridian import storage
 
     path, notebook, values, full = prepare(strategy, params, params_file)
+    chosen = None
+    if universe:
+        from meridian.universe import load_universe
+
+        chosen = load_universe(universe)
+        chosen.frames()  # a bad market file or COT market: one line now, nothing written
+        kind = "portfolio"
     defaults = {name: p.default for name, p in run_parameters(notebook).items()}
     out = project.output_dir(output_dir)
     storage.Registry(out).check()  # a damaged registry: one line now, not after the run
@@ -86,6 +96,8 @@ def run_notebook(
         "owner": _process.identity(), "parent_id": parent_id,
         "changed": changed_names(full, {**defaults, **(baseline or {})}),
     }
+    if chosen is not None:
+        record["universe"] = chosen.provenance()
     storage.save_run(record, out)
 
     started = time.perf_counter()
@@ -95,7 +107,8 @@ def run_notebook(
                             log_file=folder / "kernel.log", env={
                                 "MERIDIAN_RUN_ID": run_id, "MERIDIAN_RUN_DIR": str(folder),
                                 "MERIDIAN_STRATEGY": path.stem,
-                                "MERIDIAN_CHANGED": ",".join(record["changed"])})
+                                "MERIDIAN_CHANGED": ",".join(record["changed"]),
+                                **({"MERIDIAN_UNIVERSE": str(chosen.path)} if chosen else {})})
             try:
                 # Imported while the kernel boots: papermill and nbconvert take most of a second.
                 from meridian.pipeline.execute import execute
@@ -133,7 +146,8 @@ def run_notebook(
     nbformat.write(executed, executed_path)
     scraps = storage.record_from_notebook(executed_path, executed)
     record.update({key: scraps[key] for key in ("metrics", "equity", "trades_count", "data",
-                                                "settings", "environment") if key in scraps})
+                                                "settings", "environment", "markets")
+                   if key in scraps})
     record["code"] = {"notebook": str(path), "notebook_sha256": record["source_hash"]}
     storage.save_run(record, out)
     _refresh(out, run_id)

@@ -30,7 +30,7 @@ MAX_EQUITY_POINTS = 250
 run's file keeps all of them."""
 MIN_PREFIX = 4
 STATUSES = ("success", "failed", "running", "interrupted", "queued")
-KINDS = ("notebook", "api", "magic", "sweep", "walk_forward", "cell")
+KINDS = ("notebook", "api", "magic", "sweep", "walk_forward", "cell", "portfolio")
 REQUIRED_KEYS = ("run_id", "strategy_name", "status")
 
 RECORD_DEFAULTS: dict[str, Any] = {
@@ -39,7 +39,7 @@ RECORD_DEFAULTS: dict[str, Any] = {
     "report_path": None, "source_hash": None, "equity": {"index": [], "values": []},
     "trades_count": None, "kind": "api", "name": None, "source": None, "logs": [],
     "settings": {}, "data": {}, "code": {}, "environment": {}, "changed": None, "tags": [],
-    "note": "", "parent_id": None,
+    "note": "", "parent_id": None, "universe": None, "markets": {},
 }
 """Every key a loaded record has, in order, with the value used when it was not saved."""
 

@@ -56,6 +56,7 @@
         id: c.id[i], seq: c.seq[i], t: c.t[i], s: coded(c.s, i), n: coded(c.n, i),
         k: coded(c.k, i), st: coded(c.st, i), pt: coded(c.pt, i) || "", p,
         tg: tags ? JSON.parse(tags) : [], no: coded(c.no, i) || "", e: c.e[i],
+        u: coded(c.u, i),
         m, f, tc: c.tc[i], d: c.d[i],
         r: report === 1 ? `${DATA.files}runs/${encodeURIComponent(c.id[i])}/report.html`
           : report ? DATA.files + report : null,
@@ -150,6 +151,7 @@
       if (q.strategy && r.s !== q.strategy) return false;
       if (q.status && r.st !== q.status) return false;
       if (q.tag && r.tg.indexOf(q.tag) < 0) return false;
+      if (q.universe && r.u !== q.universe) return false;
       const t = q.threshold;
       if (t) {
         const v = r.m[t.metric];
@@ -172,7 +174,7 @@
         RUNS.sort((a, b) => (a.t === b.t ? b.seq - a.seq : (a.t < b.t ? 1 : -1)));
         haystack = RUNS.map((r) => [short(r.id), r.id, r.s, r.n || "", r.st, r.k, r.pt,
                                     Object.keys(r.p).map((k) => k + "=" + r.p[k]).join(" "),
-                                    r.tg.join(" "), r.no, r.e || "", when(r.t)]
+                                    r.tg.join(" "), r.no, r.e || "", r.u || "", when(r.t)]
           .join(" ").toLowerCase());
       },
       async page(q, offset, limit) {
@@ -191,8 +193,9 @@
                  matching: cached.visible.length, total: RUNS.length };
       },
       async facets() {
-        const f = { total: RUNS.length, strategies: {}, statuses: {}, tags: {} };
+        const f = { total: RUNS.length, strategies: {}, statuses: {}, tags: {}, universes: {} };
         for (const r of RUNS) {
+          if (r.u) f.universes[r.u] = (f.universes[r.u] || 0) + 1;
           f.strategies[r.s] = (f.strategies[r.s] || 0) + 1;
           f.statuses[r.st] = (f.statuses[r.st] || 0) + 1;
           for (const tag of r.tg) f.tags[tag] = (f.tags[tag] || 0) + 1;
@@ -231,7 +234,8 @@
   function liveSource() {
     const query = (q) => {
       const p = new URLSearchParams({ sort: q.sort, dir: String(q.dir), q: q.text.join(" "),
-                                      strategy: q.strategy, status: q.status, tag: q.tag });
+                                      strategy: q.strategy, status: q.status, tag: q.tag,
+                                      universe: q.universe });
       if (q.threshold) {
         p.set("metric", q.threshold.metric);
         p.set("op", q.threshold.op);
@@ -262,7 +266,8 @@
 
   // ------------------------------------------------------------------ state and filters
   const state = {
-    sort: "time", dir: -1, text: [], strategy: "", status: "", tag: "", threshold: null,
+    sort: "time", dir: -1, text: [], strategy: "", status: "", tag: "", universe: "",
+    threshold: null,
     rows: [], matching: 0, total: 0, selected: new Map(), open: null, generation: 0,
   };
 
@@ -271,6 +276,7 @@
     state.strategy = $("filter-strategy").value;
     state.status = $("filter-status").value;
     state.tag = $("filter-tag").value;
+    state.universe = $("filter-universe").value;
     const key = $("threshold-metric").value;
     const raw = $("threshold-value").value;
     state.threshold = null;
@@ -288,6 +294,7 @@
   }
   const currentQuery = () => ({ sort: state.sort, dir: state.dir, text: state.text,
                                 strategy: state.strategy, status: state.status, tag: state.tag,
+                                universe: state.universe,
                                 threshold: state.threshold });
 
   // ------------------------------------------------------------------ table
@@ -336,6 +343,7 @@
       cell(tr, "time", when(r.t));
       const strategy = cell(tr, "strategy", r.s);
       if (r.n) strategy.appendChild(el("div", "muted small", r.n));
+      if (r.u) strategy.appendChild(el("div", "muted small", "universe " + r.u));
       if (r.tg.length) {
         const tags = el("div", "tags");
         for (const tag of r.tg) tags.appendChild(el("span", "tag", tag));
@@ -484,7 +492,7 @@
     body.replaceChildren();
     if (d.e) body.appendChild(el("pre", "", d.e));
     const info = [["run id", r.id], ["strategy", r.s], ["name", r.n || "—"], ["status", r.st],
-                  ["kind", r.k], ["time (UTC)", when(r.t)],
+                  ["kind", r.k], ["universe", r.u || "—"], ["time (UTC)", when(r.t)],
                   ["duration", r.d === null || r.d === undefined ? "—" : r.d.toFixed(2) + " s"],
                   ["trades", r.tc === null || r.tc === undefined ? "—" : String(r.tc)],
                   ["tags", r.tg.join(", ") || "—"], ["note", d.no || "—"]];
@@ -835,6 +843,7 @@
     const counted = (counts) => Object.keys(counts).sort()
       .map((k) => [k, `${k} (${fmt(counts[k])})`]);
     fillSelect($("filter-tag"), counted(f.tags));
+    fillSelect($("filter-universe"), counted(f.universes || {}));
     fillSelect($("filter-strategy"), counted(f.strategies));
     fillSelect($("filter-status"), counted(f.statuses));
     const strategies = Object.keys(f.strategies);
@@ -876,13 +885,13 @@
     for (const id of ["filter-text", "threshold-value"]) {
       $(id).addEventListener("input", () => render());
     }
-    for (const id of ["filter-strategy", "filter-status", "filter-tag", "threshold-metric",
-                      "threshold-op"]) {
+    for (const id of ["filter-strategy", "filter-status", "filter-tag", "filter-universe",
+                      "threshold-metric", "threshold-op"]) {
       $(id).addEventListener("change", () => render());
     }
     $("reset").addEventListener("click", () => {
       for (const id of ["filter-text", "filter-strategy", "filter-status", "filter-tag",
-                        "threshold-metric", "threshold-value"]) $(id).value = "";
+                        "filter-universe", "threshold-metric", "threshold-value"]) $(id).value = "";
       render();
     });
     const rowOf = (node) => {

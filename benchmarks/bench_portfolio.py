@@ -1,0 +1,136 @@
+"""Portfolio backtests: many markets, one account.
+
+1. A 20-market universe of 13 years of daily bars (SYNTHETIC, seeded): portfolio backtests per
+   second on one core — the engine from each market's target exposures to equity, trades and
+   every metric (target ≥ 100/s), and the whole ``run_portfolio`` (signals of every market
+   included). vectorbt's ``Portfolio.from_orders`` with one shared cash account
+   (``cash_sharing=True``, target-percent sizing, ``call_seq="auto"``) on the same targets is
+   timed in the same run as the peer, when installed (``pip install -e '.[bench]'``).
+2. A 100-market universe in a fresh process: its peak resident memory (target < 1 GiB).
+"""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MARKETS, BIG = 20, 100
+START, END = "2012-01-02", "2024-12-31"
+
+
+def _frames(count: int):
+    from meridian.data._synthetic import generate_ohlcv
+
+    return {f"M{i:03d}": generate_ohlcv(1000 + i, START, END) for i in range(count)}
+
+
+def _positions(frames):
+    from meridian.strategies import get_strategy
+
+    signals = get_strategy("sma_cross").signals
+    return {name: signals(frame, fast=10, slow=30) for name, frame in frames.items()}
+
+
+def _engine_rate(frames, positions, seconds: float = 3.0) -> tuple[float, float]:
+    from meridian.engine import compute_metrics
+    from meridian.engine.portfolio import backtest_portfolio
+    from meridian.settings import RunSettings
+
+    settings = RunSettings(sizing="risk_parity", commission=0.0002)
+    started = time.perf_counter()
+    compute_metrics(backtest_portfolio(frames, positions, settings).engine)  # compile / load
+    first = time.perf_counter() - started
+    runs, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        compute_metrics(backtest_portfolio(frames, positions, settings).engine)
+        runs += 1
+    return runs / (time.perf_counter() - started), first
+
+
+def _run_portfolio_rate(frames) -> float:
+    from meridian.api import run_portfolio
+
+    with tempfile.TemporaryDirectory() as scratch:
+        lines = ['sizing = "risk_parity"\ncommission = 0.0002\n']
+        for name, frame in frames.items():
+            path = Path(scratch) / f"{name}.csv"
+            frame.to_csv(path, index_label="Date")
+            lines.append(f'[[market]]\nname = "{name}"\ndata = "{path}"\n')
+        universe = Path(scratch) / "u.toml"
+        universe.write_text("".join(lines))
+        run_portfolio("sma_cross", universe)
+        started, runs = time.perf_counter(), 0
+        while time.perf_counter() - started < 3.0:
+            run_portfolio("sma_cross", universe)
+            runs += 1
+        return runs / (time.perf_counter() - started)
+
+
+def _vectorbt_rate(frames, positions) -> float | None:
+    try:
+        import numpy as np
+        import pandas as pd
+        import vectorbt as vbt
+    except ImportError:
+        return None
+    close = pd.DataFrame({n: f["Close"] for n, f in frames.items()})
+    open_ = pd.DataFrame({n: f["Open"] for n, f in frames.items()})
+    target = pd.DataFrame(positions).fillna(0.0).shift(1).fillna(0.0) / len(frames)
+    size = target.where(target.diff().fillna(target) != 0, np.nan)  # trade on changes only
+
+    def once():
+        portfolio = vbt.Portfolio.from_orders(
+            close, size, size_type="targetpercent", price=open_, fees=0.0002,
+            init_cash=100_000, cash_sharing=True, group_by=True, call_seq="auto", freq="1D")
+        portfolio.stats(silence_warnings=True)
+
+    once()
+    runs, started = 0, time.perf_counter()
+    while time.perf_counter() - started < 3.0:
+        once()
+        runs += 1
+    return runs / (time.perf_counter() - started)
+
+
+def _memory_child() -> None:
+    frames = _frames(BIG)
+    positions = _positions(frames)
+    from meridian.engine import compute_metrics
+    from meridian.engine.portfolio import backtest_portfolio
+    from meridian.settings import RunSettings
+
+    result = backtest_portfolio(frames, positions, RunSettings(
+        sizing="volatility_target", target_volatility=0.12, max_leverage=2.0))
+    compute_metrics(result.engine)
+    len(result.trades)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+
+
+def main() -> None:
+    frames = _frames(MARKETS)
+    positions = _positions(frames)
+    bars = len(next(iter(frames.values())))
+    rate, first = _engine_rate(frames, positions)
+    print(f"{MARKETS} markets × {bars:,} daily bars (13 years), risk parity, one core: "
+          f"{rate:,.0f} portfolio backtests/s (target ≥ 100), first call {first:.2f} s")
+    print(f"  run_portfolio (files read, signals of every market, engine, metrics): "
+          f"{_run_portfolio_rate(frames):,.1f} runs/s")
+    peer = _vectorbt_rate(frames, positions)
+    if peer is None:
+        print("  vectorbt: not installed (pip install -e '.[bench]')")
+    else:
+        print(f"  vectorbt Portfolio.from_orders, cash sharing, same targets: {peer:,.1f}/s "
+              f"→ Meridian {rate / peer:.1f}× vectorbt")
+    peak = int(subprocess.run([sys.executable, "-c", "from benchmarks.bench_portfolio import "
+                               "_memory_child; _memory_child()"], capture_output=True,
+                              text=True, check=True).stdout.split()[-1])
+    print(f"{BIG}-market universe (13 years, volatility target): peak RSS "
+          f"{peak / 2**20:,.0f} MiB (target < 1,024)")
+
+
+if __name__ == "__main__":
+    main()
