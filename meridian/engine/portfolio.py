@@ -225,11 +225,27 @@ class PortfolioResult:
 
     engine: EngineResult
     markets: tuple[str, ...]
-    positions: pd.DataFrame
-    pnl: pd.DataFrame
-    costs: pd.DataFrame
+    held: np.ndarray
+    value_of: np.ndarray
+    costs_of: np.ndarray
     trade_market: np.ndarray
     margin_blocked: dict[str, int]
+
+    def _frame(self, values: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(values, index=self.engine.index, columns=list(self.markets))
+
+    @cached_property
+    def positions(self) -> pd.DataFrame:
+        return self._frame(self.held)
+
+    @cached_property
+    def costs(self) -> pd.DataFrame:
+        return self._frame(np.diff(self.costs_of, axis=0, prepend=0.0))
+
+    @cached_property
+    def pnl(self) -> pd.DataFrame:
+        net = np.diff(self.value_of, axis=0, prepend=0.0)
+        return self._frame(net + self.costs.to_numpy())
 
     @property
     def settings(self) -> RunSettings:
@@ -290,11 +306,13 @@ def backtest_portfolio(
         _check_data(frames[name])
     index = frames[names[0]].index
     for name in names[1:]:
-        if (frames[name].index.tz is None) != (index.tz is None):
+        own = frames[name].index
+        if (own.tz is None) != (index.tz is None):
             raise EngineError(f"market {name!r}: its dates are time-zone "
-                              f"{'aware' if frames[name].index.tz else 'naive'}, "
+                              f"{'aware' if own.tz else 'naive'}, "
                               f"{names[0]!r}'s are not; use one kind for every market")
-        index = index.union(frames[name].index)
+        if not (own is index or own.equals(index)):
+            index = index.union(own)
     bars, count = len(index), len(names)
     shape = (bars, count)
     open_, high, low, close, raw = (np.full(shape, np.nan) for _ in range(5))
@@ -314,7 +332,9 @@ def backtest_portfolio(
                       if own is frame.index or own.equals(frame.index)), None)
         if known is None:
             known = len(calendars)
-            calendars[known] = (frame.index, index.get_indexer(frame.index), [])
+            row = slice(None) if len(frame.index) == len(index) else \
+                index.get_indexer(frame.index)  # the union itself, or where its bars sit
+            calendars[known] = (frame.index, row, [])
         own, row, members = calendars[known]
         members.append(i)
         has[row, i] = True
@@ -347,11 +367,13 @@ def backtest_portfolio(
     vol, returns = np.full(shape, np.nan), np.full(shape, np.nan)
     if settings.sizing in ("risk_parity", "volatility_target"):
         for own, row, members in calendars.values():  # one pass per calendar
-            prices = close[row][:, members]
-            vol[np.ix_(row, members)] = realized_volatility(prices, settings.periods(own))
-            returns[np.ix_(row, members)] = pd.DataFrame(prices).pct_change().to_numpy()
-    raw = pd.DataFrame(raw).ffill().fillna(0.0).to_numpy()  # no bar: the target stands
-    vol = pd.DataFrame(vol).ffill().to_numpy()
+            place = (row, members) if isinstance(row, slice) else np.ix_(row, members)
+            prices = close[place]
+            vol[place] = realized_volatility(prices, settings.periods(own))
+            if settings.sizing == "volatility_target":  # for the markets' correlations
+                returns[place] = pd.DataFrame(prices).pct_change().to_numpy()
+    raw = np.nan_to_num(forward_filled(raw), nan=0.0)  # no bar: the target stands
+    vol = forward_filled(vol)
     weight = weights(vol, returns, settings.sizing, settings.target_volatility,
                      settings.max_leverage)
     rebalance = rebalance_moments(index, settings.rebalance)
@@ -363,8 +385,7 @@ def backtest_portfolio(
             a[keep] for a in (open_, high, low, close, raw, weight, has, stop_level,
                               take_level))
         bars = len(index)
-    last_bar = np.array([np.flatnonzero(has[:, i])[-1] if has[:, i].any() else -1
-                         for i in range(count)], dtype=np.int64)
+    last_bar = np.where(has.any(axis=0), len(has) - 1 - has[::-1].argmax(axis=0), -1)
     decided = hold(raw, weight, rebalance)
     next_open = settings.fill == "next_open"
     sized, fill_raw, resize = np.zeros_like(raw), np.zeros_like(raw), np.zeros(bars, bool)
@@ -399,19 +420,26 @@ def _result(index, names, settings, equity, held, value_of, costs_of, margin_cut
     rows[:, 0] = 0  # the account's metrics count every market's trades as one list
     trade_arrays: TradeArrays = trades_from_rows(rows, whole)
     with np.errstate(invalid="ignore", divide="ignore"):
-        first = np.array([close[np.flatnonzero(~np.isnan(close[:, i]))[0], i]
-                          if (~np.isnan(close[:, i])).any() else np.nan
-                          for i in range(len(names))])
-        benchmark = np.nanmean(pd.DataFrame(close / first).ffill().to_numpy(), axis=1)
+        seen = ~np.isnan(close)
+        first = close[seen.argmax(axis=0), np.arange(len(names))]
+        benchmark = np.nanmean(forward_filled(close / first), axis=1)
     gross = np.abs(held).sum(axis=1)
     event = np.zeros((len(index), 1), dtype=bool)
     sim = Simulation(equity[:, None], gross[:, None], event, equity[:, None])
     engine = EngineResult(index, benchmark, float(settings.initial_capital), sim,
                           trade_arrays, settings)
-    frame = lambda values: pd.DataFrame(values, index=index, columns=list(names))  # noqa: E731
-    before = np.vstack([np.zeros((1, len(names))), value_of[:-1]])
-    paid = np.diff(costs_of, axis=0, prepend=0.0)
     return PortfolioResult(
-        engine=engine, markets=names, positions=frame(held),
-        pnl=frame(value_of - before + paid), costs=frame(paid), trade_market=market,
+        engine=engine, markets=names, held=held, value_of=value_of, costs_of=costs_of,
+        trade_market=market,
         margin_blocked={name: int(n) for name, n in zip(names, margin_cuts, strict=True)})
+
+
+@njit(cache=True)
+def forward_filled(values: np.ndarray) -> np.ndarray:
+    """Each column's NaN replaced by its latest earlier value (NaN before the first)."""
+    filled = values.copy()
+    for t in range(1, filled.shape[0]):
+        for k in range(filled.shape[1]):
+            if math.isnan(filled[t, k]):
+                filled[t, k] = filled[t - 1, k]
+    return filled

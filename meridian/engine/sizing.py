@@ -27,6 +27,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 WINDOW = 60
 MIN_PERIODS = 20
@@ -39,9 +40,46 @@ def realized_volatility(close: np.ndarray, periods_per_year: float) -> np.ndarra
     """Annualized volatility of the last :data:`WINDOW` returns at each bar (NaN before
     :data:`MIN_PERIODS` of them); ``close`` is one market's bars or bars × markets that share
     one calendar (each column as alone, to the last float)."""
-    returns = (pd.Series(close) if close.ndim == 1 else pd.DataFrame(close)).pct_change()
-    realized = returns.rolling(WINDOW, min_periods=MIN_PERIODS).std(ddof=1).to_numpy()
-    return realized * math.sqrt(periods_per_year)
+    prices = np.asarray(close, dtype=float)
+    columns = prices.reshape(len(prices), -1)
+    realized = np.empty(columns.shape)
+    for k in range(columns.shape[1]):
+        realized[:, k] = _rolling_std(np.ascontiguousarray(columns[:, k]), WINDOW, MIN_PERIODS)
+    return realized.reshape(prices.shape) * math.sqrt(periods_per_year)
+
+
+@njit(cache=True)
+def _rolling_std(close, window, min_periods):
+    """Sample standard deviation of the returns ``close[t]/close[t−1] − 1`` over the last
+    ``window`` of them (at least ``min_periods``), by Welford's online update with removal
+    (numerically stable, one pass); exactly 0 over identical returns."""
+    bars = len(close)
+    out = np.full(bars, np.nan)
+    returns = np.full(bars, np.nan)
+    for t in range(1, bars):
+        returns[t] = close[t] / close[t - 1] - 1.0
+    count, mean, squares, same = 0, 0.0, 0.0, 0
+    for t in range(1, bars):
+        value = returns[t]
+        if not math.isnan(value):
+            count += 1
+            delta = value - mean
+            mean += delta / count
+            squares += delta * (value - mean)
+        same = same + 1 if t > 1 and returns[t] == returns[t - 1] else 1
+        if t > window:
+            old = returns[t - window]
+            if not math.isnan(old):
+                count -= 1
+                if count == 0:
+                    mean, squares = 0.0, 0.0
+                else:
+                    delta = old - mean
+                    mean -= delta / count
+                    squares -= delta * (old - mean)
+        if count >= min_periods and count > 1:
+            out[t] = 0.0 if same >= count else math.sqrt(max(squares, 0.0) / (count - 1))
+    return out
 
 
 def scale(close: np.ndarray, sizing: str, target_volatility: float | None,
@@ -132,12 +170,19 @@ def hold(target: np.ndarray, scale: np.ndarray, rebalance: np.ndarray) -> np.nda
     scale = scale[:, None] if scale.ndim == 1 else scale
     if (scale == scale[:1]).all():
         return target * scale
-    bars, columns = target.shape
-    moments = np.empty(target.shape, dtype=bool)
-    moments[0] = True
-    moments[1:] = (target[1:] != target[:-1]) | rebalance[1:, None] | (
-        (scale[1:] != 0) & (scale[:-1] == 0))
-    rows = np.arange(bars)[:, None]
-    anchor = np.maximum.accumulate(np.where(moments, rows, 0), axis=0)
-    held = np.take_along_axis(np.broadcast_to(scale, (bars, columns)), anchor, axis=0)
-    return target * held
+    return _hold(np.ascontiguousarray(target, dtype=float),
+                 np.ascontiguousarray(np.broadcast_to(scale, target.shape), dtype=float),
+                 np.ascontiguousarray(rebalance, dtype=np.bool_))
+
+
+@njit(cache=True)
+def _hold(target, scale, rebalance):
+    sized = np.empty_like(target)
+    for k in range(target.shape[1]):
+        kept = scale[0, k]
+        for t in range(target.shape[0]):
+            if t > 0 and (target[t, k] != target[t - 1, k] or rebalance[t]
+                          or (scale[t, k] != 0.0 and scale[t - 1, k] == 0.0)):
+                kept = scale[t, k]
+            sized[t, k] = target[t, k] * kept
+    return sized
