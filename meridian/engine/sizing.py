@@ -27,7 +27,6 @@ import math
 
 import numpy as np
 import pandas as pd
-from numba import njit
 
 WINDOW = 60
 MIN_PERIODS = 20
@@ -42,44 +41,12 @@ def realized_volatility(close: np.ndarray, periods_per_year: float) -> np.ndarra
     one calendar (each column as alone, to the last float)."""
     prices = np.asarray(close, dtype=float)
     columns = prices.reshape(len(prices), -1)
+    from meridian.engine._sizing_loops import _rolling_std  # numba loads only when needed
+
     realized = np.empty(columns.shape)
     for k in range(columns.shape[1]):
         realized[:, k] = _rolling_std(np.ascontiguousarray(columns[:, k]), WINDOW, MIN_PERIODS)
     return realized.reshape(prices.shape) * math.sqrt(periods_per_year)
-
-
-@njit(cache=True)
-def _rolling_std(close, window, min_periods):
-    """Sample standard deviation of the returns ``close[t]/close[t−1] − 1`` over the last
-    ``window`` of them (at least ``min_periods``), by Welford's online update with removal
-    (numerically stable, one pass); exactly 0 over identical returns."""
-    bars = len(close)
-    out = np.full(bars, np.nan)
-    returns = np.full(bars, np.nan)
-    for t in range(1, bars):
-        returns[t] = close[t] / close[t - 1] - 1.0
-    count, mean, squares, same = 0, 0.0, 0.0, 0
-    for t in range(1, bars):
-        value = returns[t]
-        if not math.isnan(value):
-            count += 1
-            delta = value - mean
-            mean += delta / count
-            squares += delta * (value - mean)
-        same = same + 1 if t > 1 and returns[t] == returns[t - 1] else 1
-        if t > window:
-            old = returns[t - window]
-            if not math.isnan(old):
-                count -= 1
-                if count == 0:
-                    mean, squares = 0.0, 0.0
-                else:
-                    delta = old - mean
-                    mean -= delta / count
-                    squares -= delta * (old - mean)
-        if count >= min_periods and count > 1:
-            out[t] = 0.0 if same >= count else math.sqrt(max(squares, 0.0) / (count - 1))
-    return out
 
 
 def scale(close: np.ndarray, sizing: str, target_volatility: float | None,
@@ -170,19 +137,8 @@ def hold(target: np.ndarray, scale: np.ndarray, rebalance: np.ndarray) -> np.nda
     scale = scale[:, None] if scale.ndim == 1 else scale
     if (scale == scale[:1]).all():
         return target * scale
+    from meridian.engine._sizing_loops import _hold
+
     return _hold(np.ascontiguousarray(target, dtype=float),
                  np.ascontiguousarray(np.broadcast_to(scale, target.shape), dtype=float),
                  np.ascontiguousarray(rebalance, dtype=np.bool_))
-
-
-@njit(cache=True)
-def _hold(target, scale, rebalance):
-    sized = np.empty_like(target)
-    for k in range(target.shape[1]):
-        kept = scale[0, k]
-        for t in range(target.shape[0]):
-            if t > 0 and (target[t, k] != target[t - 1, k] or rebalance[t]
-                          or (scale[t, k] != 0.0 and scale[t - 1, k] == 0.0)):
-                kept = scale[t, k]
-            sized[t, k] = target[t, k] * kept
-    return sized
