@@ -88,9 +88,17 @@ class Universe:
     def settings(self, base: RunSettings | None = None, **overrides: Any) -> RunSettings:
         """The account's run settings: ``base`` (defaults, with equal_weight sizing), the
         file's on top, ``overrides`` on top of those."""
-        start = RunSettings.of(base) if base is not None else RunSettings(sizing="equal_weight")
-        if base is not None and base.sizing == "fixed_fraction":
-            start = start.replace(sizing="equal_weight")
+        contract = [name for name in overrides if name in CONTRACT]
+        if contract:
+            raise UniverseError(f"{contract[0]} is a contract field: in a universe each "
+                                f"[[market]] gives its own (in {self.path.name})")
+        start = RunSettings(sizing="equal_weight")
+        if base is not None:  # a notebook's or module's settings; contracts are per market
+            kept = {name: value for name, value in base.changed().items()
+                    if name not in CONTRACT}
+            if kept.get("sizing", "fixed_fraction") == "fixed_fraction":
+                kept["sizing"] = "equal_weight"
+            start = RunSettings.of(kept)
         return start.replace(**{**dict(self.account), **overrides})
 
     def frames(self) -> dict[str, Any]:

@@ -135,3 +135,16 @@ def test_a_portfolio_run_reruns_identically_and_with_overrides(outputs):
     cheaper = rerun(first.run_id, {"commission": 0.001}, output_dir=outputs)
     assert cheaper.record["settings"]["commission"] == 0.001
     assert cheaper.record["metrics"]["final_equity"] < first.metrics["final_equity"]
+
+
+def test_contract_fields_belong_to_markets(tmp_path):
+    from meridian.api import run_portfolio
+    from meridian.settings import RunSettings
+
+    universe = load_universe(EXAMPLES_DIR / "universes" / "futures.toml")
+    notebook = RunSettings(multiplier=50.0, slippage=0.001)  # a single-market notebook's
+    settings = universe.settings(notebook)
+    assert settings.multiplier == 1.0 and settings.slippage == 0.001
+    assert settings.sizing == "risk_parity"
+    with pytest.raises(UniverseError, match="multiplier is a contract field"):
+        run_portfolio("fld", universe, multiplier=50)
