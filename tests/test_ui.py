@@ -302,29 +302,29 @@ def test_portfolio_runs_show_and_filter_by_universe(browser, tmp_path):
 
     out = tmp_path / "outputs"
     single = _api_run(out, fld_offset=7)
-    universe = EXAMPLES_DIR / "universes" / "futures.toml"
+    universe = EXAMPLES_DIR / "universes" / "example.toml"
     portfolio = run_portfolio("fld", universe, {"fld_offset": 12})
     storage.save_run(portfolio.to_dict(), out)
     server = Server(out)
     try:
-        status, answer = server.request("/api/runs?universe=futures")
+        status, answer = server.request("/api/runs?universe=example")
         assert status == 200 and answer["rows"]["id"] == [portfolio.run_id]
-        assert server.request("/api/facets")[1]["universes"] == {"futures": 1}
-        status, answer = server.request("/api/runs?q=futures")
+        assert server.request("/api/facets")[1]["universes"] == {"example": 1}
+        status, answer = server.request("/api/runs?q=example")
         assert answer["rows"]["id"] == [portfolio.run_id]
         with watched_page(browser, viewport={"width": 1400, "height": 900}) as page:
             page.goto(server.url)
             page.wait_for_selector("html[data-ready='1']")
             expect(page.locator("tr[data-run-id]")).to_have_count(2)
-            page.select_option("#filter-universe", "futures")
+            page.select_option("#filter-universe", "example")
             expect(page.locator("tr[data-run-id]")).to_have_count(1)
             row = page.locator(f"tr[data-run-id='{portfolio.run_id}']")
-            expect(row).to_contain_text("universe futures")
+            expect(row).to_contain_text("universe example")
     finally:
         server.stop()
     with watched_page(browser) as page:  # the static dashboard filters the same way
         page.goto(build_dashboard(out).as_uri())
         page.wait_for_selector("html[data-ready='1']")
-        page.select_option("#filter-universe", "futures")
+        page.select_option("#filter-universe", "example")
         expect(page.locator("tr[data-run-id]")).to_have_count(1)
         assert page.locator("tr[data-run-id]").get_attribute("data-run-id") != single

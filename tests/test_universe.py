@@ -59,8 +59,8 @@ def test_a_cot_market_not_in_the_file_names_the_close_matches(tmp_path):
 
 
 def test_names_paths_and_relative_files(tmp_path, project):
-    universe = load_universe("futures")  # the project's copy, made by meridian init
-    assert universe.path == project / "universes" / "futures.toml"
+    universe = load_universe("example")  # the project's copy, made by meridian init
+    assert universe.path == project / "universes" / "example.toml"
     assert [m.name for m in universe.markets] == ["EQUITY", "BOND", "CRUDE", "GOLD"]
     assert universe.markets[0].data == project / "universes" / "data" / "999901.csv"
     settings = universe.settings()
@@ -72,12 +72,12 @@ def test_names_paths_and_relative_files(tmp_path, project):
                                                               "data/bond.csv"), "mine.toml")
     mine = load_universe("mine")  # relative to the project when not beside the file
     assert mine.markets[0].data == project / "data" / "bond.csv"
-    with pytest.raises(UniverseError, match="unknown universe 'nope'; available: futures, mine"):
+    with pytest.raises(UniverseError, match="unknown universe 'nope'; available: example, mine"):
         load_universe("nope")
 
 
 def test_the_shipped_universe_is_synthetic_with_cot_and_different_calendars():
-    universe = load_universe(EXAMPLES_DIR / "universes" / "futures.toml")
+    universe = load_universe(EXAMPLES_DIR / "universes" / "example.toml")
     assert "SYNTHETIC" in universe.path.read_text()
     frames = universe.frames()
     assert len(frames) == 4 and all("COT_Index" in f for f in frames.values())
@@ -87,9 +87,9 @@ def test_the_shipped_universe_is_synthetic_with_cot_and_different_calendars():
 
 def test_cli_backtest_and_bad_universes(tmp_path):
     done = meridian("backtest", "fld", "fld_offset=12", "--universe",
-                    str(EXAMPLES_DIR / "universes" / "futures.toml"), "--set", "commission=0.0002")
+                    str(EXAMPLES_DIR / "universes" / "example.toml"), "--set", "commission=0.0002")
     assert done.returncode == 0, done.stderr
-    assert "universe futures: EQUITY" in done.stdout and "sharpe_ratio" in done.stdout
+    assert "universe example: EQUITY" in done.stdout and "sharpe_ratio" in done.stdout
     bad = write(tmp_path, 'capital = 1000\n[[market]]\nname = "X"\ndata = "gone.csv"\n')
     failed = meridian("backtest", "fld", "--universe", str(bad))
     assert failed.returncode == 2 and "Traceback" not in failed.stderr
@@ -104,13 +104,13 @@ def test_cli_run_records_a_portfolio_run_with_its_universe(tmp_path, outputs):
     refused = meridian("run", "fld", "--universe", str(bad), env=home)
     assert refused.returncode == 2 and "appears twice" in refused.stderr
     assert not (outputs / "runs").exists() or not any((outputs / "runs").iterdir())
-    path = EXAMPLES_DIR / "universes" / "futures.toml"
+    path = EXAMPLES_DIR / "universes" / "example.toml"
     done = meridian("run", "fld", "fld_offset=12", "--universe", str(path), env=home,
                     timeout=600)
     assert done.returncode == 0, done.stderr
     (record,) = storage.load_all_runs(outputs)
     assert record["kind"] == "portfolio" and record["status"] == "success"
-    assert record["universe"]["name"] == "futures"
+    assert record["universe"]["name"] == "example"
     assert len(record["universe"]["sha256"]) == 64
     assert set(record["markets"]) == {"EQUITY", "BOND", "CRUDE", "GOLD"}
     assert record["settings"]["sizing"] == "risk_parity"
@@ -118,7 +118,7 @@ def test_cli_run_records_a_portfolio_run_with_its_universe(tmp_path, outputs):
     run = json.loads((outputs / "runs" / record["run_id"] / "run.json").read_text())
     assert run["universe"]["markets"] == ["EQUITY", "BOND", "CRUDE", "GOLD"]
     report = Path(record["report_path"]).read_text()
-    assert "Markets of universe futures" in report and "L by market" in report
+    assert "Markets of universe example" in report and "L by market" in report
     assert "market" in (outputs / "runs" / record["run_id"] / "trades.csv").read_text()
 
 
@@ -126,7 +126,7 @@ def test_a_portfolio_run_reruns_identically_and_with_overrides(outputs):
     from meridian.api import run_portfolio
     from meridian.pipeline.rerun import rerun
 
-    universe = EXAMPLES_DIR / "universes" / "futures.toml"
+    universe = EXAMPLES_DIR / "universes" / "example.toml"
     first = run_portfolio("fld", universe, {"fld_offset": 12})
     storage.save_run(first.to_dict(), outputs)
     again = rerun(first.run_id, output_dir=outputs)
@@ -141,7 +141,7 @@ def test_contract_fields_belong_to_markets(tmp_path):
     from meridian.api import run_portfolio
     from meridian.settings import RunSettings
 
-    universe = load_universe(EXAMPLES_DIR / "universes" / "futures.toml")
+    universe = load_universe(EXAMPLES_DIR / "universes" / "example.toml")
     notebook = RunSettings(multiplier=50.0, slippage=0.001)  # a single-market notebook's
     settings = universe.settings(notebook)
     assert settings.multiplier == 1.0 and settings.slippage == 0.001
