@@ -181,11 +181,36 @@ def _title(text: str) -> Section:
 def _benchmark(result: Any) -> pd.Series | None:
     prices = getattr(result, "prices", None)
     equity = result.equity
+    portfolio = getattr(result, "portfolio", None)
+    if portfolio is not None and not equity.empty:  # the universe's equal-weight buy & hold
+        growth = pd.Series(portfolio.engine.close, index=portfolio.engine.index)
+        capital = (result.settings or {}).get("initial_capital") or float(equity.iloc[0])
+        return (growth / growth.iloc[0] * capital).rename("Buy & hold, equal weight")
     if prices is None or equity.empty or "Close" not in prices:
         return None
     close = prices["Close"].reindex(equity.index)
     capital = (result.settings or {}).get("initial_capital") or float(equity.iloc[0])
     return (close / close.iloc[0] * capital).rename("Buy & hold")
+
+
+def _portfolio_sections(result: Any) -> list[Section]:
+    """A portfolio run's own sections: contribution, per-market metrics, correlation,
+    exposure and margin, trades by market."""
+    universe = (result.universe or {}).get("name", "")
+    sections = [_title(f"Markets of universe {universe}: contribution and metrics"),
+                Section("contribution", figure=viz.plot_contribution(result.markets))]
+    portfolio = getattr(result, "portfolio", None)
+    if portfolio is not None:
+        sections.append(Section("market_pnl", figure=viz.plot_market_pnl(portfolio.pnl,
+                                                                         portfolio.costs)))
+    sections.append(Section("markets", viz.markets_table(result.markets).to_html(
+        index=False, classes="mr-trades", escape=True, border=0)))
+    if portfolio is not None:
+        if len(portfolio.markets) > 1:
+            sections.append(Section("correlation",
+                                    figure=viz.plot_correlation(portfolio.correlation())))
+        sections.append(Section("exposure", figure=viz.plot_exposure(portfolio.exposure())))
+    return sections
 
 
 def _trades_section(trades: pd.DataFrame, linked: bool) -> Section:
@@ -224,19 +249,14 @@ def build_report(result: Any, overlays: Mapping[str, pd.Series] | None = None,
             Section("drawdown", figure=viz.plot_drawdown(result.drawdown
                                                          if len(result.drawdown)
                                                          else viz.drawdown_of(equity))),
+        ]
+        if getattr(result, "markets", None):  # a portfolio: its markets come next
+            report.sections += _portfolio_sections(result)
+        report.sections += [
             Section("rolling_sharpe", figure=viz.plot_rolling_sharpe(equity)),
             Section("monthly_returns", figure=viz.monthly_returns_heatmap(equity)),
             Section("distribution", figure=viz.plot_return_distribution(equity)),
         ]
-        if getattr(result, "markets", None):
-            universe = (result.universe or {}).get("name", "")
-            report.sections += [_title(f"Markets of universe {universe}"),
-                                Section("markets", viz.markets_table(result.markets).to_html(
-                                    index=False, classes="mr-trades", escape=True, border=0))]
-            portfolio = getattr(result, "portfolio", None)
-            if portfolio is not None:
-                report.sections.append(Section("market_pnl", figure=viz.plot_market_pnl(
-                    portfolio.pnl, portfolio.costs)))
         prices = getattr(result, "prices", None)
         if prices is not None and "Close" in prices:
             traded = prices.loc[equity.index]

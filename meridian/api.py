@@ -239,15 +239,17 @@ def notebook_backtest(signals: Callable[..., Any], namespace: Mapping[str, Any],
     (every :class:`~meridian.settings.RunSettings` name the notebook defines: capital,
     costs, window, exits, contract, sizing…) are read from ``namespace`` (pass ``globals()``),
     so the parameters cell is the only list of parameters a notebook has; ``settings``
-    override them. Inside ``meridian run`` the result is that run."""
+    override them. A ``universe`` variable (or ``meridian run --universe``) trades every
+    market of that universe with one account (:func:`run_portfolio`). Inside ``meridian run``
+    the result is that run."""
     names = [name for function in (signals, exits) if function is not None
              for name in list(inspect.signature(function).parameters)[1:]]
     params = {name: namespace[name] for name in names if name in namespace}
     options = {name: namespace[name] for name in SETTING_NAMES if name in namespace}
     options.update(settings)  # e.g. a price level as the stop
     name = strategy_name or os.environ.get("MERIDIAN_STRATEGY") or "notebook"
-    universe = os.environ.get(UNIVERSE_VARIABLE)
-    if universe:  # `meridian run --universe`: the file's account settings over the notebook's
+    universe = os.environ.get(UNIVERSE_VARIABLE) or namespace.get("universe")
+    if universe:  # --universe, or the notebook's own: the file's settings over the notebook's
         given = set(os.environ.get("MERIDIAN_CHANGED", "").split(",")) | set(settings)
         base = {key: value for key, value in options.items() if key not in given}
         return portfolio_signals(signals, params, universe, strategy_name=name,

@@ -163,7 +163,7 @@ def plot_equity_vs_benchmark(equity: pd.Series, benchmark: pd.Series | None = No
                                line={"color": EQUITY_COLOR, "width": 1.6}))
     if benchmark is not None and len(benchmark):
         fig.add_trace(go.Scatter(x=_dates(benchmark.index), y=_values(benchmark, 2),
-                                 name="Buy & hold",
+                                 name=str(benchmark.name or "Buy & hold"),
                                  line={"color": "#95a5a6", "width": 1.2}))
     fig.update_yaxes(title_text="Equity", tickformat=",.0f")
     fig.update_layout(updatemenus=[{
@@ -235,26 +235,87 @@ def plot_pnl_by_exit_reason(trades: pd.DataFrame,
     return _layout(fig, title, 300)
 
 
+TOP_MARKETS = 8
+"""Markets drawn one by one in portfolio charts; the rest are summed as "others"."""
+
+
+def _top_columns(frame: pd.DataFrame, weight: pd.Series, top: int = TOP_MARKETS) -> pd.DataFrame:
+    """``frame``'s ``top`` columns by ``weight`` (absolute), the rest summed as "others"."""
+    if frame.shape[1] <= top + 1:
+        return frame
+    keep = weight.abs().sort_values(ascending=False).index[:top]
+    rest = [name for name in frame.columns if name not in keep]
+    return pd.concat([frame[list(keep)], frame[rest].sum(axis=1).rename(f"{len(rest)} others")],
+                     axis=1)
+
+
 def plot_market_pnl(pnl: pd.DataFrame, costs: pd.DataFrame,
-                    title: str | None = "P&L by market, net of costs") -> go.Figure:
-    """Each market's cumulative P&L (after its fees and financing) in a portfolio run."""
-    fig = go.Figure()
+                    title: str | None = "Contribution: P&L by market, net of costs") -> go.Figure:
+    """Each market's cumulative P&L (after its fees and financing) in a portfolio run; beyond
+    :data:`TOP_MARKETS` markets the smallest contributors are summed as "others"."""
     net = (pnl - costs).cumsum()
+    net = _top_columns(net, net.iloc[-1] if len(net) else pd.Series(dtype=float))
+    fig = go.Figure()
     for market in net.columns:
         fig.add_trace(go.Scatter(x=_dates(net.index), y=_values(net[market].to_numpy(), 2),
                                  mode="lines", name=str(market)))
     fig.update_yaxes(title_text="P&L", tickformat=",.0f")
+    return _layout(fig, title, 360)
+
+
+def plot_contribution(markets: Mapping[str, Mapping[str, Any]],
+                      title: str | None = "Contribution to the total return") -> go.Figure:
+    """Each market's net P&L as a fraction of the initial capital (they add up to the total
+    return), largest first."""
+    shares = pd.Series({name: row.get("return") or 0.0 for name, row in markets.items()})
+    shares = shares.reindex(shares.abs().sort_values(ascending=False).index)
+    colors = [LONG_COLOR if v >= 0 else SHORT_COLOR for v in shares]
+    fig = go.Figure(go.Bar(x=[str(n) for n in shares.index], y=_values(shares.to_numpy(), 5),
+                           marker={"color": colors}, name="return"))
+    fig.update_yaxes(title_text="share of capital", tickformat=".1%")
+    return _layout(fig, title, 320)
+
+
+def plot_correlation(correlation: pd.DataFrame,
+                     title: str | None = "Correlation of market returns") -> go.Figure:
+    """Heatmap of the markets' return correlations (−1 blue … +1 red)."""
+    names = [str(n) for n in correlation.columns]
+    fig = go.Figure(go.Heatmap(z=np.round(correlation.to_numpy(), 3), x=names, y=names,
+                               zmin=-1, zmax=1, colorscale="RdBu", reversescale=True,
+                               hovertemplate="%{y} / %{x}: %{z:.2f}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, title, max(320, 28 * len(names) + 140))
+
+
+def plot_exposure(exposure: pd.DataFrame,
+                  title: str | None = "Exposure and margin use") -> go.Figure:
+    """Gross and net exposure and margin in use, as fractions of equity, over time."""
+    fig = go.Figure()
+    for column, label, color in (("gross", "gross exposure", EQUITY_COLOR),
+                                 ("net", "net exposure", "#7f8c8d"),
+                                 ("margin", "margin / equity", DRAWDOWN_COLOR)):
+        fig.add_trace(go.Scatter(x=_dates(exposure.index), y=_values(exposure[column], 4),
+                                 mode="lines", name=label, line={"color": color, "width": 1.2}))
+    fig.update_yaxes(title_text="fraction of equity", tickformat=".0%")
     return _layout(fig, title, 320)
 
 
 def markets_table(markets: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """A portfolio run's per-market results formatted for reading."""
+    """A portfolio run's per-market metrics formatted for reading (see
+    :meth:`~meridian.engine.portfolio.PortfolioResult.market_summary`)."""
+    def percent(value):
+        return "–" if value is None or value != value else f"{value:.1%}"
+
     rows = []
     for name, row in markets.items():
-        share = row.get("contribution")
+        sharpe = row.get("sharpe")
         rows.append({"market": name, "trades": int(row.get("trades") or 0),
+                     "win rate": percent(row.get("win_rate")),
                      "P&L": f"{row.get('pnl') or 0:,.2f}", "costs": f"{row.get('costs') or 0:,.2f}",
-                     "share of P&L": "–" if share is None else f"{share:.1%}",
+                     "share of P&L": percent(row.get("contribution")),
+                     "return contribution": percent(row.get("return")),
+                     "Sharpe": "–" if sharpe is None or sharpe != sharpe else f"{sharpe:.2f}",
+                     "exposure": percent(row.get("exposure")),
                      "margin-cut orders": int(row.get("margin_blocked") or 0)})
     return pd.DataFrame(rows)
 

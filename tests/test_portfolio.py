@@ -3,6 +3,9 @@ reconciles bar by bar, calendars, margin, rebalancing, exits per market and no l
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -217,3 +220,47 @@ def test_a_hundred_market_universe_runs():
                                                                target_volatility=0.1))
     assert result.positions.shape == (len(SAMPLE), 100)
     assert np.isfinite(result.equity).all() and result.trades["market"].nunique() == 100
+
+
+def test_analysis_contribution_exposure_margin_and_correlation():
+    frames = three_markets()
+    positions = {name: sma_position(frame) for name, frame in frames.items()}
+    contract = {"multiplier": 10.0, "margin": 2_000.0}
+    result = backtest_portfolio(frames, positions, RunSettings(sizing="equal_weight"),
+                                contracts={name: contract for name in frames})
+    summary = result.market_summary()
+    total_return = result.equity.iloc[-1] / 100_000 - 1
+    assert summary["return"].sum() == pytest.approx(total_return, rel=1e-9)
+    assert summary["contribution"].sum() == pytest.approx(1.0)
+    assert summary["trades"].sum() == len(result.trades)
+    exposure = result.exposure()
+    # new exposure is cut at the open so that margin fits the equity; a loss by the close may
+    # leave it above (what a margin call is about), never far above
+    assert 0 < exposure["margin"].max() < 1.5 and exposure["margin"].median() <= 1.0
+    assert (exposure["gross"] >= exposure["net"].abs() - 1e-12).all()
+    correlation = result.correlation()
+    assert np.allclose(np.diag(correlation), 1.0) and correlation.shape == (3, 3)
+
+
+def test_the_portfolio_report_and_its_charts_at_twenty_markets():
+    from meridian import viz
+    from meridian.api import portfolio_signals
+
+    frames = {f"M{i:02d}": other_market(i, 1.0) for i in range(20)}
+    folder = Path(tempfile.mkdtemp())
+    lines = []
+    for name, frame in frames.items():
+        frame.to_csv(folder / f"{name}.csv", index_label="Date")
+        lines.append(f'[[market]]\nname = "{name}"\ndata = "{name}.csv"\n')
+    (folder / "twenty.toml").write_text("".join(lines))
+    record = portfolio_signals(sma_position, {}, folder / "twenty.toml", strategy_name="sma")
+    report = viz.report(record, display=False)
+    names = [section.name for section in report.sections]
+    order = ["equity", "drawdown", "contribution", "market_pnl", "markets", "correlation",
+             "exposure", "rolling_sharpe"]
+    assert [n for n in names if n in order] == order
+    figures = {section.name: section.figure for section in report.sections if section.figure}
+    assert figures["equity"].data[1].name == "Buy & hold, equal weight"
+    assert len(figures["market_pnl"].data) == 9  # the top 8 and "12 others"
+    assert figures["market_pnl"].data[-1].name == "12 others"
+    assert figures["correlation"].data[0].z.shape == (20, 20)

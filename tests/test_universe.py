@@ -148,3 +148,23 @@ def test_contract_fields_belong_to_markets(tmp_path):
     assert settings.sizing == "risk_parity"
     with pytest.raises(UniverseError, match="multiplier is a contract field"):
         run_portfolio("fld", universe, multiplier=50)
+
+
+def test_the_portfolio_template_runs_on_its_universe(project):
+    made = meridian("new", "basket", "--template", "portfolio", cwd=project)
+    assert made.returncode == 0, made.stderr
+    text = (project / "notebooks" / "basket.py").read_text()
+    assert 'universe = "example"' in text
+    done = meridian("run", "basket", "lookback=30", cwd=project, timeout=600)
+    assert done.returncode == 0, done.stderr
+    (record,) = storage.load_all_runs(project / "outputs")
+    assert record["kind"] == "portfolio" and record["universe"]["name"] == "example"
+    assert record["params"]["lookback"] == 30
+    report = Path(record["report_path"]).read_text()
+    for section in ("contribution", "Correlation", "Exposure and margin use"):
+        assert section in report
+    bad = meridian("run", "basket", "universe=nowhere", cwd=project)
+    assert bad.returncode == 2 and "unknown universe 'nowhere'" in bad.stderr
+    assert len(storage.load_all_runs(project / "outputs")) == 1  # nothing written
+    refused = meridian("new", "other", "--param", "universe=3", cwd=project)
+    assert refused.returncode == 2 and "reserved" in refused.stderr

@@ -23,7 +23,7 @@ from meridian.pipeline.notebooks import list_notebooks
 from meridian.settings import NAMES as SETTING_NAMES
 from meridian.strategies import list_strategies
 
-RESERVED = (*SETTING_NAMES, "data_path", "cot_path", "cot_market")
+RESERVED = (*SETTING_NAMES, "data_path", "cot_path", "cot_market", "universe")
 """The run settings (:class:`~meridian.settings.RunSettings`) and the data parameters
 every notebook has: strategy parameters may not reuse these names."""
 REGION = re.compile(

@@ -79,6 +79,7 @@ def _portfolio(open_, high, low, close, has, last_bar, sized, raw, resize, stop_
     held = np.zeros((bars, markets))
     value_of = np.zeros((bars, markets))  # each market's cumulative P&L, marked
     costs_of = np.zeros((bars, markets))  # each market's cumulative fees and financing
+    margin_used = np.zeros(bars)  # margin of the positions held after each bar's close
     blocked_orders = np.zeros(markets, dtype=np.int64)
     trades = np.empty((2 * bars * markets + markets, 11))
     count = np.int64(0)
@@ -192,6 +193,7 @@ def _portfolio(open_, high, low, close, has, last_bar, sized, raw, resize, stop_
             units = state[i, UNITS]
             if units != 0.0 and value > 0:
                 held[t, i] = units * last[i] * cost[i, MULTIPLIER] / value
+                margin_used[t] += abs(units) * cost[i, MARGIN]
         closing = False  # a market's position still open at its last bar closes there
         for i in range(markets):
             if last_bar[i] == t and state[i, UNITS] != 0.0 and not ruined:
@@ -210,7 +212,7 @@ def _portfolio(open_, high, low, close, has, last_bar, sized, raw, resize, stop_
             if state[i, UNITS] != 0.0:
                 value_of[t, i] += state[i, UNITS] * last[i] * cost[i, MULTIPLIER]
             costs_of[t, i] = state[i, COSTS]
-    return equity, held, value_of, costs_of, blocked_orders, trades[:count]
+    return equity, held, value_of, costs_of, blocked_orders, trades[:count], margin_used
 
 
 @dataclass(frozen=True, eq=False)
@@ -230,6 +232,8 @@ class PortfolioResult:
     costs_of: np.ndarray
     trade_market: np.ndarray
     margin_blocked: dict[str, int]
+    close: np.ndarray  # each market's closes on the union of dates (NaN: no bar)
+    margin_used: np.ndarray  # margin of the positions held after each close
 
     def _frame(self, values: np.ndarray) -> pd.DataFrame:
         return pd.DataFrame(values, index=self.engine.index, columns=list(self.markets))
@@ -271,16 +275,56 @@ class PortfolioResult:
         return frame
 
     def market_summary(self) -> pd.DataFrame:
-        """One row per market: trades, net P&L, costs, share of the total P&L, margin cuts."""
+        """One row per market:
+
+        * ``trades``, ``win_rate`` (share of its trades with ``pnl > 0``), ``pnl`` (net of
+          its costs) and ``costs`` (fees and financing);
+        * ``contribution``: its share of the total net P&L (``pnl_i / Σ pnl``);
+        * ``return``: its P&L as a fraction of the initial capital (``pnl_i / E_0``; they
+          sum to the total return);
+        * ``sharpe``: ``mean(p) / std(p) × sqrt(P)`` of its daily net P&L ``p_t`` divided by
+          the equity before the bar (its contribution to the bar's return);
+        * ``exposure``: share of bars with a position; ``margin_blocked``: orders the
+          margin limit cut."""
         trades = self.trades
         net = self.pnl.sum() - self.costs.sum()
         total = float(net.sum())
+        grouped = trades.groupby("market")
+        wins = grouped["pnl"].apply(lambda pnl: float((pnl > 0).mean()))
+        capital = self.engine.initial_capital
+        before = np.concatenate([[capital], self.engine.sim.equity[:-1, 0]])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            daily = (self.pnl - self.costs).to_numpy() / before[:, None]
+            deviation = daily.std(axis=0, ddof=1)
+            sharpe = np.where(deviation > 0, daily.mean(axis=0) / deviation, np.nan) * \
+                np.sqrt(self.settings.periods(self.engine.index))
         return pd.DataFrame({
-            "trades": trades.groupby("market").size().reindex(self.markets, fill_value=0),
+            "trades": grouped.size().reindex(self.markets, fill_value=0),
+            "win_rate": wins.reindex(self.markets),
             "pnl": net, "costs": self.costs.sum(),
             "contribution": net / total if total else np.nan,
+            "return": net / capital, "sharpe": pd.Series(sharpe, index=list(self.markets)),
+            "exposure": pd.Series((self.held != 0).mean(axis=0), index=list(self.markets)),
             "margin_blocked": pd.Series(self.margin_blocked),
         }, index=pd.Index(self.markets, name="market"))
+
+    def exposure(self) -> pd.DataFrame:
+        """Per bar, as fractions of equity: ``gross`` (Σ|exposure|), ``net`` (Σ exposure)
+        and ``margin`` (margin of the positions held / equity)."""
+        equity = self.engine.sim.equity[:, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            margin = np.where(equity > 0, self.margin_used / equity, 0.0)
+        return pd.DataFrame({"gross": np.abs(self.held).sum(axis=1),
+                             "net": self.held.sum(axis=1), "margin": margin},
+                            index=self.engine.index)
+
+    def correlation(self) -> pd.DataFrame:
+        """Correlation of the markets' close-to-close returns (each on its own bars; pairs
+        over the dates both have)."""
+        closes = pd.DataFrame(self.close, index=self.engine.index, columns=list(self.markets))
+        returns = pd.DataFrame({name: closes[name].dropna().pct_change()
+                                for name in self.markets})
+        return returns.corr(min_periods=20)
 
 
 def backtest_portfolio(
@@ -396,13 +440,13 @@ def backtest_portfolio(
         if bars > 1:
             sized[-1], fill_raw[-1], resize[-1] = sized[-2], fill_raw[-2], False
     periods = settings.periods(index)
-    equity, held, value_of, costs_of, margin_cuts, trade_rows = _portfolio(
+    equity, held, value_of, costs_of, margin_cuts, trade_rows, margin_used = _portfolio(
         *(np.ascontiguousarray(a) for a in (open_, high, low, close)), has, last_bar, sized,
         fill_raw, resize, exits["stop_loss"], exits["take_profit"], exits["trailing_stop"],
         np.ascontiguousarray(stop_level), np.ascontiguousarray(take_level), next_open, costs,
         float(settings.initial_capital), settings.financing_rate / periods)
     return _result(index, names, settings, equity, held, value_of, costs_of, margin_cuts,
-                   trade_rows, close, all(whole))
+                   trade_rows, close, all(whole), margin_used)
 
 
 @lru_cache(maxsize=1024)
@@ -413,7 +457,7 @@ def _instrument(contract: tuple[tuple[str, float], ...]):
 
 
 def _result(index, names, settings, equity, held, value_of, costs_of, margin_cuts, rows,
-            close, whole) -> PortfolioResult:
+            close, whole, margin_used) -> PortfolioResult:
     order = np.lexsort((rows[:, 0], rows[:, 2])) if len(rows) else np.arange(0)
     rows = rows[order]
     market = rows[:, 0].astype(np.int64)
@@ -430,7 +474,7 @@ def _result(index, names, settings, equity, held, value_of, costs_of, margin_cut
                           trade_arrays, settings)
     return PortfolioResult(
         engine=engine, markets=names, held=held, value_of=value_of, costs_of=costs_of,
-        trade_market=market,
+        trade_market=market, close=close, margin_used=margin_used,
         margin_blocked={name: int(n) for name, n in zip(names, margin_cuts, strict=True)})
 
 

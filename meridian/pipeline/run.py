@@ -74,6 +74,8 @@ def run_notebook(
 
     path, notebook, values, full = prepare(strategy, params, params_file)
     chosen = None
+    universe = universe or (full.get("universe") if isinstance(full.get("universe"), str)
+                            else None)  # a portfolio notebook names its own
     if universe:
         from meridian.universe import load_universe
 
