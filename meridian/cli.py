@@ -229,15 +229,18 @@ def _note_shadowing(name: str) -> None:
 @click.option("--slippage", type=float, help="Same as --set slippage=F.")
 @click.option("--max-combinations", type=click.IntRange(min=1), default=10_000_000,
               show_default=True, help="Refuse larger grids before any work.")
+@UNIVERSE_OPTION
 @OUTPUT_DIR
 def sweep_command(strategy, grid, resume, metric, workers, executor, scheduler, data_path, top,
                   reports, split, walk_forward, anchored, settings, capital, commission,
-                  slippage, max_combinations, output_dir) -> None:
+                  slippage, max_combinations, universe, output_dir) -> None:
     """Evaluate a parameter grid of STRATEGY's module in parallel; rank, record, report.
 
     Run settings are the notebook's own (its parameters cell, kept in the module by `meridian
     extract`); --set changes any of them, e.g. --set multiplier=50 --set tick_size=0.25 --set
     sizing=volatility_target --set target_volatility=0.15. --grid may vary a setting too.
+    With --universe each combination trades every market of the universe with one account and
+    is ranked on the portfolio's metric.
 
     Exit codes: 0 all combinations succeeded (or some failed: status partial, counted), 1 all
     failed, 130/143 interrupted by Ctrl-C/SIGTERM (finished work kept: --resume ID)."""
@@ -255,12 +258,16 @@ def sweep_command(strategy, grid, resume, metric, workers, executor, scheduler, 
     if resume and (settings or capital is not None or commission is not None
                    or slippage is not None):
         raise ParameterError("--resume ID takes the run settings from the sweep; give no --set")
+    if universe and (data_path or resume):
+        raise ParameterError("--universe names each market's data: give no --data (a resumed "
+                             "sweep keeps its own universe)")
     chosen = _settings(settings)
     result = run_sweep(
         strategy, grid, metric=metric, workers=workers, executor=executor, scheduler=scheduler,
         data_path=data_path, top=top, reports=reports, split=split, walk_forward=walk_forward,
         anchored=anchored, settings=chosen, initial_capital=capital, commission=commission,
         slippage=slippage, output_dir=output_dir, max_combinations=max_combinations, resume=resume,
+        universe=universe,
     )
     for line in summary_lines(result):
         click.echo(line)

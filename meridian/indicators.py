@@ -69,10 +69,11 @@ def shared_windows(data: pd.DataFrame) -> None:
     """Register ``data``'s columns as a sweep's shared inputs (drops any earlier sweep's)."""
     _columns.clear()
     _windows.clear()
-    for column in data.columns:
-        array = data[column].to_numpy()
-        if array.dtype == np.float64:
-            _columns[array.__array_interface__["data"][0]] = array
+    for frame in getattr(data, "frames", {"": data}).values():  # a universe: every market's
+        for column in frame.columns:
+            array = frame[column].to_numpy()
+            if array.dtype == np.float64:
+                _columns[array.__array_interface__["data"][0]] = array
 
 
 def _shared_key(name: str, x: np.ndarray, window: int) -> tuple | None:

@@ -73,7 +73,8 @@ def test_existing_notebook_is_never_overwritten(notebooks):
 
 
 def test_unknown_template_lists_the_templates(notebooks):
-    with pytest.raises(ScaffoldError, match="unknown template 'fancy'; templates: portfolio, strategy"):
+    with pytest.raises(ScaffoldError,
+                       match="unknown template 'fancy'; templates: portfolio, strategy"):
         new_notebook("ok", template="fancy")
 
 

@@ -168,3 +168,30 @@ def test_the_portfolio_template_runs_on_its_universe(project):
     assert len(storage.load_all_runs(project / "outputs")) == 1  # nothing written
     refused = meridian("new", "other", "--param", "universe=3", cwd=project)
     assert refused.returncode == 2 and "reserved" in refused.stderr
+
+
+def test_sweep_rows_over_a_universe_equal_run_portfolio(outputs):
+    from meridian.api import run_portfolio
+    from meridian.strategies import get_strategy, strategy_settings
+    from meridian.sweep.run import run_sweep
+
+    universe = EXAMPLES_DIR / "universes" / "example.toml"
+    result = run_sweep("sma_cross", ["fast=5,10", "slow=30,60", "commission=0,0.001"],
+                       universe=universe, workers=2, output_dir=outputs, progress=False,
+                       top=8)
+    assert result.completed == 8 and result.status == "success"
+    base = strategy_settings(get_strategy("sma_cross"))
+    for entry in result.best:
+        params = dict(entry["params"])
+        commission = params.pop("commission")
+        single = run_portfolio("sma_cross", universe, params, settings=base,
+                               commission=commission)
+        for name in ("sharpe_ratio", "total_return", "final_equity", "num_trades"):
+            assert entry["metrics"][name] == single.metrics[name], name
+    walked = run_sweep("sma_cross", ["fast=5,10,20"], universe=universe, workers=1,
+                       output_dir=outputs, progress=False, walk_forward="750:250")
+    stitched = storage.load_run_by_id(walked.walk_forward["run_id"], outputs)
+    assert stitched["kind"] == "walk_forward" and stitched["universe"]["name"] == "example"
+    refused = meridian("sweep", "sma_cross", "--grid", "fast=5,10", "--universe", str(universe),
+                       "--data", "x.csv", env={"MERIDIAN_HOME": str(outputs)})
+    assert refused.returncode == 2 and "give no --data" in refused.stderr

@@ -12,6 +12,10 @@ settings, float for float.
 A grid may vary run settings too: the exit fractions vary inside one pass (one per column);
 any other setting (``multiplier``, ``sizing``…) splits the batch into one pass per distinct
 value.
+
+Over a universe (:class:`Markets`), each combination is one portfolio backtest
+(:func:`~meridian.engine.portfolio.backtest_portfolio`): the strategy on every market, one
+account — what ``run_portfolio`` does with the same parameters and settings.
 """
 
 from __future__ import annotations
@@ -42,6 +46,38 @@ class Job:
 
     def module(self):
         return load_module(self.source) if self.source else get_strategy(self.strategy)
+
+
+@dataclass
+class Markets:
+    """A universe's bars for a sweep: each market's frame, their contracts and the union of
+    their dates (what windows, folds and annualization read, as from one frame's index)."""
+
+    frames: dict[str, pd.DataFrame]
+    contracts: dict[str, dict]
+    provenance: dict[str, Any]
+    attrs: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, universe) -> Markets:
+        return cls(universe.frames(), {m.name: dict(m.contract) for m in universe.markets},
+                   universe.provenance())
+
+    @property
+    def index(self) -> pd.DatetimeIndex:
+        frames = list(self.frames.values())
+        index = frames[0].index
+        for frame in frames[1:]:
+            if not frame.index.equals(index):
+                index = index.union(frame.index)
+        return index
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def copy(self) -> Markets:
+        return Markets({name: frame.copy() for name, frame in self.frames.items()},
+                       self.contracts, self.provenance)
 
 
 @dataclass(frozen=True)
@@ -118,6 +154,8 @@ def evaluate(
     A combination whose ``signals`` (or settings) fail gets NaN metrics and its error; the
     others go on.
     """
+    if isinstance(data, Markets):
+        return _evaluate_markets(data, job, combinations, windows, keep_returns)
     batch = _prepare(data, job, combinations)
     count = len(combinations)
     tables = [np.full((count, len(METRIC_NAMES)), np.nan) for _ in windows]
@@ -152,20 +190,73 @@ def evaluate(
     return tables, batch.errors, kept
 
 
-def run_window(data: pd.DataFrame, targets: np.ndarray, settings: RunSettings, window: Window,
+def run_window(data: pd.DataFrame | Markets, targets, settings: RunSettings, window: Window,
                exits: dict | None = None, levels: dict | None = None):
     """The engine on ``targets`` (bars × combinations) over ``window`` (else the settings'
-    own dates), with the settings, per-combination exit fractions and price levels."""
+    own dates), with the settings, per-combination exit fractions and price levels; over a
+    universe, ``targets`` and ``levels`` are per market and the result is the account's."""
     if window.start or window.end:
         settings = settings.replace(start=window.start or settings.start,
                                     end=window.end or settings.end)
+    if isinstance(data, Markets):
+        from meridian.engine.portfolio import backtest_portfolio
+
+        return backtest_portfolio(data.frames, targets, settings, contracts=data.contracts,
+                                  levels=levels).engine
     return backtest_batch(data, targets, settings, exits=exits, levels=levels)
+
+
+def _market_positions(data: Markets, module, params: dict) -> tuple[dict, dict]:
+    """Each market's target exposure and price levels for strategy parameters ``params``."""
+    exits = getattr(module, "exits", None)
+    positions, levels = {}, {}
+    for name, frame in data.frames.items():
+        positions[name] = module.signals(frame, **accepted(module.signals, params))
+        if exits is not None:
+            levels[name] = exit_levels(exits, frame, params)
+    return positions, levels
+
+
+def _evaluate_markets(data: Markets, job: Job, combinations: list[dict],
+                      windows: tuple[Window, ...], keep_returns: np.ndarray | None):
+    """:func:`evaluate` over a universe: one portfolio backtest per combination and window."""
+    module = job.module()
+    count = len(combinations)
+    tables = [np.full((count, len(METRIC_NAMES)), np.nan) for _ in windows]
+    errors: list[str | None] = [None] * count
+    kept_columns = np.flatnonzero(keep_returns) if keep_returns is not None else np.array([])
+    kept = None
+    for column, params in enumerate(combinations):
+        try:
+            strategy_params, chosen = split_params(params, module.PARAMS)
+            settings = job.settings.replace(**chosen)
+            positions, levels = _market_positions(data, module, strategy_params)
+            for number, window in enumerate(windows):
+                result = run_window(data, positions, settings, window, None, levels)
+                metrics = compute_metrics_batch(result)
+                tables[number][column] = [metrics[name][0] for name in METRIC_NAMES]
+                if number == 0 and column in kept_columns:
+                    returns = returns_from_equity(result.sim.equity[:, 0],
+                                                  settings.initial_capital).astype(np.float32)
+                    if kept is None:
+                        kept = np.full((len(returns), len(kept_columns)), np.nan, np.float32)
+                    kept[:, np.searchsorted(kept_columns, column)] = returns
+        except Exception as error:  # noqa: BLE001 - one bad combination must not stop a sweep
+            errors[column] = f"{type(error).__name__}: {error}"
+            for table in tables:
+                table[column] = np.nan
+    return tables, errors, kept
 
 
 def positions(data: pd.DataFrame, job: Job, params: dict
               ) -> tuple[np.ndarray, RunSettings, dict, dict]:
     """One combination as :func:`evaluate` simulates it — targets (bars × 1), settings, exit
     fractions and price levels — for re-running a chosen combination on another window."""
+    if isinstance(data, Markets):
+        module = job.module()
+        strategy_params, chosen = split_params(params, module.PARAMS)
+        positions, levels = _market_positions(data, module, strategy_params)
+        return positions, job.settings.replace(**chosen), {}, levels
     batch = _prepare(data, job, [params])
     if batch.errors[0]:
         raise ValueError(batch.errors[0])

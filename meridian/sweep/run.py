@@ -39,7 +39,7 @@ from meridian.registry.sweeps import load_sweep, save_sweep_header
 from meridian.settings import RANGES, WINDOW, RunSettings
 from meridian.strategies import find_strategy, get_strategy, strategy_settings
 from meridian.sweep import executors
-from meridian.sweep.evaluate import Job, Window
+from meridian.sweep.evaluate import Job, Markets, Window
 from meridian.sweep.grid import DEFAULT_MAX_COMBINATIONS, Grid, build_grid
 from meridian.sweep.store import (
     OOS_PREFIX,
@@ -120,7 +120,11 @@ def _file_hash(path: str) -> str:
     return file_sha256(path) if path else ""
 
 
-def _load_data(data_path: str | None) -> pd.DataFrame:
+def _load_data(data_path: str | None, universe: str | None = None):
+    if universe:
+        from meridian.universe import load_universe
+
+        return Markets.of(load_universe(universe))
     return load_ohlcv(data_path) if data_path else load_market_data()[0]
 
 
@@ -185,10 +189,18 @@ def _grid(module, name: str, options, settings: RunSettings, max_combinations: i
 
 def _new_plan(strategy, grid_options, *, metric, top, executor, workers, scheduler, data_path,
               split, settings, options, max_combinations, walk_forward=None,
-              anchored=False) -> _Plan:
+              anchored=False, universe=None) -> _Plan:
     source = find_strategy(strategy)
     module = get_strategy(source.name)
-    settings = strategy_settings(module, settings, **options)
+    chosen_universe = None
+    if universe:  # the module's settings, the universe's over them, --set over those
+        from meridian.universe import load_universe
+
+        chosen_universe = load_universe(universe)
+        given = {**dict(settings or {}), **{k: v for k, v in options.items() if v is not None}}
+        settings = chosen_universe.settings(strategy_settings(module), **given)
+    else:
+        settings = strategy_settings(module, settings, **options)
     grid = _grid(module, source.name, grid_options, settings, max_combinations)
     if metric not in METRIC_INDEX:
         raise ParameterError(f"--metric {metric!r} is not a metric; use one of "
@@ -198,7 +210,7 @@ def _new_plan(strategy, grid_options, *, metric, top, executor, workers, schedul
     if executor not in executors.EXECUTORS:
         raise ParameterError(f"--executor {executor!r}: use one of "
                              f"{', '.join(executors.EXECUTORS)}")
-    data = _load_data(data_path)
+    data = Markets.of(chosen_universe) if chosen_universe else _load_data(data_path)
     in_sample, out_of_sample = _split_windows(data, split)
     job = _sample(Job(source.name, source, settings), grid.size)
     info = {
@@ -213,6 +225,7 @@ def _new_plan(strategy, grid_options, *, metric, top, executor, workers, schedul
         "split": split or "", "top": top,
         "walk_forward": walk_forward or "", "anchored": bool(anchored),
         "settings": settings.recorded(),
+        "universe": chosen_universe.provenance() if chosen_universe else None,
     }
     return _Plan(info, grid, data, job, in_sample, out_of_sample,
                  np.zeros(grid.size, dtype=bool), np.full(grid.size, np.nan),
@@ -224,13 +237,15 @@ def _resume_plan(sweep_id: str, out: Path, executor: str, workers: int, schedule
     if info["status"] not in RESUMABLE:
         raise ParameterError(f"sweep {info['sweep_id']} is {info['status']}: nothing to resume")
     source = find_strategy(info["strategy_name"])
+    universe = info.get("universe") or {}
     for what, path, digest in (("data file", info["data_path"], info.get("data_sha256")),
-                               ("strategy module", str(source.path), info.get("module_sha256"))):
+                               ("strategy module", str(source.path), info.get("module_sha256")),
+                               ("universe", universe.get("path"), universe.get("sha256"))):
         if path and digest and _file_hash(path) != digest:
             raise ParameterError(f"cannot resume sweep {info['sweep_id'][:8]}: its {what} "
                                  f"{path} changed since it started; start a new sweep")
     grid = Grid(info["defaults"], info["grid"])
-    data = _load_data(info["data_path"])
+    data = _load_data(info["data_path"], universe.get("path"))
     job = _sample(Job(source.name, source, RunSettings.of(info["settings"])), grid.size)
     done = np.zeros(grid.size, dtype=bool)
     values = np.full(grid.size, np.nan)
@@ -276,6 +291,7 @@ def run_sweep(
     progress: bool = True,
     max_combinations: int = DEFAULT_MAX_COMBINATIONS,
     resume: str | None = None,
+    universe: str | Path | None = None,
 ) -> SweepResult:
     """Evaluate every combination of ``grid`` (``NAME=SPEC`` strings) and record the sweep, or
     finish the interrupted sweep ``resume`` (strategy, grid and settings come from it).
@@ -292,6 +308,9 @@ def run_sweep(
     of names to values, as ``--set`` gives; a ``RunSettings`` replaces them whole) and
     ``initial_capital`` / ``commission`` / ``slippage`` on top; a grid may vary a setting too
     (``--grid stop_loss=0.02,0.05``, ``--grid multiplier=1,50``), except the trading window.
+    ``universe`` (a name or a ``.toml`` path) makes every combination a portfolio backtest of
+    all its markets with one account, ranked on the portfolio's metric (the universe's
+    account settings over the module's, ``settings`` over those).
 
     Everything is validated before any work starts. Ctrl-C and SIGTERM stop cleanly: finished
     combinations are kept and the sweep is saved with status ``interrupted``; all combinations
@@ -311,7 +330,7 @@ def run_sweep(
                          workers=workers, scheduler=scheduler, data_path=data_path,
                          split=split, settings=settings, options=options,
                          max_combinations=max_combinations, walk_forward=walk_forward,
-                         anchored=anchored)
+                         anchored=anchored, universe=universe)
     Registry(out).check()  # a damaged registry stops us here, before any work
     info, metric, top = plan.info, plan.info["metric"], plan.info["top"]
     connection = (executors.connect_dask(workers, scheduler) if executor == "dask" else None)
@@ -502,8 +521,10 @@ def _record_stitched(out: Path, plan: _Plan, stitched, rows: list[dict]) -> str:
                 "metric": info["metric"], "windows": len(rows), "sweep_id": info["sweep_id"]},
         metrics=compute_metrics(stitched), equity=stitched.equity, drawdown=stitched.drawdown,
         trades=stitched.trades, settings=dict(info["settings"]),
-        data=data_provenance(plan.data), environment=environment(),
-        prices=plan.data.loc[stitched.index],
+        data=({"markets": {n: data_provenance(f) for n, f in plan.data.frames.items()}}
+              if isinstance(plan.data, Markets) else data_provenance(plan.data)),
+        environment=environment(), universe=info.get("universe"),
+        prices=None if isinstance(plan.data, Markets) else plan.data.loc[stitched.index],
     )
     record.logs.append(f"{len(rows)} walk-forward windows, sweep {info['sweep_id']}")
     report = project.run_dir(out, record.run_id) / "report.html"
@@ -577,7 +598,8 @@ def _run_reports(strategy: str, best: list[dict], info: dict, window: Window, ou
         params = {**entry["params"], **settings, "data_path": info["data_path"]}
         if window.end:
             params["end"] = window.end[:10]
-        record = run_notebook(strategy, params, output_dir=out)
+        record = run_notebook(strategy, params, output_dir=out,
+                              universe=(info.get("universe") or {}).get("path"))
         entry["run_id"], entry["report_path"] = record["run_id"], record["report_path"]
         entry["report_status"] = record["status"]
         entry["matches_notebook"] = record["status"] == "success" and all(
