@@ -155,6 +155,17 @@ def _header(result: Any, changed: set[str]) -> str:
     facts = [("Run", result.run_id), ("Strategy", result.strategy_name),
              ("Time (UTC)", str(result.timestamp).replace("T", " ")[:19]),
              ("Data", source), ("Span", span), ("Data SHA-256", data.get("sha256", "—"))]
+    universe = getattr(result, "universe", None)
+    if universe:  # a portfolio: the universe file, then each market's file and span
+        markets = data.get("markets") or {}
+        firsts = [m.get("first") or "" for m in markets.values() if m.get("first")]
+        lasts = [m.get("last") or "" for m in markets.values() if m.get("last")]
+        span = f"{min(firsts)[:10]} → {max(lasts)[:10]}" if firsts and lasts else ""
+        facts[3:] = [("Universe", f"{universe.get('name')} ({universe.get('path')})"),
+                     ("Span", span), ("Universe SHA-256", universe.get("sha256", "—")),
+                     *((f"Market {name}", f"{m.get('path', '—')} · {m.get('bars', 0):,} bars · "
+                        f"SHA-256 {str(m.get('sha256', '—'))[:12]}…")
+                       for name, m in markets.items())]
     if data.get("note"):
         facts.insert(4, ("Note", data["note"]))
     if data.get("cot_path"):

@@ -264,3 +264,5 @@ def test_the_portfolio_report_and_its_charts_at_twenty_markets():
     assert len(figures["market_pnl"].data) == 9  # the top 8 and "12 others"
     assert figures["market_pnl"].data[-1].name == "12 others"
     assert figures["correlation"].data[0].z.shape == (20, 20)
+    header = report.sections[0].html
+    assert "<th>Universe SHA-256</th>" in header and "<th>Market M07</th>" in header

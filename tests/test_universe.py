@@ -195,3 +195,19 @@ def test_sweep_rows_over_a_universe_equal_run_portfolio(outputs):
     refused = meridian("sweep", "sma_cross", "--grid", "fast=5,10", "--universe", str(universe),
                        "--data", "x.csv", env={"MERIDIAN_HOME": str(outputs)})
     assert refused.returncode == 2 and "give no --data" in refused.stderr
+
+
+def test_two_portfolio_runs_compare(outputs):
+    from meridian.api import run_portfolio
+
+    universe = EXAMPLES_DIR / "universes" / "example.toml"
+    ids = []
+    for sizing in ("equal_weight", "risk_parity"):
+        run = run_portfolio("fld", universe, {"fld_offset": 12}, sizing=sizing)
+        storage.save_run(run.to_dict(), outputs)
+        ids.append(run.run_id)
+    done = meridian("runs", "compare", *ids, "--output-dir", str(outputs))
+    assert done.returncode == 0, done.stderr
+    page = Path(done.stdout.strip().splitlines()[-1].removeprefix("comparison: "))
+    text = page.read_text()
+    assert all(run_id[:8] in text for run_id in ids)
