@@ -157,7 +157,7 @@ def data_provenance(frame: pd.DataFrame) -> dict[str, Any]:
     info = {"bars": len(frame),
             "first": frame.index[0].isoformat() if len(frame) else None,
             "last": frame.index[-1].isoformat() if len(frame) else None}
-    for key in ("path", "sha256", "cot_path", "source", "note"):
+    for key in ("path", "sha256", "cot_path", "cot_sha256", "cot_calendar", "source", "note"):
         if frame.attrs.get(key):
             info[key] = frame.attrs[key]
     return info

@@ -4,7 +4,8 @@ The legacy futures-only report counts positions as of Tuesday's close but publis
 Friday at 15:30 ET (later in holiday weeks). A backtest that uses the report on the Tuesday
 it describes, or on the Friday bar itself, trades on information nobody had; the functions
 here keep the as-of date and the release date apart and only ever look at what was public
-before a bar opened.
+before a bar opened — by the release calendar of :mod:`meridian.data.calendar`, which knows the
+holidays and the government-shutdown backlogs.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pandas.tseries.holiday import USFederalHolidayCalendar
 
+from meridian._files import file_sha256
+from meridian.data.calendar import BUILT_IN, read_release_table, release_dates
 from meridian.data.ohlcv import DEFAULT_UNIT
 from meridian.exceptions import DataError, ParameterError
 
@@ -96,44 +98,6 @@ def cot_index(net: pd.Series, lookback: int = 156) -> pd.Series:
     return scaled.mask(span == 0, 0.0).rename("COT_Index")
 
 
-def release_dates(as_of: pd.DatetimeIndex | Sequence[object]) -> pd.DatetimeIndex:
-    """Calendar date each report became public (after 15:30 ET that day).
-
-    Rule: the nominal release is ``as_of + 3`` days (Tuesday -> Friday). Each US federal
-    holiday (``USFederalHolidayCalendar``, observed weekdays) from the Monday of the report's
-    week up to the nominal day pushes the release one business day later, skipping weekends
-    and holidays (a holiday on the nominal day itself is that push). The result is never
-    earlier than ``as_of`` + 1 business day, also when ``as_of`` is not a Tuesday.
-
-    Examples: as of Tue 2023-11-21 (Thanksgiving Thu) -> Mon 2023-11-27; as of Mon 2023-07-03
-    (Tuesday was July 4) -> Fri 2023-07-07. This approximates CFTC's published schedule; it
-    does not know about government shutdowns (2013, 2018-19) or ad-hoc schedule changes, when
-    reports came out weeks late: use the real release dates for those periods if they matter.
-    """
-    stamps = pd.DatetimeIndex(as_of)
-    if stamps.tz is not None:
-        stamps = stamps.tz_localize(None)
-    if stamps.hasnans:
-        raise DataError("release_dates: as_of contains missing dates")
-    if stamps.empty:
-        return pd.DatetimeIndex([], dtype=f"datetime64[{DEFAULT_UNIT}]", name="release")
-    days = stamps.normalize().to_numpy().astype("datetime64[D]")
-    monday = days - stamps.day_of_week.to_numpy().astype("timedelta64[D]")
-    nominal = days + np.timedelta64(3, "D")
-    holidays = (
-        USFederalHolidayCalendar()
-        .holidays(start=monday.min(), end=nominal.max() + np.timedelta64(60, "D"))
-        .to_numpy()
-        .astype("datetime64[D]")
-    )
-    pushes = np.searchsorted(holidays, nominal, "right") - np.searchsorted(holidays, monday)
-    pushes = pushes - np.isin(nominal, holidays)  # rolling off a holiday is its own push
-    release = np.busday_offset(nominal, pushes, roll="forward", holidays=holidays)
-    earliest = np.busday_offset(days, 1, roll="forward", holidays=holidays)
-    release = np.maximum(release, earliest)
-    return pd.DatetimeIndex(release.astype(f"datetime64[{DEFAULT_UNIT}]"), name="release")
-
-
 def align_to_bars(
     values: pd.Series,
     release: pd.DatetimeIndex | pd.Series,
@@ -185,15 +149,24 @@ def attach_cot(
     cot_path: str | Path | Sequence[str | Path],
     market: str | None = None,
     lookback: int = 156,
+    releases: str | Path | None = None,
 ) -> pd.DataFrame:
     """Copy of ``ohlcv`` with a ``COT_Index`` column built from commercials' net position.
 
     The index (see :func:`cot_index`) is computed on weekly reports and then placed on the
-    bars by :func:`align_to_bars`, so every bar only sees reports released before it.
+    bars by :func:`align_to_bars`, so every bar only sees reports released before it — by
+    the release calendar of :mod:`meridian.data.calendar` (holidays and the shutdown
+    backlogs), with your own release table (``releases``, a CSV) over it. The frame's
+    ``attrs`` record the COT files' SHA-256 and the calendar used; runs keep both.
     """
     if not isinstance(ohlcv.index, pd.DatetimeIndex):
         raise DataError("attach_cot: ohlcv must be indexed by a DatetimeIndex (use load_ohlcv)")
     cot = read_cot(cot_path, market)
+    calendar = BUILT_IN
+    if releases:
+        table, digest = read_release_table(releases)
+        cot["release"] = release_dates(cot.index, table)
+        calendar = f"{Path(releases).absolute()} (SHA-256 {digest[:16]}) over {BUILT_IN}"
     index = cot_index(cot["comm_net"], lookback)
     aligned = align_to_bars(index, cot["release"], ohlcv.index)
     if len(ohlcv) and aligned.isna().all():
@@ -215,6 +188,8 @@ def attach_cot(
     out["COT_Index"] = aligned.to_numpy()
     paths = [cot_path] if isinstance(cot_path, str | Path) else list(cot_path)
     out.attrs["cot_path"] = ", ".join(str(Path(p).absolute()) for p in paths)
+    out.attrs["cot_sha256"] = ", ".join(file_sha256(Path(p)) for p in paths)
+    out.attrs["cot_calendar"] = calendar
     return out
 
 
