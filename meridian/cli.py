@@ -412,6 +412,37 @@ def report_command(target, standalone, output, output_dir) -> None:
     click.echo(str(page))
 
 
+@main.group("data")
+def data_group() -> None:
+    """Market data Meridian can fetch for you (never during a backtest)."""
+
+
+@data_group.command("cot")
+@click.option("--report", type=click.Choice(["legacy", "disaggregated", "tff"]),
+              default="legacy", show_default=True, help="CFTC report family.")
+@click.option("--combined", is_flag=True, help="Futures and options combined (else futures).")
+@click.option("--years", default=None, metavar="FIRST:LAST",
+              help="Years to fetch, e.g. 2010:2024 [default: this year and last].")
+@click.option("--base-url", default=None, metavar="URL",
+              help="Where the yearly zips are [default: CFTC's history folder].")
+@click.option("--folder", type=click.Path(file_okay=False),
+              help="Where they go [default: the project's data/cot/REPORT/].")
+def data_cot(report, combined, years, base_url, folder) -> None:
+    """Download CFTC's yearly COT history zips into a cache: unchanged files are not fetched
+    again, broken answers are refused (the cached copy kept), a year not published yet is a
+    note. Then attach them: attach_cot(prices, [files], market="GOLD")."""
+    from datetime import date
+
+    from meridian.data.download import BASE_URL, download_cot
+
+    this_year = date.today().year
+    results = download_cot(report, years or f"{this_year - 1}:{this_year}", combined=combined,
+                           base_url=base_url or BASE_URL, folder=folder, say=click.echo)
+    where = {str(r.path.parent) for r in results}
+    if where:
+        click.echo(f"files in {', '.join(sorted(where))}")
+
+
 @main.group("runs")
 def runs_group() -> None:
     """Inspect and maintain the run registry (outputs/registry.sqlite)."""
