@@ -56,7 +56,7 @@ def test_reads_spaced_headers_from_zipped_annual_txt(annual_zip: Path) -> None:
     cot = read_cot(annual_zip, market="067651")
     assert list(cot.columns) == [
         "market", "open_interest", "comm_long", "comm_short", "noncomm_long", "noncomm_short",
-        "comm_net", "release",
+        "net", "comm_net", "release",
     ]  # fmt: skip
     assert cot.index.name == "as_of"
     assert list(cot.index) == [pd.Timestamp("2023-11-14"), pd.Timestamp("2023-11-21")]
@@ -140,7 +140,7 @@ def test_read_errors(tmp_path: Path) -> None:
         read_cot(tmp_path / "deacot1999.zip")
     wrong = tmp_path / "prices.csv"
     wrong.write_text("Date,Open,High,Low,Close\n2020-01-02,1,2,0.5,1\n")
-    with pytest.raises(DataError, match="not a CFTC legacy futures-only file"):
+    with pytest.raises(DataError, match="not a CFTC COT file"):
         read_cot(wrong)
     bad = write_annual_zip(
         tmp_path / "bad.zip",
@@ -246,3 +246,48 @@ def test_attach_cot_adds_aligned_index_to_a_copy(tmp_path: Path) -> None:
     assert out.loc["2023-01-24", "COT_Index"] == 1.0
     with pytest.raises(DataError, match="no bar gets a COT index"):
         attach_cot(ohlcv.loc[:"2023-01-23"], path, lookback=3)
+
+
+DISAGG_HEADER = (
+    "Market_and_Exchange_Names,As_of_Date_In_Form_YYMMDD,Report_Date_as_YYYY-MM-DD,"
+    "CFTC_Contract_Market_Code,Open_Interest_All,Prod_Merc_Positions_Long_All,"
+    "Prod_Merc_Positions_Short_All,Swap_Positions_Long_All,Swap__Positions_Short_All,"
+    "M_Money_Positions_Long_All,M_Money_Positions_Short_All"
+)
+TFF_HEADER = (
+    "Market_and_Exchange_Names,As_of_Date_In_Form_YYMMDD,Report_Date_as_YYYY-MM-DD,"
+    "CFTC_Contract_Market_Code,Open_Interest_All,Dealer_Positions_Long_All,"
+    "Dealer_Positions_Short_All,Asset_Mgr_Positions_Long_All,Asset_Mgr_Positions_Short_All,"
+    "Lev_Money_Positions_Long_All,Lev_Money_Positions_Short_All"
+)
+
+
+def test_disaggregated_and_tff_reports_with_a_trader_group(tmp_path: Path) -> None:
+    disagg = tmp_path / "fut_disagg_txt_2023.zip"
+    with zipfile.ZipFile(disagg, "w") as archive:
+        archive.writestr("f_year.txt", "\n".join([
+            DISAGG_HEADER,
+            f'"{GOLD}",230103,2023-01-03,088691,500000,10,20,30,40,150000,50000',
+            f'"{GOLD}",230110,2023-01-10,088691,510000,11,21,31,41,140000,60000',
+            f'"{CRUDE}",230103,2023-01-03,067651,900000,1,2,3,4,5,6',
+        ]) + "\n")
+    money = read_cot(disagg, "088691", group="managed_money")
+    assert money["net"].tolist() == [100_000, 80_000]
+    assert read_cot(disagg, "gold", group="swap_dealers")["net"].tolist() == [-10, -10]
+    assert "comm_net" not in money and list(money["release"]) == list(
+        release_dates(money.index))
+    tff = tmp_path / "FinFut23.txt"
+    tff.write_text("\n".join([
+        TFF_HEADER,
+        '"E-MINI S&P 500 - CHICAGO MERCANTILE EXCHANGE",230103,2023-01-03,13874A,2000000,'
+        '100,200,900000,300000,250000,700000',
+    ]) + "\n")
+    levered = read_cot(tff, group="leveraged_funds")
+    assert levered["net"].tolist() == [-450_000] and levered["lev_long"].tolist() == [250_000]
+    with pytest.raises(DataError, match="no commercials columns; this file's trader groups are "
+                                        "dealers, asset_managers, leveraged_funds"):
+        read_cot(tff)
+    with pytest.raises(DataError, match="'whales' is not a trader group"):
+        read_cot(tff, group="whales")
+    with pytest.raises(DataError, match="close matches: GOLD - COMMODITY EXCHANGE INC."):
+        read_cot(disagg, "GOLF", group="managed_money")

@@ -28,42 +28,63 @@ from meridian.exceptions import DataError, ParameterError
 # Output field -> headers (lower-cased, only letters and digits) of both CFTC layouts: the
 # annual.txt one with spaces ("Commercial Positions-Long (All)") and the underscore one
 # ("Comm_Positions_Long_All").
+GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
+    # trader group -> (column prefix, header stems of its "Long"/"Short" (All) columns)
+    "commercials": ("comm", ("commercialpositions", "commpositions")),
+    "noncommercials": ("noncomm", ("noncommercialpositions", "noncommpositions")),
+    "producers": ("prod", ("prodmercpositions",)),  # disaggregated: producer/merchant
+    "swap_dealers": ("swap", ("swappositions",)),
+    "managed_money": ("mm", ("mmoneypositions",)),
+    "other_reportables": ("other", ("otherreptpositions",)),
+    "dealers": ("dealer", ("dealerpositions",)),  # TFF (traders in financial futures)
+    "asset_managers": ("asset", ("assetmgrpositions",)),
+    "leveraged_funds": ("lev", ("levmoneypositions",)),
+}
+"""Every trader group of the legacy, disaggregated and TFF reports, as ``group=`` takes it."""
 _FIELDS: dict[str, tuple[str, ...]] = {
     "market": ("marketandexchangenames",),
     "code": ("cftccontractmarketcode",),
     "date": ("asofdateinformyyyymmdd", "reportdateasyyyymmdd"),
-    "yymmdd": ("asofdateinformyymmdd",),
+    "yymmdd": ("asofdateinformyymmdd", "asofdateinformyymmdd"),
     "open_interest": ("openinterestall",),
-    "comm_long": ("commercialpositionslongall", "commpositionslongall"),
-    "comm_short": ("commercialpositionsshortall", "commpositionsshortall"),
-    "noncomm_long": ("noncommercialpositionslongall", "noncommpositionslongall"),
-    "noncomm_short": ("noncommercialpositionsshortall", "noncommpositionsshortall"),
+    **{f"{prefix}_{side}": tuple(f"{stem}{side}all" for stem in stems)
+       for prefix, stems in GROUPS.values() for side in ("long", "short")},
 }
-POSITION_COLUMNS = ("open_interest", "comm_long", "comm_short", "noncomm_long", "noncomm_short")
+POSITION_COLUMNS = ("open_interest", *(f"{prefix}_{side}" for prefix, _ in GROUPS.values()
+                                       for side in ("long", "short")))
 _LISTED = 10  # market names shown when the choice is missing or ambiguous
 
 
-def read_cot(paths: str | Path | Sequence[str | Path], market: str | None = None) -> pd.DataFrame:
-    """Read legacy futures-only COT files (.zip holding annual.txt, .txt or .csv) for one market.
+def read_cot(paths: str | Path | Sequence[str | Path], market: str | None = None,
+             group: str = "commercials") -> pd.DataFrame:
+    """Read COT files (.zip holding annual.txt, f_year.txt, FinFutYY.txt…, or .txt / .csv) of
+    the legacy, disaggregated or TFF report, in either CFTC layout, for one market.
 
     ``market`` is a CFTC contract market code (exact, e.g. ``"088691"``) or a case-insensitive
     part of the market name (``"gold - commodity"``); it may be omitted when the files hold a
     single market. Several files (years) are concatenated; identical report rows are dropped.
 
     Returns one row per weekly report, indexed by ``as_of`` (the Tuesday the positions refer
-    to), with ``market, open_interest, comm_long, comm_short, noncomm_long, noncomm_short,
-    comm_net`` (commercial long - short) and ``release`` (see :func:`release_dates`).
+    to), with ``market``, ``open_interest``, each trader group's ``<prefix>_long`` and
+    ``<prefix>_short`` the files hold (``comm_``, ``noncomm_``, ``mm_``, ``prod_``, ``swap_``,
+    ``other_``, ``dealer_``, ``asset_``, ``lev_``), ``net`` (``group``'s long − short; a
+    :data:`GROUPS` name), ``comm_net`` when the file has commercials, and ``release`` (see
+    :func:`release_dates`).
     """
     items = [paths] if isinstance(paths, str | Path) else list(paths)
     if not items:
         raise DataError("read_cot: no COT file given; pass a path or a list of paths")
-    raw = pd.concat([_read_table(Path(p)) for p in items], ignore_index=True)
+    if group not in GROUPS:
+        raise DataError(f"COT group {group!r} is not a trader group; use one of "
+                        f"{', '.join(GROUPS)}")
+    raw = pd.concat([_read_table(Path(p), group) for p in items], ignore_index=True)
     if raw.empty:
         names = ", ".join(str(p) for p in items)
         raise DataError(f"{names}: no COT report rows; expected CFTC legacy futures-only data")
     chosen = _select_market(raw, market, ", ".join(Path(p).name for p in items))
     table = _parse_rows(raw.loc[chosen].reset_index(drop=True))
-    key = ["as_of", *POSITION_COLUMNS]
+    present = [c for c in POSITION_COLUMNS if c in table]
+    key = ["as_of", *present]
     table = table.drop_duplicates(subset=key).sort_values("as_of", kind="stable")
     clash = table["as_of"].duplicated(keep=False).to_numpy()
     if clash.any():
@@ -74,8 +95,11 @@ def read_cot(paths: str | Path | Sequence[str | Path], market: str | None = None
             "version of each weekly report"
         )
     out = table.set_index(pd.DatetimeIndex(table["as_of"], name="as_of"))
-    out = out[["market", *POSITION_COLUMNS]].astype({c: "int64" for c in POSITION_COLUMNS})
-    out["comm_net"] = out["comm_long"] - out["comm_short"]
+    out = out[["market", *present]].astype({c: "int64" for c in present})
+    prefix = GROUPS[group][0]
+    out["net"] = out[f"{prefix}_long"] - out[f"{prefix}_short"]
+    if "comm_long" in out:
+        out["comm_net"] = out["comm_long"] - out["comm_short"]
     out["release"] = release_dates(out.index)
     return out
 
@@ -150,8 +174,11 @@ def attach_cot(
     market: str | None = None,
     lookback: int = 156,
     releases: str | Path | None = None,
+    group: str = "commercials",
 ) -> pd.DataFrame:
-    """Copy of ``ohlcv`` with a ``COT_Index`` column built from commercials' net position.
+    """Copy of ``ohlcv`` with a ``COT_Index`` column built from a trader group's net position
+    (``group``: commercials by default; managed_money, producers, swap_dealers of the
+    disaggregated report, leveraged_funds, asset_managers, dealers of the TFF report…).
 
     The index (see :func:`cot_index`) is computed on weekly reports and then placed on the
     bars by :func:`align_to_bars`, so every bar only sees reports released before it — by
@@ -161,13 +188,13 @@ def attach_cot(
     """
     if not isinstance(ohlcv.index, pd.DatetimeIndex):
         raise DataError("attach_cot: ohlcv must be indexed by a DatetimeIndex (use load_ohlcv)")
-    cot = read_cot(cot_path, market)
+    cot = read_cot(cot_path, market, group)
     calendar = BUILT_IN
     if releases:
         table, digest = read_release_table(releases)
         cot["release"] = release_dates(cot.index, table)
         calendar = f"{Path(releases).absolute()} (SHA-256 {digest[:16]}) over {BUILT_IN}"
-    index = cot_index(cot["comm_net"], lookback)
+    index = cot_index(cot["net"], lookback)
     aligned = align_to_bars(index, cot["release"], ohlcv.index)
     if len(ohlcv) and aligned.isna().all():
         defined = index.dropna()
@@ -200,7 +227,7 @@ def _key(header: object) -> str:
     return re.sub(r"[^a-z0-9]", "", str(header).lower())
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def _read_table(path: Path, group: str = "commercials") -> pd.DataFrame:
     """The needed columns of one file as strings, with source name and 1-based line numbers."""
     label = str(path)
     if not path.is_file():
@@ -246,16 +273,24 @@ def _read_table(path: Path) -> pd.DataFrame:
         field: next((headers[a] for a in aliases if a in headers), None)
         for field, aliases in _FIELDS.items()
     }
-    missing = [f for f in ("market", *POSITION_COLUMNS) if picked[f] is None]
+    prefix = GROUPS[group][0]
+    needed = ("market", "open_interest", f"{prefix}_long", f"{prefix}_short")
+    missing = [f for f in needed if picked[f] is None]
+    if picked["market"] is not None and picked["open_interest"] is not None and missing:
+        has = [name for name, (p, _) in GROUPS.items() if picked[f"{p}_long"] is not None]
+        raise DataError(f"{label}: no {group} columns; this file's trader groups are "
+                        f"{', '.join(has) or 'none'} (group= picks one)")
     if picked["date"] is None and picked["yymmdd"] is None:
         missing.insert(1, "date")
     if missing:
         shown = ", ".join(str(h).strip() for h in frame.columns[:12])
         raise DataError(
-            f"{label}: not a CFTC legacy futures-only file, missing {', '.join(missing)} "
+            f"{label}: not a CFTC COT file, missing {', '.join(missing)} "
             f"(e.g. 'Commercial Positions-Long (All)'); columns found: {shown or 'none'}"
         )
-    table = pd.DataFrame({f: frame[c].str.strip() for f, c in picked.items() if c is not None})
+    table = pd.DataFrame({f: frame[c].str.strip() for f, c in picked.items()
+                          if c is not None and (f in needed or f not in POSITION_COLUMNS
+                                                or f.startswith(("comm_", "noncomm_")))})
     table["source"] = label
     table["line"] = np.arange(2, len(frame) + 2)  # header is line 1
     return table
@@ -335,7 +370,7 @@ def _parse_rows(rows: pd.DataFrame) -> pd.DataFrame:
             "line": rows["line"],
         }
     )
-    for field in POSITION_COLUMNS:
+    for field in [c for c in POSITION_COLUMNS if c in rows]:
         text = rows[field].str.replace(r"[,\s]", "", regex=True)
         numbers = pd.to_numeric(text, errors="coerce")
         bad = (numbers.isna() | (numbers < 0) | (numbers % 1 != 0)).to_numpy()
