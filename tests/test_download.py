@@ -125,3 +125,13 @@ def test_the_cli_in_a_project(server, project):
     assert broken.returncode == 2 and "Traceback" not in broken.stderr
     assert broken.stderr.strip().startswith("meridian: error:") and "not a zip" in broken.stderr
     assert Path(project / "data" / "cot" / "legacy").is_dir()
+
+
+def test_early_years_come_from_the_bulk_history_file(server, tmp_path):
+    url, www = server
+    with zipfile.ZipFile(www / "fut_disagg_txt_hist_2006_2016.zip", "w") as archive:
+        archive.writestr("F_Disagg06_16.txt", "Market_and_Exchange_Names\n")
+    fetched = download_cot("disaggregated", "2007:2009", base_url=url, folder=tmp_path / "c")
+    assert [f.path.name for f in fetched] == ["fut_disagg_txt_hist_2006_2016.zip"]
+    with pytest.raises(DataError, match="the tff report starts in 2006"):
+        download_cot("tff", "2005", base_url=url, folder=tmp_path / "c")

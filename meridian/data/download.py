@@ -36,6 +36,12 @@ FILES = {
     ("tff", True): "com_fin_txt_{year}.zip",
 }
 """(report family, futures and options combined) → the yearly file's name."""
+HISTORY = {
+    "disaggregated": ("fut_disagg_txt_hist_2006_2016.zip", 2006, 2010),
+    "tff": ("fin_fut_txt_2006_2016.zip", 2006, 2010),
+}
+"""Futures-only reports whose early years come in one bulk history file: (file, first year
+of the report, first year with a yearly file). The legacy report has yearly files from 1986."""
 REPORTS = ("legacy", "disaggregated", "tff")
 TIMEOUT = 30.0
 ATTEMPTS = 3
@@ -91,8 +97,17 @@ def download_cot(report: str = "legacy", years: list[int] | str = "2024", *,
     say = say or (lambda line: None)
     base = base_url if base_url.endswith("/") else base_url + "/"
     results, failures = [], []
+    names = []
+    bulk = HISTORY.get(report) if not combined else None
     for year in years:
-        name = FILES[(report, combined)].format(year=year)
+        if bulk and year < bulk[1]:
+            raise DataError(f"the {report} report starts in {bulk[1]}; --years {year} is "
+                            "before it")
+        name = bulk[0] if bulk and year < bulk[2] else FILES[(report, combined)].format(year=year)
+        if name not in names:
+            names.append(name)
+    for name in names:
+        year = int(name[-8:-4]) if name[-8:-4].isdigit() else 0
         try:
             fetched = _fetch(base + name, folder / name, year)
         except DataError as error:
