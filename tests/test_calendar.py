@@ -88,3 +88,15 @@ def test_a_bad_release_table_is_one_line(tmp_path: Path, text, message):
         read_release_table(path)
     with pytest.raises(DataError, match="not found"):
         read_release_table(tmp_path / "missing.csv")
+
+
+def test_load_market_data_passes_the_group_and_the_release_table(tmp_path: Path):
+    from meridian.data import SAMPLE_COT, SAMPLE_OHLCV, load_market_data
+
+    table = tmp_path / "releases.csv"
+    table.write_text("2015-01-06,2015-03-31\n")
+    frame, note = load_market_data(SAMPLE_OHLCV, SAMPLE_COT, cot_group="noncommercials",
+                                   cot_releases=table)
+    assert "(noncommercials)" in note and str(table) in frame.attrs["cot_calendar"]
+    plain, _ = load_market_data(SAMPLE_OHLCV, SAMPLE_COT)
+    assert not frame["COT_Index"].equals(plain["COT_Index"])

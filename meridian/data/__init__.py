@@ -53,7 +53,8 @@ def _cached_sample(with_cot: bool) -> pd.DataFrame:
 
 
 def load_market_data(
-    data_path: str | Path = "", cot_path: str | Path = "", cot_market: str = ""
+    data_path: str | Path = "", cot_path: str | Path = "", cot_market: str = "",
+    cot_group: str = "commercials", cot_releases: str | Path = "",
 ) -> tuple[pd.DataFrame, str]:
     """Prices (and COT index when available) the way notebooks and the API ask for them.
 
@@ -61,8 +62,9 @@ def load_market_data(
     ``cot`` unless ``cot_path`` is given) or else the bundled synthetic sample, with its own COT
     unless ``cot_path`` names another file. Your own prices get a ``COT_Index`` only from a
     ``cot_path`` you give (``cot_market`` picks the market in a multi-market CFTC file); without
-    one the COT filter is off. Returns the frame and a one-line note saying which COT source is
-    in use.
+    one the COT filter is off. ``cot_group`` picks the trader group of the index and
+    ``cot_releases`` a release table of yours (see :func:`attach_cot`). Returns the frame and a
+    one-line note saying which COT source is in use.
     """
     if not str(data_path):
         default, default_cot = project.default_data()
@@ -78,8 +80,10 @@ def load_market_data(
         note = f"prices from {data_path}"
         if not str(cot_path):
             return _noted(frame, f"{note}; no COT file given, so the COT filter is off")
-    frame = attach_cot(frame, cot_path, market=cot_market or None)
-    return _noted(frame, f"{note} with the COT index from {cot_path}")
+    frame = attach_cot(frame, cot_path, market=cot_market or None, group=cot_group,
+                       releases=cot_releases or None)
+    group = "" if cot_group == "commercials" else f" ({cot_group})"
+    return _noted(frame, f"{note} with the COT index{group} from {cot_path}")
 
 
 def _noted(frame: pd.DataFrame, note: str) -> tuple[pd.DataFrame, str]:
