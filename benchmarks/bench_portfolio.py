@@ -37,6 +37,18 @@ def _positions(frames):
     return {name: signals(frame, fast=10, slow=30) for name, frame in frames.items()}
 
 
+def _universe_file(frames, folder: Path, sizing: str) -> Path:
+    """Each market's bars as CSV in ``folder`` and a universe file naming them."""
+    lines = [f'sizing = "{sizing}"\ncommission = 0.0002\n']
+    for name, frame in frames.items():
+        path = folder / f"{name}.csv"
+        frame.to_csv(path, index_label="Date")
+        lines.append(f'[[market]]\nname = "{name}"\ndata = "{path}"\n')
+    universe = folder / "u.toml"
+    universe.write_text("".join(lines))
+    return universe
+
+
 def _engine_rate(frames, positions, seconds: float = 3.0) -> tuple[float, float]:
     from meridian.engine import compute_metrics
     from meridian.engine.portfolio import backtest_portfolio
@@ -57,13 +69,7 @@ def _run_portfolio_rate(frames) -> float:
     from meridian.api import run_portfolio
 
     with tempfile.TemporaryDirectory() as scratch:
-        lines = ['sizing = "risk_parity"\ncommission = 0.0002\n']
-        for name, frame in frames.items():
-            path = Path(scratch) / f"{name}.csv"
-            frame.to_csv(path, index_label="Date")
-            lines.append(f'[[market]]\nname = "{name}"\ndata = "{path}"\n')
-        universe = Path(scratch) / "u.toml"
-        universe.write_text("".join(lines))
+        universe = _universe_file(frames, Path(scratch), "risk_parity")
         run_portfolio("sma_cross", universe)
         started, runs = time.perf_counter(), 0
         while time.perf_counter() - started < 3.0:
@@ -150,13 +156,7 @@ def sweep_against_vectorbt(markets: int = 10, combinations: int = 1_000) -> None
     fast = list(range(2, 42))  # 40 × 25 = 1,000 combinations
     slow = list(range(45, 170, 5))
     with tempfile.TemporaryDirectory() as scratch:
-        lines = ['sizing = "equal_weight"\ncommission = 0.0002\n']
-        for name, frame in frames.items():
-            path = Path(scratch) / f"{name}.csv"
-            frame.to_csv(path, index_label="Date")
-            lines.append(f'[[market]]\nname = "{name}"\ndata = "{path}"\n')
-        universe = Path(scratch) / "u.toml"
-        universe.write_text("".join(lines))
+        universe = _universe_file(frames, Path(scratch), "equal_weight")
         started = time.perf_counter()
         subprocess.run([str(Path(sys.executable).parent / "meridian"), "sweep", "sma_cross",
                         "--universe", str(universe), "--grid", f"fast={','.join(map(str, fast))}",

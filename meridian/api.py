@@ -21,7 +21,7 @@ import pandas as pd
 from meridian._files import file_sha256
 from meridian.data import load_market_data, load_ohlcv
 from meridian.engine import backtest, compute_metrics
-from meridian.record import RunRecord, data_provenance, environment
+from meridian.record import RunRecord, data_provenance, environment, markets_provenance
 from meridian.settings import NAMES as SETTING_NAMES
 from meridian.settings import RunSettings
 from meridian.strategies import (
@@ -29,6 +29,7 @@ from meridian.strategies import (
     exit_levels,
     find_strategy,
     get_strategy,
+    market_positions,
     strategy_parameters,
 )
 
@@ -88,6 +89,11 @@ def run_backtest(
     result = backtest_signals(module.signals, merged, strategy_name=source.name,
                               initial_capital=initial_capital, data=data, settings=settings,
                               exits=getattr(module, "exits", None), **engine_options)
+    return _from_module(result, module, source, merged)
+
+
+def _from_module(result: RunRecord, module, source, merged: dict[str, Any]) -> RunRecord:
+    """A strategy module's run: the parameters that differ from its ``PARAMS`` and its code."""
     result.changed = [name for name, value in merged.items() if module.PARAMS[name] != value]
     result.code = {"module": str(source.path), "module_sha256": file_sha256(source.path),
                    "origin": source.origin}
@@ -167,10 +173,7 @@ def run_portfolio(
     result = portfolio_signals(module.signals, merged, universe, strategy_name=source.name,
                                settings=settings, exits=getattr(module, "exits", None),
                                **engine_options)
-    result.changed = [name for name, value in merged.items() if module.PARAMS[name] != value]
-    result.code = {"module": str(source.path), "module_sha256": file_sha256(source.path),
-                   "origin": source.origin}
-    return result
+    return _from_module(result, module, source, merged)
 
 
 def portfolio_signals(
@@ -200,18 +203,13 @@ def portfolio_signals(
         timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
         strategy_name=strategy_name, params=dict(params), kind="portfolio",
         settings=run.recorded(), environment=environment(),
-        data={"markets": {name: data_provenance(frame) for name, frame in frames.items()}},
+        data=markets_provenance(frames),
         universe=chosen.provenance(),
     )
     result.logs.append(f"universe {chosen.name}: {len(frames)} markets ({', '.join(frames)})")
     try:
-        positions, levels = {}, {}
-        for name, frame in frames.items():
-            positions[name] = signals(frame, **accepted(signals, params))
-            if exits is not None:
-                levels[name] = exit_levels(exits, frame, params)
-        contracts = {market.name: dict(market.contract) for market in chosen.markets}
-        outcome = backtest_portfolio(frames, positions, run, contracts=contracts,
+        positions, levels = market_positions(signals, exits, frames, params)
+        outcome = backtest_portfolio(frames, positions, run, contracts=chosen.contracts(),
                                      levels=levels)
         result.metrics = compute_metrics(outcome.engine)
     except Exception as error:  # noqa: BLE001 - a failing strategy is a result, not a crash

@@ -163,6 +163,11 @@ def data_provenance(frame: pd.DataFrame) -> dict[str, Any]:
     return info
 
 
+def markets_provenance(frames: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
+    """A portfolio's data: each market's :func:`data_provenance`."""
+    return {"markets": {name: data_provenance(frame) for name, frame in frames.items()}}
+
+
 @dataclass
 class RunRecord:
     """One run: what it was (strategy, parameters, settings, data, code, environment), what it

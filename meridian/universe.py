@@ -113,6 +113,10 @@ class Universe:
                 raise UniverseError(f"{self.path.name}: market {market.name!r}: {error}") from None
         return frames
 
+    def contracts(self) -> dict[str, dict[str, float]]:
+        """Each market's contract fields by name (what the engine's ``contracts=`` takes)."""
+        return {market.name: dict(market.contract) for market in self.markets}
+
     def provenance(self) -> dict[str, Any]:
         """What a run records: the universe's name, file, hash and markets."""
         return {"name": self.name, "path": str(self.path), "sha256": self.sha256,

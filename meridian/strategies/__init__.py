@@ -158,6 +158,19 @@ def exit_levels(exits: Callable[..., Any], data, params: Mapping[str, Any]) -> d
     return dict(levels)
 
 
+def market_positions(signals: Callable[..., Any], exits: Callable[..., Any] | None,
+                     frames: Mapping[str, Any], params: Mapping[str, Any]
+                     ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Each market's target exposure (``signals`` on its own bars) and price-level exits
+    (``exits``, when given), with the same ``params``: what a portfolio trades."""
+    positions, levels = {}, {}
+    for name, frame in frames.items():
+        positions[name] = signals(frame, **accepted(signals, params))
+        if exits is not None:
+            levels[name] = exit_levels(exits, frame, params)
+    return positions, levels
+
+
 def strategy_parameters(module: ModuleType, params: Mapping[str, Any] | None,
                         owner: str) -> dict[str, Any]:
     """``module.PARAMS`` with ``params`` on top: unknown names, wrong types and values outside

@@ -29,7 +29,14 @@ import pandas as pd
 from meridian.engine import METRIC_NAMES, as_positions, backtest_batch, compute_metrics_batch
 from meridian.engine.metrics import returns_from_equity
 from meridian.settings import EXITS, NAMES, RunSettings
-from meridian.strategies import StrategySource, accepted, exit_levels, get_strategy, load_module
+from meridian.strategies import (
+    StrategySource,
+    accepted,
+    exit_levels,
+    get_strategy,
+    load_module,
+    market_positions,
+)
 
 SETTINGS = frozenset(NAMES)
 
@@ -60,8 +67,7 @@ class Markets:
 
     @classmethod
     def of(cls, universe) -> Markets:
-        return cls(universe.frames(), {m.name: dict(m.contract) for m in universe.markets},
-                   universe.provenance())
+        return cls(universe.frames(), universe.contracts(), universe.provenance())
 
     @property
     def index(self) -> pd.DatetimeIndex:
@@ -208,13 +214,8 @@ def run_window(data: pd.DataFrame | Markets, targets, settings: RunSettings, win
 
 def _market_positions(data: Markets, module, params: dict) -> tuple[dict, dict]:
     """Each market's target exposure and price levels for strategy parameters ``params``."""
-    exits = getattr(module, "exits", None)
-    positions, levels = {}, {}
-    for name, frame in data.frames.items():
-        positions[name] = module.signals(frame, **accepted(module.signals, params))
-        if exits is not None:
-            levels[name] = exit_levels(exits, frame, params)
-    return positions, levels
+    return market_positions(module.signals, getattr(module, "exits", None), data.frames,
+                            params)
 
 
 def _evaluate_markets(data: Markets, job: Job, combinations: list[dict],

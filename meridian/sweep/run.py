@@ -509,7 +509,7 @@ def _record_stitched(out: Path, plan: _Plan, stitched, rows: list[dict]) -> str:
     its report beside it."""
     from meridian.engine import compute_metrics
     from meridian.pages import write_record_report
-    from meridian.record import RunRecord, data_provenance, environment
+    from meridian.record import RunRecord, data_provenance, environment, markets_provenance
     from meridian.storage import save_run
 
     info = plan.info
@@ -521,8 +521,8 @@ def _record_stitched(out: Path, plan: _Plan, stitched, rows: list[dict]) -> str:
                 "metric": info["metric"], "windows": len(rows), "sweep_id": info["sweep_id"]},
         metrics=compute_metrics(stitched), equity=stitched.equity, drawdown=stitched.drawdown,
         trades=stitched.trades, settings=dict(info["settings"]),
-        data=({"markets": {n: data_provenance(f) for n, f in plan.data.frames.items()}}
-              if isinstance(plan.data, Markets) else data_provenance(plan.data)),
+        data=(markets_provenance(plan.data.frames) if isinstance(plan.data, Markets)
+              else data_provenance(plan.data)),
         environment=environment(), universe=info.get("universe"),
         prices=None if isinstance(plan.data, Markets) else plan.data.loc[stitched.index],
     )
