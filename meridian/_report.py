@@ -152,6 +152,10 @@ def _header(result: Any, changed: set[str]) -> str:
     span = (f"{data.get('first', '')[:10]} → {data.get('last', '')[:10]}, "
             f"{data.get('bars', 0):,} bars" if data.get("bars") else "")
     source = data.get("path") or data.get("source") or "—"
+    if data.get("periods_per_year"):  # how the run annualizes, and whether it was inferred
+        how = "set" if (result.settings or {}).get("periods_per_year") else "inferred"
+        span += (f" · {data.get('frequency', '')} bars, {float(data['periods_per_year']):,.0f} "
+                 f"a year ({how})")
     facts = [("Run", result.run_id), ("Strategy", result.strategy_name),
              ("Time (UTC)", str(result.timestamp).replace("T", " ")[:19]),
              ("Data", source), ("Span", span), ("Data SHA-256", data.get("sha256", "—"))]

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from meridian._files import file_sha256
-from meridian.data import load_market_data, load_ohlcv
+from meridian.data import resolve_data
 from meridian.engine import backtest, compute_metrics
 from meridian.record import RunRecord, data_provenance, environment, markets_provenance
 from meridian.settings import NAMES as SETTING_NAMES
@@ -49,16 +49,6 @@ def _settings(settings: RunSettings | Mapping[str, Any] | None, initial_capital:
     if initial_capital is not None:
         options = {**options, "initial_capital": initial_capital}
     return RunSettings.of(settings, **options)
-
-
-def resolve_data(data: pd.DataFrame | str | Path | None) -> pd.DataFrame:
-    """A frame as given; a path → ``load_ohlcv``; ``None`` → the project's default data
-    (``[tool.meridian] data``, with its ``cot``) or else the bundled synthetic sample."""
-    if data is None or (isinstance(data, str) and not data):
-        return load_market_data()[0]
-    if isinstance(data, str | Path):
-        return load_ohlcv(data)
-    return data
 
 
 def run_backtest(
@@ -125,7 +115,8 @@ def backtest_signals(
         run_id=os.environ.get(RUN_ID_VARIABLE) or str(uuid.uuid4()),
         timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
         strategy_name=strategy_name, params=dict(params), kind=kind,
-        settings=run.recorded(), data=data_provenance(frame), environment=environment(),
+        settings=run.recorded(), data=data_provenance(frame, run.periods(frame.index)),
+        environment=environment(),
         prices=frame,
     )
     result.logs.append(f"{len(frame)} bars from {frame.index[0]} to {frame.index[-1]}")
@@ -216,6 +207,7 @@ def portfolio_signals(
         if raise_errors:
             raise
         return result.fail(error)
+    result.data["periods_per_year"] = run.periods(outcome.engine.index)  # the account's
     result.equity, result.drawdown = outcome.equity, outcome.drawdown
     result.trades, result.portfolio = outcome.trades, outcome
     summary = outcome.market_summary()

@@ -152,11 +152,19 @@ def _platform() -> str:
     return platform.platform(terse=True)
 
 
-def data_provenance(frame: pd.DataFrame) -> dict[str, Any]:
-    """Where the bars came from (path and SHA-256 as loaded), how many, from when to when."""
+def data_provenance(frame: pd.DataFrame, periods_per_year: float | None = None
+                    ) -> dict[str, Any]:
+    """Where the bars came from (path and SHA-256 as loaded), how many, from when to when,
+    their frequency in words and the bars per year the run annualizes with
+    (``periods_per_year``: the setting when set, else inferred from the bars' spacing)."""
+    from meridian.data.ohlcv import bar_frequency
+    from meridian.engine.metrics import infer_periods_per_year
+
     info = {"bars": len(frame),
             "first": frame.index[0].isoformat() if len(frame) else None,
-            "last": frame.index[-1].isoformat() if len(frame) else None}
+            "last": frame.index[-1].isoformat() if len(frame) else None,
+            "frequency": bar_frequency(frame.index),
+            "periods_per_year": float(periods_per_year or infer_periods_per_year(frame.index))}
     for key in ("path", "sha256", "cot_path", "cot_sha256", "cot_calendar", "source", "note"):
         if frame.attrs.get(key):
             info[key] = frame.attrs[key]

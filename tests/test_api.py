@@ -58,7 +58,7 @@ def test_to_dict_is_json_and_round_trips():
 
 
 def test_undefined_metrics_become_null_in_json():
-    flat = load_sample().iloc[:5]
+    flat = load_sample().iloc[:25]  # no trade: fld_offset=50 needs more bars
     result = run_backtest("fld", {"fld_offset": 50}, data=flat)
     payload = result.to_dict()
     assert payload["metrics"]["sharpe_ratio"] is None
@@ -111,3 +111,38 @@ def test_documented_one_liner_works_in_the_venv():
             ".metrics['sharpe_ratio'])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert np.isfinite(float(out.stdout))
+
+
+def _five_minute_bars(bars: int = 3000) -> pd.DataFrame:
+    index = pd.date_range("2024-01-02 09:30", periods=bars, freq="5min")
+    close = 100 * np.exp(np.cumsum(np.random.default_rng(7).normal(0, 0.0005, bars)))
+    return pd.DataFrame({"Open": close, "High": close * 1.0005, "Low": close * 0.9995,
+                         "Close": close, "Volume": 1.0}, index=index)
+
+
+def test_intraday_bars_are_annualized_by_their_frequency_and_the_run_records_it():
+    result = run_backtest("sma_cross", {"fast": 5, "slow": 20}, data=_five_minute_bars())
+    per_year = 365 * 288  # 5-minute bars around the clock, weekends included
+    assert result.data["frequency"] == "5-minute"
+    assert result.data["periods_per_year"] == pytest.approx(per_year, rel=0.1)  # partial days
+    returns = result.equity.pct_change().dropna()
+    implied = (result.metrics["sharpe_ratio"] / (returns.mean() / returns.std())) ** 2
+    assert implied == pytest.approx(result.data["periods_per_year"], rel=0.01)
+
+
+def test_periods_per_year_overrides_the_inferred_frequency():
+    inferred = run_backtest("fld", {})
+    assert inferred.data["frequency"] == "daily" and inferred.data["periods_per_year"] == 252
+    weekly = run_backtest("fld", {}, periods_per_year=52)
+    assert weekly.data["periods_per_year"] == 52
+    ratio = weekly.metrics["sharpe_ratio"] / inferred.metrics["sharpe_ratio"]
+    assert ratio == pytest.approx(math.sqrt(52 / 252))
+
+
+def test_a_file_too_short_to_backtest_is_refused_like_a_frame(tmp_path):
+    from meridian.exceptions import DataError
+
+    path = tmp_path / "short.csv"
+    load_sample(with_cot=False).iloc[:5].to_csv(path)
+    with pytest.raises(DataError, match=r"short.csv has 5 bars; a backtest needs at least 20"):
+        run_backtest("fld", {}, data=path)

@@ -282,3 +282,99 @@ def test_negative_volume_and_out_of_range_cot_index(tmp_path: Path) -> None:
         tmp_path, "cot.csv", "Date,Open,High,Low,Close,COT_Index\n2020-01-02,1,2,0.5,1,85\n"
     )
     assert "line 2 (2020-01-02): COT_Index 85.0 is outside [-1, 1]" in error_of(cot)
+
+
+# --------------------------------------------------------------------------- one validation
+
+
+def _frame(bars: int = 60, freq: str = "B", start: str = "2024-01-02") -> pd.DataFrame:
+    index = pd.date_range(start, periods=bars, freq=freq)
+    close = 100 + np.arange(bars) * 0.1
+    return pd.DataFrame({"Open": close, "High": close + 1, "Low": close - 1, "Close": close,
+                         "Volume": 10.0}, index=index)
+
+
+def _with(column: str, row: int, value: float) -> pd.DataFrame:
+    frame = _frame()
+    frame.iloc[row, frame.columns.get_loc(column)] = value
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: _frame().iloc[::-1], "data row 1 (2024-03-22): the index runs newest first"),
+        (lambda: pd.concat([_frame().iloc[:10], _frame().iloc[9:]]),
+         "data row 10 (2024-01-15): duplicate timestamp (same as row 9)"),
+        (lambda: _frame().iloc[[0, 2, 1, *range(3, 60)]],
+         "data row 2 (2024-01-03): timestamp is earlier than the previous row's 2024-01-04"),
+        (lambda: _with("Close", 5, np.nan), "data row 5 (2024-01-09): Close is missing (NaN)"),
+        (lambda: _with("High", 7, np.inf), "data row 7 (2024-01-11): High is inf"),
+        (lambda: _with("Low", 3, -1.0), "data row 3 (2024-01-05): Low -1.0 is not positive"),
+        (lambda: _with("Low", 4, 500.0), "data row 4 (2024-01-08): High 101.4 is below Low 500.0"),
+        (lambda: _with("Volume", 2, -3.0), "data row 2 (2024-01-04): Volume -3.0 is negative"),
+        (lambda: _frame().iloc[:1], "data has 1 bar; a backtest needs at least 20"),
+        (lambda: _frame().reset_index(), "the index is a RangeIndex, not timestamps"),
+        (lambda: _frame()["Close"], "data is a pandas Series; pass a DataFrame"),
+        (lambda: _frame().rename(columns=str.lower), "missing column(s) Open, High, Low, Close"),
+        (lambda: _frame().astype({"Close": str}), "column Close holds"),
+        (lambda: [1.0, 2.0], "data is a list; pass a DataFrame of bars"),
+    ],
+    ids=["descending", "duplicate", "unsorted", "nan", "inf", "non-positive", "high-below-low",
+         "negative-volume", "one-bar", "range-index", "series", "lower-case", "text", "list"],
+)
+def test_a_bad_frame_is_the_same_one_line_error_as_a_bad_file(make, message):
+    from meridian import run_backtest
+
+    with pytest.raises(DataError) as caught:
+        run_backtest("sma_cross", {"fast": 5, "slow": 10}, data=make())
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_frame_keeps_its_own_columns_and_is_not_copied():
+    from meridian.data import check_frame
+
+    frame = _frame().assign(Signal=1.0)
+    assert check_frame(frame) is frame and "Signal" in frame.columns
+
+
+def test_inf_in_a_file_is_refused(tmp_path):
+    path = write(tmp_path, "inf.csv", "Date,Open,High,Low,Close\n2020-01-02,1,inf,0.5,1\n")
+    assert "line 2 (2020-01-02): High is inf" in error_of(path)
+
+
+def _mixed() -> pd.DataFrame:
+    daily = _frame(100)
+    minutes = _frame(200, "5min", "2024-06-03 09:30")
+    return pd.concat([daily, minutes])
+
+
+def test_a_series_mixing_daily_and_intraday_bars_is_one_line(tmp_path):
+    from meridian.data import check_frame
+
+    with pytest.raises(DataError, match=r"row 100 \(2024-06-03 09:30:00\): the bars change from "
+                                        "daily to 5-minute here"):
+        check_frame(_mixed())
+    path = tmp_path / "mixed.csv"
+    _mixed().rename_axis("Date").to_csv(path)
+    assert "line 102 (2024-06-03 09:30:00): the bars change from daily to 5-minute" \
+        in error_of(path)
+
+
+def test_weekends_holidays_and_overnight_gaps_are_not_a_change_of_frequency():
+    from meridian.data import check_frame
+
+    hours = pd.date_range("2024-01-01", periods=24 * 60, freq="h")
+    sessions = hours[(hours.hour >= 9) & (hours.hour < 16) & (hours.day_of_week < 5)]
+    frame = _frame(len(sessions)).set_axis(sessions)
+    daily = _frame(400).drop(_frame(400).index[[50, 51, 52, 200]])  # a missing week, a holiday
+    assert check_frame(frame) is frame and check_frame(daily) is daily
+
+
+@pytest.mark.parametrize(("freq", "words"), [("B", "daily"), ("D", "daily"), ("W", "weekly"),
+                                             ("MS", "monthly"), ("5min", "5-minute"),
+                                             ("h", "1-hour"), ("4h", "4-hour")])
+def test_bar_frequency_in_words(freq, words):
+    from meridian.data.ohlcv import bar_frequency
+
+    assert bar_frequency(pd.date_range("2020-01-01", periods=50, freq=freq)) == words

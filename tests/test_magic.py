@@ -159,3 +159,16 @@ def test_set_takes_any_run_setting_and_a_bad_one_is_one_line(shell):
     assert cell.metrics["total_return"] == module.metrics["total_return"]
     with pytest.raises(UsageError, match="unknown run setting 'shares'; valid settings: "):
         _run(shell, "--set shares=3 --no-save", FLD_CELL)
+
+
+def test_a_bad_data_frame_in_the_namespace_is_one_line(shell, tmp_path):
+    from meridian.data import load_market_data
+
+    data, _ = load_market_data("", "", "")
+    shell.user_ns["data"] = data.iloc[::-1]
+    with pytest.raises(UsageError, match=r"data row 1 \(.*\): the index runs newest first") \
+            as error:
+        _run(shell, "--use-namespace", FLD_CELL)
+    assert "\n" not in str(error.value)
+    assert load_all_runs(tmp_path / "outputs") == []
+    shell.user_ns.pop("data")

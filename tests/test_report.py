@@ -57,7 +57,8 @@ def test_the_report_opens_on_its_summary_with_every_section(fld_run, browser):
     assert every_word.index(record["run_id"][:8]) < every_word.index("def signals")
     assert page.locator(".js-plotly-plot").count() >= 6  # equity … price: all rendered
     assert "Buy & hold" in page.locator(".js-plotly-plot").first.inner_text()
-    for fact in ("fld_offset=15", "Data SHA-256", "3,392 bars", "prices.csv"):
+    for fact in ("fld_offset=15", "Data SHA-256", "3,392 bars", "prices.csv",
+                 "daily bars, 252 a year (inferred)"):
         assert fact in text, fact
     changed = page.locator(".mr-param.changed")
     assert changed.count() == 1 and changed.inner_text() == "fld_offset=15"

@@ -15,6 +15,7 @@ import pytest
 from conftest import ROOT, meridian
 
 from meridian.api import run_backtest
+from meridian.data import load_sample
 from meridian.exceptions import ParameterError
 from meridian.registry.sweeps import list_sweeps, load_sweep
 from meridian.strategies.fld import PARAMS as FLD
@@ -157,6 +158,22 @@ def test_cli_bad_input(args, message, tmp_path):
     assert len(lines) == 1 and message in lines[0]
     assert not (tmp_path / "outputs" / "sweeps").exists()
 
+
+
+def test_cli_refuses_the_data_the_api_refuses(tmp_path):
+    frame = load_sample(with_cot=False)
+    short, mixed = tmp_path / "short.csv", tmp_path / "mixed.csv"
+    frame.iloc[:5].to_csv(short)
+    hours = frame.iloc[:40].set_axis(pd.date_range("2025-01-06 09:00", periods=40, freq="h"))
+    pd.concat([frame.iloc[-60:], hours]).rename_axis("Date").to_csv(mixed)
+    for path, message in ((short, "short.csv has 5 bars; a backtest needs at least 20"),
+                          (mixed, "the bars change from daily to 1-hour here")):
+        result = meridian("sweep", "fld", "--grid", "fld_offset=5,10", "--data", str(path),
+                          "--output-dir", str(tmp_path / "outputs"))
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], lines
+    assert not (tmp_path / "outputs" / "sweeps").exists()
 
 def test_ctrl_c_stops_cleanly_and_keeps_finished_work(tmp_path):
     out = tmp_path / "outputs"

@@ -13,7 +13,7 @@ import pandas as pd
 
 from meridian import project
 from meridian.data.cot import align_to_bars, attach_cot, cot_index, read_cot, release_dates
-from meridian.data.ohlcv import load_ohlcv
+from meridian.data.ohlcv import check_frame, load_ohlcv, require_bars
 
 SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 SAMPLE_OHLCV = SAMPLES_DIR / "sample_ohlcv.csv"
@@ -31,6 +31,7 @@ __all__ = [
     "load_sample",
     "read_cot",
     "release_dates",
+    "resolve_data",
 ]
 
 
@@ -89,3 +90,18 @@ def load_market_data(
 def _noted(frame: pd.DataFrame, note: str) -> tuple[pd.DataFrame, str]:
     frame.attrs["note"] = note  # runs record it with the data's path, hash and span
     return frame, note
+
+
+def resolve_data(data: pd.DataFrame | str | Path | None) -> pd.DataFrame:
+    """Validated bars: a frame as given (:func:`check_frame`: the checks
+    a file gets); a path → ``load_ohlcv``; ``None`` → the project's default data
+    (``[tool.meridian] data``, with its ``cot``) or else the bundled synthetic sample. Fewer
+    than :data:`~meridian.data.ohlcv.MIN_BARS` bars is a one-line DataError either way."""
+    if data is None or (isinstance(data, str) and not data):
+        frame, label = load_market_data()[0], "the default data"
+    elif isinstance(data, str | Path):
+        frame, label = load_ohlcv(data), str(data)
+    else:
+        return check_frame(data)
+    require_bars(frame, label)
+    return frame

@@ -11,7 +11,7 @@ from __future__ import annotations
 import gzip
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -363,6 +363,7 @@ def _build(frame: pd.DataFrame, label: str, row_label: Callable[[int], str]) -> 
 
     _check_bars(out, lambda i, problem: fail(i, problem, stamps.iloc[i]))
     index, order = _time_order(pd.DatetimeIndex(stamps), fail, row_label)
+    _check_frequency(index, lambda k, problem: fail(int(order[k]), problem, index[k]))
     return pd.DataFrame(
         {k: v.to_numpy()[order] for k, v in out.items()},
         index=index.as_unit(DEFAULT_UNIT).rename("Date"),
@@ -372,18 +373,28 @@ def _build(frame: pd.DataFrame, label: str, row_label: Callable[[int], str]) -> 
     )
 
 
-def _check_bars(out: dict[str, pd.Series], fail: Callable[[int, str], DataError]) -> None:
-    """Positive prices, Low <= Open, Close <= High, Volume >= 0, COT_Index in [-1, 1]."""
+def _check_bars(out: Mapping[str, pd.Series | np.ndarray],
+                fail: Callable[[int, str], DataError]) -> None:
+    """Finite positive prices, Low <= Open, Close <= High, Volume >= 0, COT_Index in [-1, 1]:
+    the row-wise rules every bar obeys, for a file's rows and a DataFrame's alike."""
+    values = {name: np.asarray(column, dtype=float) for name, column in out.items()}
     for canon in PRICE_COLUMNS:
-        bad = (out[canon] <= 0).to_numpy()
+        column = values[canon]
+        bad = ~np.isfinite(column)
+        if bad.any():
+            i = int(np.argmax(bad))
+            shown = "missing (NaN)" if np.isnan(column[i]) else _fmt_num(column[i])
+            raise fail(i, f"{canon} is {shown}; every bar needs finite Open, High, Low and "
+                          "Close prices; drop or fill that row")
+        bad = column <= 0
         if bad.any():
             i = int(np.argmax(bad))
             raise fail(
                 i,
-                f"{canon} {_fmt_num(out[canon][i])} is not positive; prices must be "
+                f"{canon} {_fmt_num(column[i])} is not positive; prices must be "
                 "> 0 (back-adjusted series that go negative need an offset)",
             )
-    o, h, lo, c = (out[k].to_numpy() for k in PRICE_COLUMNS)
+    o, h, lo, c = (values[k] for k in PRICE_COLUMNS)
     checks = [
         (h < lo, lambda i: f"High {_fmt_num(h[i])} is below Low {_fmt_num(lo[i])}"),
         (h < np.maximum(o, c), lambda i: f"High {_fmt_num(h[i])} is below "
@@ -395,19 +406,19 @@ def _check_bars(out: dict[str, pd.Series], fail: Callable[[int, str], DataError]
         if mask.any():
             i = int(np.argmax(mask))
             raise fail(i, f"{describe(i)}; every bar needs Low <= Open, Close <= High")
-    if "Volume" in out and (out["Volume"] < 0).any():
-        i = int(np.argmax((out["Volume"] < 0).to_numpy()))
-        raise fail(
-            i,
-            f"Volume {_fmt_num(out['Volume'][i])} is negative; Volume must be >= 0",
-        )
-    if "COT_Index" in out:
-        outside = (out["COT_Index"].abs() > 1).to_numpy()
+    volume = values.get("Volume")
+    if volume is not None and ((volume < 0) | np.isinf(volume)).any():
+        i = int(np.argmax((volume < 0) | np.isinf(volume)))
+        what = "negative" if volume[i] < 0 else "not finite"
+        raise fail(i, f"Volume {_fmt_num(volume[i])} is {what}; Volume must be >= 0 (or empty)")
+    cot = values.get("COT_Index")
+    if cot is not None:
+        outside = np.abs(cot) > 1
         if outside.any():
             i = int(np.argmax(outside))
             raise fail(
                 i,
-                f"COT_Index {_fmt_num(out['COT_Index'][i])} is outside [-1, 1]; "
+                f"COT_Index {_fmt_num(cot[i])} is outside [-1, 1]; "
                 "rescale a 0..100 Williams index with x / 50 - 1",
             )
 
@@ -416,11 +427,17 @@ def _time_order(
     index: pd.DatetimeIndex,
     fail: Callable[..., DataError],
     row_label: Callable[[int], str],
+    reverse: bool = True,
 ) -> tuple[pd.DatetimeIndex, np.ndarray]:
-    """Ascending, unique timestamps; a wholly newest-first file is reversed, not rejected."""
+    """Ascending, unique timestamps; a wholly newest-first file is reversed (``reverse``), not
+    rejected: a layout, not corruption. A frame built in code is not reversed behind its
+    owner's back (its positions would no longer line up): that is an error naming the fix."""
     order = np.arange(len(index))
     if len(index) > 1 and (np.diff(index.asi8) < 0).all():
-        order = order[::-1]  # newest-first export: a layout, not corruption
+        if not reverse:
+            raise fail(1, "the index runs newest first; bars must be in ascending time order "
+                          "(data.sort_index())", index[1])
+        order = order[::-1]
         index = index[::-1]
     steps = np.diff(index.asi8)
     if (steps < 0).any():
@@ -440,3 +457,118 @@ def _time_order(
             index[k],
         )
     return index, order
+
+
+# --------------------------------------------------------------------------- frames and frequency
+
+MIN_BARS = 20
+"""Fewer bars than this backtest nothing meaningful (no indicator warms up), so every entry
+point refuses them with one line instead of reporting metrics of noise."""
+
+_STEP_CLASSES = (0.9, 4.5, 20.0)  # days: intraday | daily | weekly | monthly bar spacing
+_CLASS_NAMES = ("intraday", "daily", "weekly", "monthly")
+_MIXED_RUN = 20  # consecutive steps of one spacing that make a stretch of that frequency
+
+
+def check_frame(frame: object, label: str = "data", min_bars: int = MIN_BARS) -> pd.DataFrame:
+    """The checks a file gets from :func:`load_ohlcv`, for bars built in code: a DataFrame
+    (not a Series) on an ascending, unique ``DatetimeIndex`` with numeric ``Open, High, Low,
+    Close`` (finite, > 0, Low <= Open, Close <= High), ``Volume`` >= 0 and ``COT_Index`` in
+    [-1, 1] when present, one bar frequency, and at least ``min_bars`` bars. Each failure is a
+    one-line :class:`DataError` naming the row (0-based) and its date. The frame is returned
+    as given, other columns included: a strategy may read them."""
+    if isinstance(frame, pd.Series):
+        raise DataError(f"{label} is a pandas Series; pass a DataFrame with Open, High, Low and "
+                        "Close columns (and Volume) on a DatetimeIndex")
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"{label} is a {type(frame).__name__}; pass a DataFrame of bars, the "
+                        "path of a CSV or Parquet file, or None for the project's data")
+    index = frame.index
+    if not isinstance(index, pd.DatetimeIndex):
+        dated = next((c for c in frame.columns if _norm(c) in _STAMP_ALIASES), None)
+        hint = (f"data.set_index(pd.to_datetime(data[{dated!r}]))" if dated is not None
+                else "index the frame by its bars' timestamps with pd.to_datetime")
+        raise DataError(f"{label}: the index is a {type(index).__name__}, not timestamps; bars "
+                        f"need a DatetimeIndex ({hint})")
+    missing = [name for name in PRICE_COLUMNS if name not in frame.columns]
+    if missing:
+        found = ", ".join(map(str, frame.columns)) or "none"
+        raise DataError(f"{label}: missing column(s) {', '.join(missing)}; found: {found}; "
+                        "name them Open, High, Low, Close (data.rename(columns=str.title))")
+
+    def fail(i: int, problem: str, stamp: pd.Timestamp | None = None) -> DataError:
+        stamp = index[i] if stamp is None else stamp
+        when = "" if pd.isna(stamp) else f" ({_fmt_stamp(stamp)})"
+        return DataError(f"{label} row {i}{when}: {problem}")
+
+    columns = {}
+    for name in (*PRICE_COLUMNS, "Volume", "COT_Index"):
+        if name not in frame.columns:
+            continue
+        column = frame[name]
+        if isinstance(column, pd.DataFrame):
+            raise DataError(f"{label}: {len(column.columns)} columns are named {name}; keep one")
+        if not (pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)):
+            raise DataError(f"{label}: column {name} holds {column.dtype} values, not numbers; "
+                            f"convert it with pd.to_numeric(data[{name!r}])")
+        columns[name] = column.to_numpy(dtype=float, na_value=np.nan)
+    if index.hasnans:
+        raise fail(int(np.argmax(index.isna())), "the timestamp is missing (NaT); every bar "
+                   "needs one")
+    _check_bars(columns, fail)
+    _time_order(index, fail, lambda i: f"row {i}", reverse=False)
+    _check_frequency(index, fail)
+    require_bars(frame, label, min_bars)
+    return frame
+
+
+def require_bars(frame: pd.DataFrame, label: str, min_bars: int = MIN_BARS) -> None:
+    """At least ``min_bars`` bars (:data:`MIN_BARS`): fewer backtest nothing meaningful."""
+    if len(frame) < min_bars:
+        raise DataError(f"{label} has {len(frame)} bar{'s' * (len(frame) != 1)}; a backtest "
+                        f"needs at least {min_bars}")
+
+
+def _step_days(index: pd.DatetimeIndex) -> np.ndarray:
+    """Days between consecutive bars, whatever the index's resolution."""
+    return np.diff(index.asi8) / (86_400 * _PER_SECOND[np.datetime_data(index.dtype)[0]])
+
+
+_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
+
+
+def _check_frequency(index: pd.DatetimeIndex, fail: Callable[[int, str], DataError]) -> None:
+    """One bar frequency per series: a stretch of daily bars followed by a stretch of 5-minute
+    bars (two exports pasted together) would be annualized as one or the other, so it is an
+    error naming the row where the spacing changes. A stretch is ``_MIXED_RUN`` consecutive
+    steps of one class (intraday < 0.9 days <= daily < 4.5 <= weekly < 20 <= monthly):
+    weekends, holidays and overnight gaps are single steps and never make one."""
+    if len(index) <= 2 * _MIXED_RUN:
+        return
+    classes = np.searchsorted(_STEP_CLASSES, _step_days(index), side="right")
+    edges = np.flatnonzero(np.diff(classes)) + 1
+    starts = np.concatenate(([0], edges))
+    lengths = np.diff(np.concatenate((starts, [len(classes)])))
+    stretches = [int(start) for start, length in zip(starts, lengths, strict=True)
+                 if length >= _MIXED_RUN]
+    for before, after in zip(stretches, stretches[1:], strict=False):
+        if classes[before] != classes[after]:
+            names = (bar_frequency(index[at:at + _MIXED_RUN + 1]) for at in (before, after))
+            raise fail(after, "the bars change from {} to {} here; one series needs one bar "
+                       "frequency (resample one part, e.g. data.resample('1D'), or split the "
+                       "file)".format(*names))
+
+
+def bar_frequency(index: pd.DatetimeIndex) -> str:
+    """The bars' spacing in words from the median step: ``"daily"``, ``"weekly"``,
+    ``"monthly"``, or the intraday bar size (``"5-minute"``, ``"1-hour"``)."""
+    if len(index) < 2:
+        return "unknown"
+    days = float(np.median(_step_days(index)))
+    position = int(np.searchsorted(_STEP_CLASSES, days, side="right"))
+    if position:
+        return _CLASS_NAMES[position]
+    minutes = round(days * 1440)
+    if minutes >= 60 and minutes % 60 == 0:
+        return f"{minutes // 60}-hour"
+    return f"{minutes}-minute" if minutes else f"{round(days * 86_400)}-second"

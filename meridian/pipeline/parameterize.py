@@ -9,7 +9,7 @@ from typing import Any
 import nbformat
 import yaml
 
-from meridian.exceptions import DataError, ParameterError
+from meridian.exceptions import ParameterError
 from meridian.parameters import check_ranges, validate_params
 from meridian.pipeline.notebooks import Parameter, exported_constant
 from meridian.settings import NAMES as SETTING_NAMES
@@ -50,10 +50,6 @@ def resolve_params(
     return {name: merged[name] for name in overrides}
 
 
-MIN_BARS = 20
-"""Fewer bars than this cannot make a meaningful backtest (a 3-row file is a mistake)."""
-
-
 def preflight(notebook: nbformat.NotebookNode, values: dict[str, Any], owner: str) -> None:
     """Everything checkable before a kernel starts, so a typo costs one line, not a kernel
     start, a failed run and a misleading report: the strategy's declared ``PARAM_RANGES``
@@ -70,9 +66,9 @@ def preflight(notebook: nbformat.NotebookNode, values: dict[str, Any], owner: st
                 and not Path(value).expanduser().exists()):
             raise ParameterError(f"{name}: no such file {value!r}")
     if values.get("data_path"):
-        from meridian.data import load_ohlcv  # pandas: only when there is a file
+        from meridian.data.ohlcv import load_ohlcv, require_bars  # pandas: only with a file
 
-        check_bars(load_ohlcv(Path(values["data_path"]).expanduser()), values["data_path"])
+        require_bars(load_ohlcv(Path(values["data_path"]).expanduser()), values["data_path"])
     if values.get("cot_market") and not values.get("cot_path"):
         raise ParameterError(f"cot_market={values['cot_market']!r} needs cot_path, a CFTC COT "
                              "file holding that market (the sample COT has only one)")
@@ -80,9 +76,3 @@ def preflight(notebook: nbformat.NotebookNode, values: dict[str, Any], owner: st
         from meridian.data import read_cot
 
         read_cot(Path(values["cot_path"]).expanduser(), market=values.get("cot_market") or None)
-
-
-def check_bars(frame, label: str) -> None:
-    """A data set long enough to backtest (:data:`MIN_BARS`)."""
-    if len(frame) < MIN_BARS:
-        raise DataError(f"{label} has {len(frame)} bars; a backtest needs at least {MIN_BARS}")

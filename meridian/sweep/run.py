@@ -29,7 +29,7 @@ import pandas as pd
 
 from meridian import _process, project
 from meridian._files import file_sha256
-from meridian.data import load_market_data, load_ohlcv
+from meridian.data import resolve_data
 from meridian.engine import METRIC_NAMES
 from meridian.engine.metrics import metric_info
 from meridian.exceptions import ParameterError
@@ -125,7 +125,7 @@ def _load_data(data_path: str | None, universe: str | None = None):
         from meridian.universe import load_universe
 
         return Markets.of(load_universe(universe))
-    return load_ohlcv(data_path) if data_path else load_market_data()[0]
+    return resolve_data(data_path)
 
 
 @dataclass
@@ -522,7 +522,7 @@ def _record_stitched(out: Path, plan: _Plan, stitched, rows: list[dict]) -> str:
         metrics=compute_metrics(stitched), equity=stitched.equity, drawdown=stitched.drawdown,
         trades=stitched.trades, settings=dict(info["settings"]),
         data=(markets_provenance(plan.data.frames) if isinstance(plan.data, Markets)
-              else data_provenance(plan.data)),
+              else data_provenance(plan.data, info["settings"].get("periods_per_year"))),
         environment=environment(), universe=info.get("universe"),
         prices=None if isinstance(plan.data, Markets) else plan.data.loc[stitched.index],
     )
