@@ -443,6 +443,43 @@ def data_cot(report, combined, years, base_url, folder) -> None:
         click.echo(f"files in {', '.join(sorted(where))}")
 
 
+@data_group.command("roll")
+@click.argument("folder", type=click.Path())
+@click.option("--roll", "rule", default="volume", show_default=True, metavar="RULE",
+              help="volume, open_interest or calendar:N (N bars before a contract's last bar).")
+@click.option("--adjust", type=click.Choice(["ratio", "difference", "none"]), default="ratio",
+              show_default=True, help="Back-adjust earlier contracts at each roll.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The continuous series to write (.csv or .parquet), e.g. data/CL.csv.")
+def data_roll(folder, rule, adjust, output) -> None:
+    """One continuous futures series from FOLDER's contract files (one CSV or Parquet per
+    contract, the file name is the contract): the roll decided at bar t's close takes effect
+    at t+1; a roll log (NAME.rolls.csv) is written beside the output, and the held contract's
+    own close is kept as UnadjustedClose. Example: meridian data roll data/CL --roll volume
+    --adjust ratio -o data/CL.csv"""
+    from pathlib import Path
+
+    from meridian.data.roll import contract_files, roll_contracts, write_continuous
+    from meridian.exceptions import DataError
+
+    if Path(output).absolute().parent == Path(folder).absolute():
+        raise DataError(f"--output {output} is inside the contracts folder; write the series "
+                        "elsewhere (it would be read as a contract next time)")
+    contract_files(folder)  # a wrong folder is one line before anything is read
+    series, log = roll_contracts(folder, rule, adjust)
+    log_path = write_continuous(series, log, output)
+    for row in log.head(12).itertuples(index=False):
+        click.echo(f"{row.decided:%Y-%m-%d} → {row.effective:%Y-%m-%d}  {row[2]} → {row.to}  "
+                   f"{row.from_close:g} / {row.to_close:g} (gap {row.gap:+g}, {row.reason})")
+    if len(log) > 12:
+        click.echo(f"… {len(log) - 12} more in the roll log")
+    rolls = f"{len(log)} roll{'s' * (len(log) != 1)}"
+    click.echo(f"{output}: {series['Contract'].nunique()} contracts, {rolls}, "
+               f"{len(series):,} bars {series.index[0]:%Y-%m-%d} → {series.index[-1]:%Y-%m-%d}"
+               f" ({adjust}{'-adjusted' if adjust != 'none' else ' adjustment'}); "
+               f"roll log {log_path}")
+
+
 @main.group("runs")
 def runs_group() -> None:
     """Inspect and maintain the run registry (outputs/registry.sqlite)."""

@@ -34,7 +34,10 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "Close": ("close", "c", "close price", "closing price", "last", "close/last", "price"),
     "Volume": ("volume", "vol", "v", "vol.", "tickvol", "tick volume", "real volume"),
     "COT_Index": ("cot index",),
+    "OpenInterest": ("openinterest", "open interest", "oi", "open int"),
+    "UnadjustedClose": ("unadjustedclose", "unadjusted close"),  # a rolled futures series
 }
+_OPTIONAL = ("Volume", "COT_Index", "OpenInterest", "UnadjustedClose")  # may be empty
 _STAMP_ALIASES = (
     "datetime", "date time", "timestamp", "time stamp", "open time", "date", "time", "dt",
     "day", "gmt time", "local time", "index",
@@ -48,10 +51,12 @@ def load_ohlcv(path: str | Path) -> pd.DataFrame:
     """Read bars from CSV (.csv/.txt/.tsv, optionally .gz) or Parquet (.parquet/.pq).
 
     Returns a frame indexed by a sorted ``DatetimeIndex`` named ``Date`` with float columns
-    ``Open, High, Low, Close``, plus ``Volume`` when the file has one and ``COT_Index`` when
-    the user ships an aligned COT index. Other columns (``Adj Close`` ...) are dropped so that
-    strategies can rely on the schema. A file entirely in descending time order (some portals
-    export newest first) is reversed; any other disorder is an error.
+    ``Open, High, Low, Close``, plus ``Volume`` when the file has one, ``COT_Index`` when
+    the user ships an aligned COT index, ``OpenInterest`` and ``UnadjustedClose`` (a rolled
+    futures series, :mod:`meridian.data.roll`: contracts are sized on it). Other columns
+    (``Adj Close`` ...) are dropped so that strategies can rely on the schema. A file entirely
+    in descending time order (some portals export newest first) is reversed; any other
+    disorder is an error.
     """
     path = Path(path)
     label = str(path)
@@ -352,7 +357,9 @@ def _build(frame: pd.DataFrame, label: str, row_label: Callable[[int], str]) -> 
             "Volume": "Volume must be a number >= 0 (or empty)",
             "COT_Index": "COT_Index must be a number in [-1, 1] (or empty before the first report)",
         }.get(canon, "every bar needs numeric Open, High, Low and Close; drop or fill that row")
-        nan_ok = canon in ("Volume", "COT_Index")
+        if canon in ("OpenInterest", "UnadjustedClose"):
+            rule = f"{canon} must be a number (or empty)"
+        nan_ok = canon in _OPTIONAL
         bad = failed | (values.isna() & (not nan_ok))
         if bad.any():
             i = int(np.argmax(bad.to_numpy()))
@@ -406,11 +413,13 @@ def _check_bars(out: Mapping[str, pd.Series | np.ndarray],
         if mask.any():
             i = int(np.argmax(mask))
             raise fail(i, f"{describe(i)}; every bar needs Low <= Open, Close <= High")
-    volume = values.get("Volume")
-    if volume is not None and ((volume < 0) | np.isinf(volume)).any():
-        i = int(np.argmax((volume < 0) | np.isinf(volume)))
-        what = "negative" if volume[i] < 0 else "not finite"
-        raise fail(i, f"Volume {_fmt_num(volume[i])} is {what}; Volume must be >= 0 (or empty)")
+    for name in ("Volume", "OpenInterest"):
+        counts = values.get(name)
+        if counts is not None and ((counts < 0) | np.isinf(counts)).any():
+            i = int(np.argmax((counts < 0) | np.isinf(counts)))
+            what = "negative" if counts[i] < 0 else "not finite"
+            raise fail(i, f"{name} {_fmt_num(counts[i])} is {what}; {name} must be >= 0 "
+                          "(or empty)")
     cot = values.get("COT_Index")
     if cot is not None:
         outside = np.abs(cot) > 1
@@ -502,7 +511,7 @@ def check_frame(frame: object, label: str = "data", min_bars: int = MIN_BARS) ->
         return DataError(f"{label} row {i}{when}: {problem}")
 
     columns = {}
-    for name in (*PRICE_COLUMNS, "Volume", "COT_Index"):
+    for name in (*PRICE_COLUMNS, *_OPTIONAL):
         if name not in frame.columns:
             continue
         column = frame[name]

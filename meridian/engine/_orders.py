@@ -179,7 +179,7 @@ def _track_best(state, t, high, low, next_open):
 
 @njit(cache=True, error_model="numpy")
 def _simulate(open_, high, low, close, sized, raw, resize, stop_frac, take_frac, trail_frac,
-              stop_level, take_level, next_open, cost, capital, financing):
+              stop_level, take_level, next_open, cost, capital, financing, notional):
     bars, columns = sized.shape
     equity = np.zeros((bars, columns))
     held = np.zeros((bars, columns))
@@ -207,7 +207,7 @@ def _simulate(open_, high, low, close, sized, raw, resize, stop_frac, take_frac,
                     if target != state[CURRENT] or (resize[t] and target != 0.0):
                         mark = open_[t] if phase == 0 else close[t]
                         value = state[CASH] + state[UNITS] * mark * multiplier
-                        wanted = _units(state, target, mark, value, cost,
+                        wanted = _units(state, target, mark * notional[t], value, cost,
                                         math.floor(value / cost[MARGIN]) if cost[MARGIN] > 0.0
                                         else np.inf)
                         count = _trade(state, trades, count, k, t, wanted - state[UNITS], mark,
@@ -279,9 +279,12 @@ def fill_targets(target: np.ndarray, scale: np.ndarray, next_open: bool,
 
 def simulate(open_, high, low, close, target, scale, stop_frac, take_frac, trail_frac,
              stop_level, take_level, *, next_open, commission, slippage, per_contract,
-             multiplier, tick, whole, margin, capital, financing, rebalance=None):
+             multiplier, tick, whole, margin, capital, financing, rebalance=None,
+             notional=None):
     """Run the compiled simulator (arguments as in the module docstring); returns equity and
-    exposure (bars × combinations) and the closed trades (one row each)."""
+    exposure (bars × combinations) and the closed trades (one row each). ``notional`` (per
+    bar, default 1) converts a price into the price contracts are counted at: a back-adjusted
+    series' ``UnadjustedClose / Close``, so whole contracts are sized on the real price."""
     global _compile_seconds
     started = time.perf_counter()
     cost = np.array([commission, slippage, per_contract, multiplier, tick, 1.0 if whole else 0.0,
@@ -293,7 +296,7 @@ def simulate(open_, high, low, close, target, scale, stop_frac, take_frac, trail
         as_float(open_), as_float(high), as_float(low), as_float(close), as_float(sized),
         as_float(raw), resize, as_float(stop_frac), as_float(take_frac), as_float(trail_frac),
         as_float(stop_level), as_float(take_level), bool(next_open), cost, float(capital),
-        float(financing))
+        float(financing), as_float(np.ones(len(close)) if notional is None else notional))
     if _compile_seconds is None:
         _compile_seconds = time.perf_counter() - started
     return result

@@ -174,6 +174,16 @@ def _check_data(data: pd.DataFrame) -> None:
         )
 
 
+def contract_notional(data: pd.DataFrame) -> np.ndarray:
+    """Per bar, the price whole contracts are counted at over the traded price: a rolled
+    futures series (:mod:`meridian.data.roll`) is back-adjusted, but a contract costs its own
+    ``UnadjustedClose``; 1 for any other series (and where that column is empty)."""
+    if "UnadjustedClose" not in data.columns:
+        return np.ones(len(data))
+    ratio = data["UnadjustedClose"].to_numpy(dtype=float) / data["Close"].to_numpy(dtype=float)
+    return np.where(np.isfinite(ratio) & (ratio > 0), ratio, 1.0)
+
+
 def _fractions(name: str, value, columns: int) -> np.ndarray:
     """A fraction per combination (NaN: off). ``None`` or 0 is off; one number applies to
     every combination; an array gives one per combination (a sweep over ``stop_loss``)."""
@@ -284,6 +294,7 @@ def backtest_batch(
         multiplier=instrument.multiplier, tick=instrument.tick_size, whole=whole,
         margin=instrument.margin or 0.0, capital=capital,
         financing=settings.financing_rate / periods, rebalance=rebalance,
+        notional=contract_notional(data) if whole else None,
     )
     equity, held = np.asfortranarray(equity), np.asfortranarray(held)
     before = np.zeros_like(held)

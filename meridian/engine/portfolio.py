@@ -64,6 +64,7 @@ from meridian.engine.backtest import (
     _levels,
     _window_mask,
     as_positions,
+    contract_notional,
 )
 from meridian.engine.sizing import hold, realized_volatility, rebalance_moments, weights
 from meridian.exceptions import EngineError
@@ -73,7 +74,7 @@ from meridian.settings import EXITS, LEVELS, RunSettings
 @njit(cache=True, error_model="numpy")
 def _portfolio(open_, high, low, close, has, last_bar, sized, raw, resize, stop_frac,
                take_frac, trail_frac, stop_level, take_level, next_open, cost, capital,
-               financing):
+               financing, contract_price):
     bars, markets = sized.shape
     equity = np.zeros(bars)
     held = np.zeros((bars, markets))
@@ -126,13 +127,14 @@ def _portfolio(open_, high, low, close, has, last_bar, sized, raw, resize, stop_
                         if cost[i, MARGIN] > 0.0:
                             free = value - (used - abs(units) * cost[i, MARGIN])
                             room = math.floor(free / cost[i, MARGIN])
-                        wanted = _units(state[i], target, mark, value, cost[i], room)
+                        mark_size = mark * contract_price[t, i]  # a contract's own price
+                        wanted = _units(state[i], target, mark_size, value, cost[i], room)
                         shrinks = wanted == 0.0 or (
                             (wanted > 0) == (units > 0) and abs(wanted) <= abs(units))
                         if shrinks != (step == 0):
                             continue
                         if room != np.inf and abs(wanted) < abs(
-                                _units(state[i], target, mark, value, cost[i], np.inf)):
+                                _units(state[i], target, mark_size, value, cost[i], np.inf)):
                             blocked_orders[i] += 1
                         count = _trade(state[i], trades, count, i, t, wanted - units, mark,
                                        cost[i], np.int64(SIGNAL))
@@ -360,6 +362,7 @@ def backtest_portfolio(
     bars, count = len(index), len(names)
     shape = (bars, count)
     open_, high, low, close, raw = (np.full(shape, np.nan) for _ in range(5))
+    contract_price = np.ones(shape)  # over the traded price: contract_notional
     stop_level, take_level = np.full(shape, np.nan), np.full(shape, np.nan)
     has = np.zeros(shape, dtype=bool)
     exits = {}
@@ -395,6 +398,7 @@ def backtest_portfolio(
         whole.append(instrument is not None)
         if instrument is not None:
             instrument.check_prices(close[row, i])
+            contract_price[row, i] = contract_notional(frame)
         costs[i] = (settings.commission, settings.slippage,
                     instrument.commission_per_contract if instrument else 0.0,
                     instrument.multiplier if instrument else 1.0,
@@ -425,9 +429,9 @@ def backtest_portfolio(
         keep = _window_mask(pd.DataFrame(index=index), settings.start or None,
                             settings.end or None)
         index, rebalance = index[keep], rebalance[keep]
-        open_, high, low, close, raw, weight, has, stop_level, take_level = (
+        open_, high, low, close, raw, weight, has, stop_level, take_level, contract_price = (
             a[keep] for a in (open_, high, low, close, raw, weight, has, stop_level,
-                              take_level))
+                              take_level, contract_price))
         bars = len(index)
     last_bar = np.where(has.any(axis=0), len(has) - 1 - has[::-1].argmax(axis=0), -1)
     decided = hold(raw, weight, rebalance)
@@ -444,7 +448,8 @@ def backtest_portfolio(
         *(np.ascontiguousarray(a) for a in (open_, high, low, close)), has, last_bar, sized,
         fill_raw, resize, exits["stop_loss"], exits["take_profit"], exits["trailing_stop"],
         np.ascontiguousarray(stop_level), np.ascontiguousarray(take_level), next_open, costs,
-        float(settings.initial_capital), settings.financing_rate / periods)
+        float(settings.initial_capital), settings.financing_rate / periods,
+        np.ascontiguousarray(contract_price))
     return _result(index, names, settings, equity, held, value_of, costs_of, margin_cuts,
                    trade_rows, close, all(whole), margin_used)
 
