@@ -150,3 +150,15 @@ def test_bad_inputs_raise_one_line_errors(bars, position, options, message):
 def test_misaligned_series_is_rejected(bars):
     with pytest.raises(EngineError, match="indexed differently"):
         backtest(bars, pd.Series([1.0] * 5))
+
+
+def test_the_engine_checks_a_frame_like_the_loader():
+    from meridian.exceptions import DataError
+
+    index = pd.date_range("2024-01-01", periods=5, freq="D")
+    frame = pd.DataFrame({"Open": [1.0, 2, 3, 4, 5], "Close": [1.0, 2, 3, 4, 5]}, index=index)
+    assert len(backtest(frame, pd.Series(1.0, index=index)).equity) == 5  # Open, Close enough
+    with pytest.raises(DataError, match=r"data row 1 \(2024-01-04\): the index runs newest"):
+        backtest(frame.iloc[::-1], pd.Series(1.0, index=index[::-1]))
+    with pytest.raises(DataError, match=r"data row 2 \(2024-01-03\): Close is inf"):
+        backtest(frame.assign(Close=[1.0, 2, np.inf, 4, 5]), pd.Series(1.0, index=index))

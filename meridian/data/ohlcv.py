@@ -385,7 +385,7 @@ def _check_bars(out: Mapping[str, pd.Series | np.ndarray],
     """Finite positive prices, Low <= Open, Close <= High, Volume >= 0, COT_Index in [-1, 1]:
     the row-wise rules every bar obeys, for a file's rows and a DataFrame's alike."""
     values = {name: np.asarray(column, dtype=float) for name, column in out.items()}
-    for canon in PRICE_COLUMNS:
+    for canon in (c for c in PRICE_COLUMNS if c in values):  # the engine asks for Open, Close
         column = values[canon]
         bad = ~np.isfinite(column)
         if bad.any():
@@ -401,18 +401,8 @@ def _check_bars(out: Mapping[str, pd.Series | np.ndarray],
                 f"{canon} {_fmt_num(column[i])} is not positive; prices must be "
                 "> 0 (back-adjusted series that go negative need an offset)",
             )
-    o, h, lo, c = (values[k] for k in PRICE_COLUMNS)
-    checks = [
-        (h < lo, lambda i: f"High {_fmt_num(h[i])} is below Low {_fmt_num(lo[i])}"),
-        (h < np.maximum(o, c), lambda i: f"High {_fmt_num(h[i])} is below "
-            f"{'Open' if o[i] >= c[i] else 'Close'} {_fmt_num(max(o[i], c[i]))}"),
-        (lo > np.minimum(o, c), lambda i: f"Low {_fmt_num(lo[i])} is above "
-            f"{'Open' if o[i] <= c[i] else 'Close'} {_fmt_num(min(o[i], c[i]))}"),
-    ]  # fmt: skip
-    for mask, describe in checks:
-        if mask.any():
-            i = int(np.argmax(mask))
-            raise fail(i, f"{describe(i)}; every bar needs Low <= Open, Close <= High")
+    if all(k in values for k in PRICE_COLUMNS):
+        _check_ranges(*(values[k] for k in PRICE_COLUMNS), fail)
     for name in ("Volume", "OpenInterest"):
         counts = values.get(name)
         if counts is not None and ((counts < 0) | np.isinf(counts)).any():
@@ -430,6 +420,22 @@ def _check_bars(out: Mapping[str, pd.Series | np.ndarray],
                 f"COT_Index {_fmt_num(cot[i])} is outside [-1, 1]; "
                 "rescale a 0..100 Williams index with x / 50 - 1",
             )
+
+
+def _check_ranges(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
+                  fail: Callable[[int, str], DataError]) -> None:
+    """Low <= Open, Close <= High on every bar."""
+    checks = [
+        (h < lo, lambda i: f"High {_fmt_num(h[i])} is below Low {_fmt_num(lo[i])}"),
+        (h < np.maximum(o, c), lambda i: f"High {_fmt_num(h[i])} is below "
+            f"{'Open' if o[i] >= c[i] else 'Close'} {_fmt_num(max(o[i], c[i]))}"),
+        (lo > np.minimum(o, c), lambda i: f"Low {_fmt_num(lo[i])} is above "
+            f"{'Open' if o[i] <= c[i] else 'Close'} {_fmt_num(min(o[i], c[i]))}"),
+    ]  # fmt: skip
+    for mask, describe in checks:
+        if mask.any():
+            i = int(np.argmax(mask))
+            raise fail(i, f"{describe(i)}; every bar needs Low <= Open, Close <= High")
 
 
 def _time_order(
@@ -479,11 +485,13 @@ _CLASS_NAMES = ("intraday", "daily", "weekly", "monthly")
 _MIXED_RUN = 20  # consecutive steps of one spacing that make a stretch of that frequency
 
 
-def check_frame(frame: object, label: str = "data", min_bars: int = MIN_BARS) -> pd.DataFrame:
+def check_frame(frame: object, label: str = "data", min_bars: int = MIN_BARS,
+                required: tuple[str, ...] = PRICE_COLUMNS) -> pd.DataFrame:
     """The checks a file gets from :func:`load_ohlcv`, for bars built in code: a DataFrame
     (not a Series) on an ascending, unique ``DatetimeIndex`` with numeric ``Open, High, Low,
     Close`` (finite, > 0, Low <= Open, Close <= High), ``Volume`` >= 0 and ``COT_Index`` in
-    [-1, 1] when present, one bar frequency, and at least ``min_bars`` bars. Each failure is a
+    [-1, 1] when present, one bar frequency, and at least ``min_bars`` bars (the engine itself
+    asks only for ``required`` Open and Close, and one bar). Each failure is a
     one-line :class:`DataError` naming the row (0-based) and its date. The frame is returned
     as given, other columns included: a strategy may read them."""
     if isinstance(frame, pd.Series):
@@ -499,7 +507,7 @@ def check_frame(frame: object, label: str = "data", min_bars: int = MIN_BARS) ->
                 else "index the frame by its bars' timestamps with pd.to_datetime")
         raise DataError(f"{label}: the index is a {type(index).__name__}, not timestamps; bars "
                         f"need a DatetimeIndex ({hint})")
-    missing = [name for name in PRICE_COLUMNS if name not in frame.columns]
+    missing = [name for name in required if name not in frame.columns]
     if missing:
         found = ", ".join(map(str, frame.columns)) or "none"
         raise DataError(f"{label}: missing column(s) {', '.join(missing)}; found: {found}; "
@@ -511,7 +519,7 @@ def check_frame(frame: object, label: str = "data", min_bars: int = MIN_BARS) ->
         return DataError(f"{label} row {i}{when}: {problem}")
 
     columns = {}
-    for name in (*PRICE_COLUMNS, *_OPTIONAL):
+    for name in (*required, *(c for c in (*PRICE_COLUMNS, *_OPTIONAL) if c not in required)):
         if name not in frame.columns:
             continue
         column = frame[name]

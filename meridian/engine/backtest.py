@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from meridian.data.ohlcv import check_frame
 from meridian.engine._simulate import Simulation, simulate
 from meridian.engine._trades import TradeArrays, closed_trades, trades_from_rows
 from meridian.engine.instrument import Instrument
@@ -162,6 +163,7 @@ def backtest(data: pd.DataFrame, position, settings: RunSettings | None = None,
     ``financing_rate`` a year. Equity reaching zero ends trading (ruin, exit reason ``ruin``).
     Without any of these the vectorized engine (:mod:`meridian.engine._simulate`) runs.
     """
+    check_frame(data, min_bars=1, required=("Open", "Close"))
     target = as_positions(position, data.index)
     return backtest_batch(data, target[:, None], RunSettings.of(settings, **options))
 
