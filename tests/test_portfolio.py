@@ -70,6 +70,23 @@ def test_one_market_equals_the_single_market_engine(options):
                                    atol=1e-6)
 
 
+
+def test_contracts_of_a_rolled_series_are_counted_at_its_unadjusted_price():
+    """A back-adjusted series (meridian data roll) carries each contract's own close: both
+    engines size whole contracts on it, and agree."""
+    rolled = SAMPLE.assign(UnadjustedClose=SAMPLE["Close"] * np.where(
+        SAMPLE.index < "2018-01-01", 1.3, 1.0))
+    position = sma_position(SAMPLE)
+    contract = {"multiplier": 50.0, "tick_size": 0.25}
+    single = backtest(rolled, position, **contract)
+    unadjusted = backtest(SAMPLE, position, **contract)
+    early = single.trades["entry_time"] < "2018-01-01"
+    assert (single.trades["contracts"][early] < unadjusted.trades["contracts"][early]).all()
+    portfolio = backtest_portfolio({"X": rolled}, {"X": position},
+                                   RunSettings.of(sizing="equal_weight"), contracts={"X": contract})
+    np.testing.assert_allclose(portfolio.equity.to_numpy(), single.equity.to_numpy(),
+                               rtol=1e-12, atol=1e-9)
+
 def test_one_market_universe_equals_run_backtest(tmp_path):
     data = tmp_path / "x.csv"
     SAMPLE.to_csv(data)
