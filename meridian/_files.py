@@ -18,10 +18,24 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from meridian.exceptions import DataError
+
 try:  # POSIX: serialize concurrent writers of the same file
     import fcntl
 except ImportError:  # pragma: no cover - Windows: atomic replace alone
     fcntl = None
+
+
+MAX_UNPACKED = 1 << 30
+"""Bytes a compressed input (a .gz price file, a COT zip) may unpack to: ~15 million bars of
+CSV, far beyond any real file, so a decompression bomb is refused before memory fills."""
+
+
+def check_unpacked(size: int, label: str) -> None:
+    """One line when ``size`` (bytes unpacked so far, or declared) passes :data:`MAX_UNPACKED`."""
+    if size > MAX_UNPACKED:
+        raise DataError(f"{label}: unpacks to more than {MAX_UNPACKED >> 20:,} MiB; refusing it "
+                        "(a decompression bomb?); unpack it yourself if it is real")
 
 
 def file_mode() -> int:

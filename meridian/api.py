@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import pandas as pd
 from meridian._files import file_sha256
 from meridian.data import resolve_data
 from meridian.engine import backtest, compute_metrics
+from meridian.parameters import check_windows
 from meridian.record import RunRecord, data_provenance, environment, markets_provenance
 from meridian.settings import NAMES as SETTING_NAMES
 from meridian.settings import RunSettings
@@ -78,7 +79,8 @@ def run_backtest(
     merged = strategy_parameters(module, params, source.name)
     result = backtest_signals(module.signals, merged, strategy_name=source.name,
                               initial_capital=initial_capital, data=data, settings=settings,
-                              exits=getattr(module, "exits", None), **engine_options)
+                              exits=getattr(module, "exits", None),
+                              windows=getattr(module, "WINDOWS", ()), **engine_options)
     return _from_module(result, module, source, merged)
 
 
@@ -101,16 +103,20 @@ def backtest_signals(
     raise_errors: bool = False,
     settings: RunSettings | Mapping[str, Any] | None = None,
     exits: Callable[..., Any] | None = None,
+    windows: Sequence[str] = (),
     **engine_options: Any,
 ) -> RunRecord:
     """``signals(data, **params)`` → engine → metrics: the path every backtest takes, whether
     the function comes from a strategy module or from a notebook cell (``%%backtest``).
     ``exits(data, **params)``, when given, returns price levels (``{"stop_loss": Series}``)
-    that replace those settings. Each function gets the ``params`` it accepts. An exception in
+    that replace those settings. Each function gets the ``params`` it accepts. ``windows``
+    names the parameters counted in bars (the strategy's ``WINDOWS``): one longer than the data
+    is a ParameterError (:func:`~meridian.parameters.check_windows`). An exception in
     the strategy or the engine becomes a failed result, unless ``raise_errors`` (a notebook's
     cell should fail where the error is)."""
     run = _settings(settings, initial_capital, engine_options)
     frame = resolve_data(data)
+    warnings = check_windows(params, windows, len(frame), strategy_name)
     result = RunRecord(
         run_id=os.environ.get(RUN_ID_VARIABLE) or str(uuid.uuid4()),
         timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -120,6 +126,7 @@ def backtest_signals(
         prices=frame,
     )
     result.logs.append(f"{len(frame)} bars from {frame.index[0]} to {frame.index[-1]}")
+    result.logs += warnings
     if "COT_Index" not in frame.columns:
         result.logs.append("the data has no COT_Index column: COT filter off")
     try:
@@ -163,7 +170,7 @@ def run_portfolio(
     merged = strategy_parameters(module, params, source.name)
     result = portfolio_signals(module.signals, merged, universe, strategy_name=source.name,
                                settings=settings, exits=getattr(module, "exits", None),
-                               **engine_options)
+                               windows=getattr(module, "WINDOWS", ()), **engine_options)
     return _from_module(result, module, source, merged)
 
 
@@ -176,12 +183,13 @@ def portfolio_signals(
     raise_errors: bool = False,
     settings: RunSettings | Mapping[str, Any] | None = None,
     exits: Callable[..., Any] | None = None,
+    windows: Sequence[str] = (),
     **engine_options: Any,
 ) -> RunRecord:
     """:func:`backtest_signals` for a universe: ``signals`` (and ``exits``) on each market's
-    bars, one account for all (see :func:`run_portfolio`). Bad universe files and bad
-    settings raise before anything runs; a failing strategy is a failed result unless
-    ``raise_errors``."""
+    bars, one account for all (see :func:`run_portfolio`). Bad universe files, bad
+    settings and ``windows`` longer than the longest market raise before anything runs; a
+    failing strategy is a failed result unless ``raise_errors``."""
     from meridian.engine.portfolio import backtest_portfolio
     from meridian.universe import load_universe
 
@@ -189,6 +197,7 @@ def portfolio_signals(
     base = None if settings is None else RunSettings.of(settings)
     run = chosen.settings(base, **engine_options)
     frames = chosen.frames()
+    warnings = check_windows(params, windows, max(map(len, frames.values())), strategy_name)
     result = RunRecord(
         run_id=os.environ.get(RUN_ID_VARIABLE) or str(uuid.uuid4()),
         timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -198,6 +207,7 @@ def portfolio_signals(
         universe=chosen.provenance(),
     )
     result.logs.append(f"universe {chosen.name}: {len(frames)} markets ({', '.join(frames)})")
+    result.logs += warnings
     try:
         positions, levels = market_positions(signals, exits, frames, params)
         outcome = backtest_portfolio(frames, positions, run, contracts=chosen.contracts(),
@@ -238,15 +248,17 @@ def notebook_backtest(signals: Callable[..., Any], namespace: Mapping[str, Any],
     options = {name: namespace[name] for name in SETTING_NAMES if name in namespace}
     options.update(settings)  # e.g. a price level as the stop
     name = strategy_name or os.environ.get("MERIDIAN_STRATEGY") or "notebook"
+    windows = namespace.get("WINDOWS") or ()  # the export cell's, as a module has them
     universe = os.environ.get(UNIVERSE_VARIABLE) or namespace.get("universe")
     if universe:  # --universe, or the notebook's own: the file's settings over the notebook's
         given = set(os.environ.get("MERIDIAN_CHANGED", "").split(",")) | set(settings)
         base = {key: value for key, value in options.items() if key not in given}
         return portfolio_signals(signals, params, universe, strategy_name=name,
                                  raise_errors=True, exits=exits, settings=base,
+                                 windows=windows,
                                  **{key: options[key] for key in options if key in given})
     return backtest_signals(signals, params, strategy_name=name, data=data, kind="notebook",
-                            raise_errors=True, exits=exits, **options)
+                            raise_errors=True, exits=exits, windows=windows, **options)
 
 
 def quick_backtest(strategy_name: str, **params: Any) -> RunRecord:

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from meridian.exceptions import MeridianError
+from meridian.exceptions import MeridianError, shown
 from meridian.settings import NAMES as SETTING_NAMES
 
 
@@ -26,6 +26,12 @@ class _Group(click.Group):
         except MeridianError as error:
             click.echo(f"meridian: error: {error}", err=True)
             sys.exit(error.exit_code)
+        except OSError as error:  # a path the system refuses: permission, too long, read-only
+            where = str(error.filename or "")
+            where = where if len(where) <= 80 else shown(where)
+            click.echo(f"meridian: error: {error.strerror or error}"
+                       f"{': ' + where if where else ''}", err=True)
+            sys.exit(2)
         except KeyboardInterrupt as interrupt:
             click.echo("meridian: interrupted", err=True)
             sys.exit(exit_code(interrupt))

@@ -75,3 +75,10 @@ class NotebookNotFoundError(MeridianError, LookupError):
 
 class UniverseError(MeridianError, ValueError):
     """A universe file (``universes/NAME.toml``) that cannot be traded as written."""
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """``value`` as an error message quotes it: its repr, cut to ``limit`` characters, so a
+    5,000-character name or path still makes a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(str(value)):,} characters)"

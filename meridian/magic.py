@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import html
+import shlex
 from typing import Any
 
 import pandas as pd
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from meridian.authoring.extract import signals_defaults
 from meridian.exceptions import MeridianError
@@ -108,7 +109,11 @@ class BacktestMagics(Magics):
     @cell_magic
     def backtest(self, line: str, cell: str):
         """Backtest the ``signals`` function this cell defines; see the module docstring."""
-        args = parse_argstring(self.backtest, line)
+        try:  # POSIX quoting, as the ui writes the line: label='hello' is the text hello
+            argv = shlex.split(line)
+        except ValueError as error:
+            raise UsageError(f"the %%backtest line: {error}") from None
+        args = self.backtest.parser.parse_args(argv)
         try:
             return self._backtest(args, cell)
         except UsageError:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from meridian.exceptions import ParameterError
@@ -116,6 +116,11 @@ def coerce(name: str, value: Any, default: Any, owner: str) -> Any:
 
 def validate_params(defaults: dict[str, Any], overrides: dict[str, Any] | None, owner: str) -> dict:
     """Defaults merged with overrides; unknown names and ill-typed values raise ParameterError."""
+    if overrides is not None and not isinstance(overrides, Mapping):
+        example = next(iter(defaults), "name")
+        raise ParameterError(f"parameters for {owner} must be a dict of name → value, e.g. "
+                             f"{{{example!r}: ...}}; got a {type(overrides).__name__} "
+                             f"({str(overrides)[:40]!r})")
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(defaults))
     if unknown:
@@ -157,6 +162,35 @@ def check_ranges(values: dict[str, Any], ranges: dict[str, str], owner: str) -> 
         if not inside:
             raise ParameterError(f"{name}={value!r} is out of range for {owner}: it must lie "
                                  f"in {interval}")
+
+
+SHORT_WINDOW = 5
+"""A window of fewer bars than this (1–4) follows noise: allowed, with a warning."""
+
+
+def check_windows(values: Mapping[str, Any], windows: Iterable[str], bars: int,
+                  owner: str) -> list[str]:
+    """The parameters a strategy declares as ``WINDOWS`` (counted in bars: an offset, a moving
+    average's length) against the data: a window must leave
+    :data:`~meridian.data.ohlcv.MIN_BARS` bars to trade (``fld_offset=10**9`` on 3,392 bars is
+    refused in one line, not run into a result of nothing); a window of 1–4 bars is allowed
+    with a warning, returned as lines for the run's log."""
+    from meridian.data.ohlcv import MIN_BARS
+
+    warnings = []
+    for name in windows:
+        value = values.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if value > bars - MIN_BARS:
+            raise ParameterError(f"{name}={value:,} is too long for the data: {bars:,} bars "
+                                 f"leave room for a window of at most {max(bars - MIN_BARS, 0):,}"
+                                 f" ({MIN_BARS} bars to trade) in {owner}")
+        if value < SHORT_WINDOW:
+            warnings.append(f"warning: {name}={value} is a window of {value} bar"
+                            f"{'s' * (value != 1)}; windows under {SHORT_WINDOW} bars follow "
+                            "noise")
+    return warnings
 
 
 def check_dates(values: dict[str, Any]) -> None:

@@ -53,8 +53,9 @@ class RunSettings:
     :meth:`replace`.
     """
 
-    initial_capital: float = _setting(100_000.0, "starting equity, in account currency",
-                                      "(0, inf)")
+    initial_capital: float = _setting(100_000.0, "starting equity, in account currency (up to "
+                                      "1e15: beyond, equity × returns overflows float64 and "
+                                      "metrics turn inf)", "(0, 1e15]")
     commission: float = _setting(0.0, "fraction of traded notional paid on every fill",
                                  "[0, 0.5)")
     slippage: float = _setting(0.0, "fraction by which every fill price moves against you",
@@ -133,6 +134,9 @@ class RunSettings:
         literal); an :class:`~meridian.engine.instrument.Instrument` may stand for the four
         contract fields as ``instrument``. Unknown names are one line listing the valid ones."""
         base = values if isinstance(values, RunSettings) else None
+        if base is None and values is not None and not isinstance(values, Mapping):
+            raise SettingError(f"run settings must be a RunSettings or a dict of name → value, "
+                               f"got a {type(values).__name__} ({str(values)[:40]!r})")
         given = dict(more) if base is not None else {**dict(values or {}), **more}
         instrument = given.pop("instrument", None)
         if instrument is not None:

@@ -10,6 +10,7 @@ extras listed in :data:`RECORD_DEFAULTS`). Saving writes the run's file
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
@@ -18,7 +19,7 @@ from typing import Any
 
 from meridian._files import locked, write_atomic
 from meridian.engine.metrics import METRIC_NAMES, metric_info
-from meridian.exceptions import RegistryError, RunNotFoundError
+from meridian.exceptions import ParameterError, RegistryError, RunNotFoundError
 from meridian.registry.backup import backup_registry, keep_deleted_run
 from meridian.registry.db import ANNOTATIONS_SQL, Registry
 from meridian.registry.rebuild import rebuild_registry, record_from_notebook
@@ -53,6 +54,8 @@ def save_run(record: Mapping[str, Any], output_dir: PathLike | None = None) -> s
     A replaced run keeps its original insertion position, so re-saving a ``running`` run as
     ``success`` does not reorder runs that share its timestamp.
     """
+    if not isinstance(record, Mapping):
+        raise RegistryError(f"a run record must be a dict, got {type(record).__name__}")
     registry = Registry(output_dir)
     with _run_lock(registry.output_dir, record):
         annotations = registry.save(record)  # validates first: a bad record writes nothing
@@ -184,6 +187,28 @@ def _param_clause(key: str, value: Any) -> tuple[str, list]:
     return "json_extract(params, ?) = ?", [path, clean_json(value, key)]
 
 
+def _mapping(value: Any, what: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ParameterError(f"{what} must be a dict of name → value, got a "
+                             f"{type(value).__name__}")
+    return value
+
+
+def metric_bound(value: Any, what: str) -> float:
+    """A metric threshold as a finite float; text, NaN and infinities are one line (NaN
+    would silently match nothing)."""
+    try:
+        bound = float(value)
+    except (TypeError, ValueError):
+        bound = math.nan
+    if isinstance(value, bool) or not math.isfinite(bound):
+        raise ParameterError(f"{what}={value!r} is not a finite number; give a threshold like "
+                             "1.0")
+    return bound
+
+
 def search_runs(
     strategy: str | None = None,
     status: str | None = None,
@@ -213,15 +238,15 @@ def search_runs(
     if until is not None:
         clauses.append("timestamp <= ?")
         args.append(normalize_timestamp(until))
-    for key, value in (params or {}).items():
+    for key, value in _mapping(params, "params").items():
         clause, clause_args = _param_clause(str(key), value)
         clauses.append(clause)
         args.extend(clause_args)
     for bounds, op, what in ((metric_min, ">=", "metric_min"), (metric_max, "<=", "metric_max")):
-        for name, bound in (bounds or {}).items():
+        for name, bound in _mapping(bounds, what).items():
             _check_metric(registry, name, what)
             clauses.append(f"json_extract(metrics, ?) {op} ?")
-            args.extend([_json_path(name, "metric"), float(bound)])
+            args.extend([_json_path(name, "metric"), metric_bound(bound, f"{what} {name}")])
     order = ""
     if sort is not None:
         order, order_args = _sort_clause(registry, sort)

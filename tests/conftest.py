@@ -106,6 +106,13 @@ def page_text(out: Path) -> str:
     return "\n".join(parts)
 
 
+def default_signals() -> None:
+    """``preexec_fn`` of a child a test will signal: SIGINT back to its default, so Ctrl-C
+    tests pass when the suite itself runs with SIGINT ignored (as any background job does,
+    and Python keeps an inherited SIG_IGN)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Server:
     """A running `meridian ui --port 0 --no-browser`, its URL and token."""
 
@@ -114,7 +121,7 @@ class Server:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "meridian.cli", "ui", "--port", "0", "--no-browser",
              "--output-dir", str(out)], cwd=cwd, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True)
+            stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
         line = ""
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

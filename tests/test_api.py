@@ -58,8 +58,8 @@ def test_to_dict_is_json_and_round_trips():
 
 
 def test_undefined_metrics_become_null_in_json():
-    flat = load_sample().iloc[:25]  # no trade: fld_offset=50 needs more bars
-    result = run_backtest("fld", {"fld_offset": 50}, data=flat)
+    flat = load_sample().iloc[:100].assign(Open=100.0, High=100.0, Low=100.0, Close=100.0)
+    result = run_backtest("fld", {"fld_offset": 50}, data=flat)  # no cross, no trade
     payload = result.to_dict()
     assert payload["metrics"]["sharpe_ratio"] is None
     assert math.isnan(BacktestResult.from_dict(payload).metrics["sharpe_ratio"])

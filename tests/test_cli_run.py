@@ -124,6 +124,14 @@ def _bad_yaml(tmp_path: Path) -> Path:
     return path
 
 
+def _yaml_bomb(tmp_path: Path) -> Path:
+    path = tmp_path / "bomb.yaml"
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 9)}]" for n in range(1, 9)]
+    path.write_text("\n".join(lines) + "\n")  # 9**9 strings if aliases were expanded
+    return path
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -137,9 +145,21 @@ def _bad_yaml(tmp_path: Path) -> Path:
         (lambda t: ["run", "fld", "-p", "data_path", str(_bad_data(t))],
          "prices.csv line 3 (2020-01-02): High"),
         (lambda t: ["run", "fld", "-f", str(_bad_yaml(t))], "params.yaml line 2: not valid YAML"),
+        (lambda t: ["run", "fld", "-f", str(_yaml_bomb(t))],
+         "aliases (*name) are not allowed in a parameters file"),
+        (lambda t: ["run", "fld", "fld_offset=1000000000"],
+         "fld_offset=1,000,000,000 is too long for the data: 3,392 bars leave room for a "
+         "window of at most 3,372"),
+        (lambda t: ["run", "sma_cross", "slow=100000"], "slow=100,000 is too long for the data"),
+        (lambda t: ["run", "fld", "initial_capital=1e308"],
+         "initial_capital=1e+308 is out of range"),
+        (lambda t: ["run", "a" * 5000], "unknown strategy"),
+        (lambda t: ["run", "fld", f"data_path={'a' * 5000}.csv"],
+         "data_path: 'aaaa"),
     ],
     ids=["unknown-strategy", "unknown-parameter", "ill-typed", "missing-data", "malformed-data",
-         "malformed-yaml"],
+         "malformed-yaml", "yaml-bomb", "window-longer-than-data", "slow-100000",
+         "capital-1e308", "long-notebook-name", "long-data-path"],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, outputs, tmp_path):
     result = meridian(*args(tmp_path), "--output-dir", str(outputs))
@@ -147,6 +167,13 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, outputs,
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("meridian: error: ") and message in lines[0]
     assert not (outputs / "runs").exists()
+
+
+def test_init_where_nothing_can_be_written_is_one_line(tmp_path):
+    result = meridian("init", "/proc/x")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "meridian: error: No such file or directory: /proc/x"]
 
 
 def test_eight_runs_started_at_once_are_eight_rows(outputs):
@@ -195,3 +222,27 @@ def test_a_run_killed_mid_execution_leaves_a_working_registry(outputs):
     deleted = meridian("runs", "delete", killed["run_id"][:8], "-y", "--output-dir",
                        str(outputs))
     assert deleted.returncode == 0 and len(load_all_runs(outputs)) == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (lambda t: ["--data", str(_one_bar(t))], "one.csv has 1 bar; a backtest needs at least 20"),
+        (lambda t: ["--capital", "inf"], "initial_capital=inf is out of range"),
+        (lambda t: ["--set", "initial_capital=1e308"], "initial_capital=1e+308 is out of range"),
+    ],
+    ids=["one-bar", "capital-inf", "capital-1e308"],
+)
+def test_backtest_and_sweep_refuse_the_same_things(extra, message, tmp_path, outputs):
+    for command in (["backtest", "fld"], ["sweep", "fld", "--grid", "fld_offset=5,6"]):
+        result = meridian(*command, *extra(tmp_path), env={"MERIDIAN_HOME": str(outputs)})
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and message in lines[0], \
+            (command, lines)
+    assert load_all_runs(outputs) == [] and not (outputs / "sweeps").exists()
+
+
+def _one_bar(tmp_path: Path) -> Path:
+    path = tmp_path / "one.csv"
+    path.write_text("Date,Open,High,Low,Close\n2020-01-02,1,2,0.5,1\n")
+    return path

@@ -291,3 +291,16 @@ def test_disaggregated_and_tff_reports_with_a_trader_group(tmp_path: Path) -> No
         read_cot(tff, group="whales")
     with pytest.raises(DataError, match="close matches: GOLD - COMMODITY EXCHANGE INC."):
         read_cot(disagg, "GOLF", group="managed_money")
+
+
+def test_a_zip_that_unpacks_past_the_limit_is_refused_before_reading(tmp_path: Path) -> None:
+    path = tmp_path / "deacot2024.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive, \
+            archive.open("annual.txt", "w", force_zip64=True) as member:
+        member.write(b"Market_and_Exchange_Names,As_of_Date_In_Form_YYMMDD\n")
+        block = b" " * (16 << 20)
+        for _ in range(65):  # 1.02 GiB declared in the zip's directory
+            member.write(block)
+    assert path.stat().st_size < 20 << 20
+    with pytest.raises(DataError, match=r"deacot2024.zip: unpacks to more than 1,024 MiB"):
+        read_cot(path)

@@ -378,3 +378,26 @@ def test_bar_frequency_in_words(freq, words):
     from meridian.data.ohlcv import bar_frequency
 
     assert bar_frequency(pd.date_range("2020-01-01", periods=50, freq=freq)) == words
+
+
+def test_a_gzip_bomb_is_refused_before_it_is_unpacked_into_memory(tmp_path):
+    import resource
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
+    parts = [packer.compress(b"Date,Open,High,Low,Close\n")]
+    newlines = b"\n" * (16 << 20)
+    parts += [packer.compress(newlines) for _ in range(66)]  # 1.03 GiB of blank lines
+    path = tmp_path / "prices.csv.gz"
+    path.write_bytes(b"".join(parts) + packer.flush())
+    assert path.stat().st_size < 2 << 20
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert "prices.csv.gz: unpacks to more than 1,024 MiB; refusing it" in error_of(path)
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kib < 200 * 1024  # streamed and counted, never held
+
+
+def test_a_broken_gzip_is_one_line(tmp_path):
+    path = tmp_path / "prices.csv.gz"
+    path.write_bytes(b"\x1f\x8b\x08\x00garbage")
+    assert "prices.csv.gz: not a readable gzip file" in error_of(path)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, meridian
+from conftest import ROOT, default_signals, meridian
 
 from meridian.registry.sweeps import list_sweeps, load_sweep
 from meridian.storage import load_all_runs, save_run
@@ -29,7 +29,7 @@ BIG_GRID = ["--grid", "fld_offset=1:150:1", "--grid", "cot_threshold=-1:1:0.01"]
 def _start(*args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "meridian.cli", *args], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
+                            env={**os.environ, **(env or {})}, preexec_fn=default_signals)
 
 
 def _wait_for(predicate, seconds: float = 120.0) -> None:

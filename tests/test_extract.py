@@ -153,6 +153,19 @@ def test_another_strategys_module_is_never_replaced_silently(project):
     assert target.read_text() == before
 
 
+def test_a_new_module_named_after_another_notebook_is_refused(project):
+    target = project / "strategies" / "sma_cross.py"
+    assert not target.exists()
+    clash = build(project / "notebooks" / "fld.py", "strategies/sma_cross.py")
+    with pytest.raises(ExtractError, match="strategies/sma_cross.py would be the module of "
+                                           "notebooks/sma_cross.py, not of notebooks/fld.py"):
+        write(clash)
+    assert not target.exists()
+    assert write(clash, force=True) and "Generated from notebooks/fld.py" in target.read_text()
+    own = build(project / "notebooks" / "fld.py", "strategies/fld_variant.py")
+    assert write(own)  # a name no notebook has is the user's choice
+
+
 def test_outside_a_project_extract_says_so(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ProjectError, match="meridian init"):

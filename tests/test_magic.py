@@ -172,3 +172,19 @@ def test_a_bad_data_frame_in_the_namespace_is_one_line(shell, tmp_path):
     assert "\n" not in str(error.value)
     assert load_all_runs(tmp_path / "outputs") == []
     shell.user_ns.pop("data")
+
+
+def test_a_text_parameter_survives_the_line_the_ui_writes(shell):
+    """Run as Backtest quotes values as POSIX shell words (label='hello' → 'label='"'"'…');
+    the magic reads them back as the same values."""
+    from meridian.pipeline.session import magic_line
+
+    cell = ("import pandas as pd\n"
+            "def signals(data, label='x', note='a b', count=1):\n"
+            "    return pd.Series(1.0, index=data.index)\n")
+    line = magic_line(name="demo", notebook="notebooks/demo.py", cell_index=3,
+                      params={"label": "hello", "note": "it's \"quoted\" text", "count": 4})
+    _run(shell, line.removeprefix("%%backtest ") + " --no-save", cell)
+    result = shell.user_ns["_backtest"]
+    assert result.params == {"label": "hello", "note": "it's \"quoted\" text", "count": 4}
+    assert result.code["notebook"] == "notebooks/demo.py"

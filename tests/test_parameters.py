@@ -70,3 +70,34 @@ def test_malformed_assignments_are_one_line_errors(items, message):
 def test_unbalanced_quotes_are_an_error():
     with pytest.raises(ParameterError, match="No closing quotation"):
         split_words('cot_market="CRUDE OIL')
+
+
+def test_windows_longer_than_the_data_are_refused_and_short_ones_warned():
+    from meridian.parameters import check_windows
+
+    with pytest.raises(ParameterError, match=r"fld_offset=1,000,000,000 is too long for the "
+                                             r"data: 3,392 bars leave room for a window of at "
+                                             r"most 3,372 \(20 bars to trade\) in fld"):
+        check_windows({"fld_offset": 10**9}, ["fld_offset"], 3392, "fld")
+    assert check_windows({"fld_offset": 3372}, ["fld_offset"], 3392, "fld") == []
+    (line,) = check_windows({"fast": 2, "slow": 30}, ["fast", "slow"], 3392, "sma_cross")
+    assert line == "warning: fast=2 is a window of 2 bars; windows under 5 bars follow noise"
+    assert check_windows({"label": "x", "on": True}, ["label", "on", 7], 3392, "s") == []
+
+
+def test_parameters_that_are_not_a_dict_are_one_line():
+    from meridian import run_backtest
+
+    with pytest.raises(ParameterError, match=r"parameters for fld must be a dict of name → "
+                                             r"value, e\.g\. \{'fld_offset': \.\.\.\}; got a str "
+                                             r"\('fld_offset=3'\)"):
+        run_backtest("fld", params="fld_offset=3")
+
+
+def test_a_short_window_runs_with_a_warning_in_its_log():
+    from meridian import run_backtest
+
+    result = run_backtest("fld", {"fld_offset": 3})
+    assert result.status == "success"
+    assert "warning: fld_offset=3 is a window of 3 bars; windows under 5 bars follow noise" \
+        in result.logs

@@ -3,8 +3,6 @@ a dead kernel is replaced, a slow cell is interrupted. A real kernel throughout.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from meridian.pipeline.session import KERNEL_DIED, Session, session_env
@@ -59,11 +57,14 @@ def test_errors_are_one_line(warm):
 
 
 def test_a_slow_cell_is_interrupted(warm):
-    warm.timeout = 2.0
-    started = time.monotonic()
-    slow = _run(warm, [(1, "COUNTER = [0]"), (2, "import time; time.sleep(60)")])
+    """Only the slow cell meets the short limit (the kernel start and the first run do not),
+    and no wall-clock margin is asserted: pytest-timeout fails a cell that never stops."""
+    assert _run(warm, [(1, "COUNTER = [0]")]).error is None
+    default, warm.timeout = warm.timeout, 2.0
+    slow = _run(warm, [(1, "COUNTER = [0]"), (2, "import time; time.sleep(600)")])
     assert "ran longer than 2 s and was interrupted" in slow.error
-    assert time.monotonic() - started < 30
+    assert slow.ran_cells == []  # cell 1 had run: only the slow one ran, and was stopped
+    warm.timeout = default
     assert _run(warm, [(1, "COUNTER = [0]")]).error is None  # usable again
 
 

@@ -705,3 +705,42 @@ def test_two_processes_tagging_one_run_at_once_lose_nothing(out):
     expected = {f"{prefix}{i}" for prefix in "ab" for i in range(25)}
     assert set(load_run_by_id(record["run_id"], out)["tags"]) == expected
     assert set(_file(out, record["run_id"])["tags"]) == expected
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda out: save_run(make_record(params="fld_offset=3"), out),
+         "run record's 'params' must be a dict"),
+        (lambda out: save_run(make_record(metrics=[1.0]), out),
+         "run record's 'metrics' must be a dict"),
+        (lambda out: save_run(5, out), "a run record must be a dict, got int"),
+        (lambda out: search_runs(metric_min={"sharpe_ratio": "abc"}, output_dir=out),
+         "metric_min sharpe_ratio='abc' is not a finite number"),
+        (lambda out: search_runs(metric_min={"sharpe_ratio": math.nan}, output_dir=out),
+         "metric_min sharpe_ratio=nan is not a finite number"),
+        (lambda out: search_runs(metric_max={"sharpe_ratio": math.inf}, output_dir=out),
+         "metric_max sharpe_ratio=inf is not a finite number"),
+        (lambda out: search_runs(params=["fld_offset"], output_dir=out),
+         "params must be a dict of name → value, got a list"),
+    ],
+    ids=["params-text", "metrics-list", "not-a-dict", "threshold-text", "threshold-nan",
+         "threshold-inf", "params-list"],
+)
+def test_wrong_types_are_one_line_errors_and_write_nothing(out, call, message):
+    from meridian.exceptions import MeridianError
+
+    save_run(make_record(), out)
+    with pytest.raises(MeridianError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        call(out)
+    assert len(load_all_runs(out)) == 1
+
+
+def test_import_names_a_record_nested_too_deeply_without_running_out_of_stack(out, tmp_path):
+    from meridian.storage import import_runs
+
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" + "[" * 100_000 + "]" * 100_000 + "]")
+    with pytest.raises(RegistryError, match="nested too deeply"):
+        import_runs(deep, out)
+    assert load_all_runs(out) == []

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, meridian
+from conftest import ROOT, default_signals, meridian
 
 from meridian.api import run_backtest
 from meridian.data import load_sample
@@ -175,12 +175,14 @@ def test_cli_refuses_the_data_the_api_refuses(tmp_path):
         assert len(lines) == 1 and message in lines[0], lines
     assert not (tmp_path / "outputs" / "sweeps").exists()
 
+
 def test_ctrl_c_stops_cleanly_and_keeps_finished_work(tmp_path):
     out = tmp_path / "outputs"
     process = subprocess.Popen(
         [sys.executable, "-m", "meridian.cli", "sweep", "fld", "--grid", "fld_offset=1:150:1",
          "--grid", "cot_threshold=-1:1:0.01", "--workers", "2", "--output-dir", str(out)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_signals,
     )
     deadline = time.time() + 60
     line = ""
@@ -209,3 +211,16 @@ def test_runs_list_sweep_shows_the_combinations_best_first(local_sweep):
     assert f"fld_offset={best['fld_offset']}, cot_threshold={best['cot_threshold']}" in lines[1]
     unknown = meridian("runs", "list", "--sweep", "zzzzzzzz", "--output-dir", str(out))
     assert unknown.returncode == 2 and "no sweep 'zzzzzzzz'" in unknown.stderr
+
+
+def test_workers_are_capped_by_the_combinations_and_the_cores(tmp_path):
+    from meridian.sweep.executors import default_workers
+
+    out = tmp_path / "outputs"
+    result = run_sweep("fld", ["fld_offset=5,6"], workers=500, output_dir=out, progress=False)
+    assert result.status == "success" and len(result.table) == 2
+    (sweep,) = list_sweeps(out)
+    assert sweep["workers"] == min(2, default_workers())
+    for bad in (0, -3, 2.5, "4"):
+        with pytest.raises(ParameterError, match="a whole number of processes"):
+            run_sweep("fld", ["fld_offset=5,6"], workers=bad, output_dir=out, progress=False)

@@ -159,6 +159,9 @@ def test_bad_requests_are_one_line_errors(served):
     assert status == 400 and "multiplier=0.0 is out of range" in answer["error"]
     status, answer = server.request("/api/runs?sort=m:nonsense")
     assert status == 400 and "unknown metric 'nonsense'" in answer["error"]
+    for value in ("nan", "inf", "abc"):  # refused like the CLI does, not matching nothing
+        status, answer = server.request(f"/api/runs?metric=sharpe_ratio&op=gt&value={value}")
+        assert status == 400 and "is not a finite number" in answer["error"], answer
     status, answer = server.request("/api/delete", {"ids": [ids[0], "0000ffff"]})
     assert status == 404 and "0000ffff" in answer["error"]
     assert len(storage.load_all_runs(server.out)) == 3  # one unknown id deletes nothing
@@ -292,6 +295,8 @@ def test_huge_bodies_and_fields_are_refused(served):
     assert status == 400 and "at most 64 characters" in answer["error"]
     status, answer = server.request(f"/api/runs/{ids[0]}/tags", {"note": "n" * 10_001})
     assert status == 400 and "at most 10,000" in answer["error"]
+    deep = b'{"tags": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    assert _raw(server, f"/api/runs/{ids[0]}/tags", own, deep)[0] == 400  # not a crash
     assert storage.load_run_by_id(ids[0], server.out)["tags"] == []
 
 

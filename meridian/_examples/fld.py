@@ -64,6 +64,8 @@ from meridian.indicators import cross_state, median_price, shift, values
 
 # Checked before any run, sweep or backtest starts (a value outside is refused in one line).
 PARAM_RANGES = {"fld_offset": "[1, inf)", "cot_threshold": "[-1, 1]"}
+# Parameters counted in bars: each must leave the data 20 bars to trade.
+WINDOWS = ("fld_offset",)
 
 
 def fld_line(data: pd.DataFrame, fld_offset: int = 10) -> pd.Series:

@@ -53,6 +53,8 @@ from meridian.indicators import cross_state, sma
 
 # Checked before any run, sweep or backtest starts (a value outside is refused in one line).
 PARAM_RANGES = {"fast": "[1, inf)", "slow": "[2, inf)"}
+# Parameters counted in bars: each must leave the data 20 bars to trade.
+WINDOWS = ("fast", "slow")
 
 
 def signals(data: pd.DataFrame, fast: int = 10, slow: int = 20) -> pd.Series:

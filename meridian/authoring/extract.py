@@ -326,13 +326,33 @@ def diff(extraction: Extraction) -> str:
     ))
 
 
+def _refuse_another_notebooks_name(extraction: Extraction) -> None:
+    """A new module named after another notebook of the project (``--output
+    strategies/sma_cross.py`` from ``fld.py``) would make that strategy's name run this
+    notebook's code: refused, as replacing its module is."""
+    name = extraction.output.stem
+    if name == extraction.notebook.stem:
+        return
+    owners = [folder / f"{name}.py" for folder in project.notebook_dirs()]
+    other = next((path for path in owners if path.is_file()), None)
+    if other is not None:
+        raise ExtractError(f"{project.display_path(extraction.output)} would be the module of "
+                           f"{project.display_path(other)}, not of "
+                           f"{project.display_path(extraction.notebook)}; choose an --output "
+                           f"named after this notebook ({extraction.notebook.stem}.py), or "
+                           "--force")
+
+
 def write(extraction: Extraction, force: bool = False) -> bool:
     """Write the module atomically; False when it was already up to date.
 
-    A file that does not start with the generated header was written by hand: it is only
-    replaced with ``force``.
+    A file that does not start with the generated header was written by hand, and a module
+    named after another notebook belongs to that notebook: either is written only with
+    ``force``.
     """
     target = extraction.output
+    if not target.exists() and not force:
+        _refuse_another_notebooks_name(extraction)
     if target.exists():
         current = target.read_text()
         if current == extraction.text:

@@ -60,10 +60,11 @@ from meridian.exceptions import (
     MeridianError,
     NotebookEditError,
     NotebookNotFoundError,
+    ParameterError,
     PortInUseError,
     RunNotFoundError,
 )
-from meridian.storage import Registry, delete_runs, load_run_by_id, tag_run
+from meridian.storage import Registry, delete_runs, load_run_by_id, metric_bound, tag_run
 
 MAX_PAGE = 1_000
 MAX_BODY = 4 * 1024 * 1024
@@ -127,9 +128,9 @@ def query_runs(args: dict[str, str]) -> tuple[str, list[Any], str, list[Any]]:
     if args.get("metric"):
         op = OPS.get(args.get("op", ""))
         try:
-            bound = float(args.get("value", ""))
-        except ValueError:
-            raise UiError(400, f"threshold value {args.get('value')!r} is not a number") from None
+            bound = metric_bound(args.get("value", ""), "threshold value")
+        except ParameterError as error:
+            raise UiError(400, str(error)) from None
         if op is None:
             raise UiError(400, f"threshold op {args.get('op')!r}: use one of {', '.join(OPS)}")
         clauses.append(f"json_extract(metrics, ?) {op} ?")
@@ -351,8 +352,8 @@ class App:
             chunks.append(chunk)
         try:
             body = json.loads(b"".join(chunks) or b"{}")
-        except ValueError:
-            raise UiError(400, "the request body is not JSON") from None
+        except (ValueError, RecursionError):
+            raise UiError(400, "the request body is not JSON (or nests too deeply)") from None
         if not isinstance(body, dict):
             raise UiError(400, "the request body must be a JSON object")
         return body

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from meridian._files import file_sha256
+from meridian._files import check_unpacked, file_sha256
 from meridian.data.calendar import BUILT_IN, read_release_table, release_dates
 from meridian.data.ohlcv import DEFAULT_UNIT
 from meridian.exceptions import DataError, ParameterError
@@ -248,6 +248,7 @@ def _read_table(path: Path, group: str = "commercials") -> pd.DataFrame:
                         f"{label}: expected one .txt/.csv file inside the zip "
                         f"(like annual.txt), found {members or 'none'}"
                     )
+                check_unpacked(archive.getinfo(members[0]).file_size, label)
                 payload = archive.read(members[0])
         except zipfile.BadZipFile:
             raise DataError(f"{label}: not a valid zip archive") from None

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from meridian._files import write_atomic
+from meridian._files import check_unpacked, write_atomic
 from meridian.exceptions import DataError
 
 BASE_URL = "https://www.cftc.gov/files/dea/history/"
@@ -180,6 +180,7 @@ def _check_zip(body: bytes, url: str, path: Path) -> None:
     try:
         with zipfile.ZipFile(io.BytesIO(body)) as archive:
             names = [n for n in archive.namelist() if n.lower().endswith((".txt", ".csv"))]
+            check_unpacked(sum(info.file_size for info in archive.infolist()), url)
             broken = archive.testzip()
     except zipfile.BadZipFile:
         start = body[:40].decode("latin-1", errors="replace").strip()

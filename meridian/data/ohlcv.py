@@ -9,6 +9,7 @@ its date when readable, and what a valid value looks like.
 from __future__ import annotations
 
 import gzip
+import os
 import re
 import warnings
 from collections.abc import Callable, Mapping
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.api import guess_datetime_format
 
-from meridian._files import file_sha256
+from meridian._files import check_unpacked, file_sha256
 from meridian.exceptions import DataError
 
 PRICE_COLUMNS = ("Open", "High", "Low", "Close")
@@ -58,6 +59,9 @@ def load_ohlcv(path: str | Path) -> pd.DataFrame:
     in descending time order (some portals export newest first) is reversed; any other
     disorder is an error.
     """
+    if not isinstance(path, str | os.PathLike):
+        raise DataError(f"load_ohlcv takes the path of a CSV or Parquet file, got a "
+                        f"{type(path).__name__}")
     path = Path(path)
     label = str(path)
     if not path.is_file():
@@ -67,6 +71,8 @@ def load_ohlcv(path: str | Path) -> pd.DataFrame:
     if name.endswith(_PARQUET_SUFFIXES):
         raw, row_label = _read_parquet(path, label)
     elif name.endswith(_CSV_SUFFIXES) or "." not in name:
+        if name.endswith(".gz"):
+            _check_gzip(path, label)
         raw, row_label = _read_csv(path, label)
     else:
         raise DataError(
@@ -79,6 +85,19 @@ def load_ohlcv(path: str | Path) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- reading
+
+
+def _check_gzip(path: Path, label: str) -> None:
+    """A readable gzip that unpacks to at most :data:`~meridian._files.MAX_UNPACKED` bytes,
+    counted while streaming (nothing kept), before pandas unpacks it into memory."""
+    total = 0
+    try:
+        with gzip.open(path, "rb") as stream:
+            while chunk := stream.read(1 << 20):
+                total += len(chunk)
+                check_unpacked(total, label)
+    except (OSError, EOFError) as error:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"{label}: not a readable gzip file ({error})") from None
 
 
 def _norm(name: object) -> str:

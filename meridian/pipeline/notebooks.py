@@ -21,7 +21,7 @@ import nbformat
 
 from meridian import project
 from meridian._files import file_sha256
-from meridian.exceptions import ParameterError, StrategyNotFoundError
+from meridian.exceptions import ParameterError, StrategyNotFoundError, shown
 
 DEFAULT_KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 
@@ -67,7 +67,7 @@ def find_notebook(strategy: str) -> Path:
         if found is not None:
             return found.absolute()
     raise StrategyNotFoundError(
-        f"unknown strategy {strategy!r}; notebooks in {directories[0]} and the examples: "
+        f"unknown strategy {shown(strategy)}; notebooks in {directories[0]} and the examples: "
         f"{', '.join(list_notebooks()) or '(none)'}"
     )
 

@@ -9,11 +9,25 @@ from typing import Any
 import nbformat
 import yaml
 
-from meridian.exceptions import ParameterError
-from meridian.parameters import check_ranges, validate_params
+from meridian.exceptions import ParameterError, shown
+from meridian.parameters import check_ranges, check_windows, validate_params
 from meridian.pipeline.notebooks import Parameter, exported_constant
 from meridian.settings import NAMES as SETTING_NAMES
 from meridian.settings import RunSettings
+
+MAX_PARAMS_FILE = 1 << 20
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """YAML without aliases: ``*name`` repeats a value, so a few lines of nested aliases (a
+    "billion laughs") expand to gigabytes; a parameters file never needs them."""
+
+    def compose_node(self, parent, index):  # noqa: ANN001, ANN201 - PyYAML's signature
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.YAMLError(f"line {mark.line + 1}: aliases (*name) are not allowed in a "
+                                 "parameters file")
+        return super().compose_node(parent, index)
 
 
 def load_params_file(path: str | Path | None) -> dict[str, Any]:
@@ -23,8 +37,14 @@ def load_params_file(path: str | Path | None) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ParameterError(f"params file {path} does not exist")
+    if path.stat().st_size > MAX_PARAMS_FILE:
+        raise ParameterError(f"{path}: {path.stat().st_size:,} bytes; a parameters file is at "
+                             f"most {MAX_PARAMS_FILE >> 10} KiB of 'name: value' lines")
     try:
-        loaded = yaml.safe_load(path.read_text())
+        loaded = yaml.load(path.read_text(), Loader=_PlainLoader)  # noqa: S506 - safe, no aliases
+    except RecursionError:
+        raise ParameterError(f"{path}: values nested too deeply; expected lines like "
+                             "'fld_offset: 15'") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -62,13 +82,23 @@ def preflight(notebook: nbformat.NotebookNode, values: dict[str, Any], owner: st
         check_ranges(values, ranges, owner)
     RunSettings.of({name: values[name] for name in SETTING_NAMES if name in values})
     for name, value in values.items():
-        if (name.endswith("_path") and isinstance(value, str) and value
-                and not Path(value).expanduser().exists()):
-            raise ParameterError(f"{name}: no such file {value!r}")
-    if values.get("data_path"):
-        from meridian.data.ohlcv import load_ohlcv, require_bars  # pandas: only with a file
+        if name.endswith("_path") and isinstance(value, str) and value:
+            try:
+                found = Path(value).expanduser().exists()
+            except OSError as error:  # a name too long for the file system, …
+                raise ParameterError(f"{name}: {shown(value)} is not a usable path "
+                                     f"({error.strerror or error})") from None
+            if not found:
+                raise ParameterError(f"{name}: no such file {shown(value)}")
+    windows = exported_constant(notebook, "WINDOWS") or ()
+    if values.get("data_path") or windows:
+        from meridian.data import load_market_data  # pandas: only with a file or windows
+        from meridian.data.ohlcv import load_ohlcv, require_bars
 
-        require_bars(load_ohlcv(Path(values["data_path"]).expanduser()), values["data_path"])
+        given = values.get("data_path")
+        bars = (load_ohlcv(Path(given).expanduser()) if given else load_market_data()[0])
+        require_bars(bars, given or "the default data")
+        check_windows(values, windows, len(bars), owner)
     if values.get("cot_market") and not values.get("cot_path"):
         raise ParameterError(f"cot_market={values['cot_market']!r} needs cot_path, a CFTC COT "
                              "file holding that market (the sample COT has only one)")

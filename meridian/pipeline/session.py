@@ -107,12 +107,31 @@ class Session:
         if outcome.error:
             raise RuntimeError(f"the kernel cannot load meridian: {outcome.error}")
 
+    def _start_retrying(self) -> None:
+        """:meth:`_start`, once more if the kernel died before it answered (a loaded machine
+        can lose a starting kernel); the second failure says it was the second. A kernel
+        spec that does not exist is not retried."""
+        from jupyter_client.kernelspec import NoSuchKernel
+
+        try:
+            self._start()
+        except NoSuchKernel:
+            raise
+        except Exception as first:  # noqa: BLE001 - retried once, then reported
+            self.close()
+            try:
+                self._start()
+            except Exception as second:
+                raise RuntimeError(f"{type(second).__name__}: {second} (on a second try; the "
+                                   f"first failed with {type(first).__name__}: {first})"
+                                   ) from second
+
     def warm(self) -> None:
         """Start the kernel now if none is running (the page opened; a click will follow)."""
         with self.lock:
             if not self._alive():
                 try:
-                    self._start()
+                    self._start_retrying()
                 except Exception:  # noqa: BLE001 - the click will start it and say why
                     self.close()
 
@@ -197,12 +216,13 @@ class Session:
                 wanted.append(chain(wanted, code))
             if not self._alive() or self.keys != wanted[:len(self.keys)]:
                 try:
-                    self._start()
+                    self._start_retrying()
                 except Exception as error:  # noqa: BLE001 - one line for the page
                     self.close()
                     return BacktestOutcome(None, [], f"the kernel {self.kernel_name!r} could "
-                                           f"not start: {type(error).__name__}: {error}", [],
-                                           False, time.perf_counter() - began)
+                                           f"not start: {type(error).__name__}: "
+                                           f"{str(error).splitlines()[0] if str(error) else ''}",
+                                           [], False, time.perf_counter() - began)
                 started = True
             ran: list[int] = []
             for position, (index, code) in enumerate(earlier):

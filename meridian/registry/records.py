@@ -144,6 +144,10 @@ def to_row(record: Mapping[str, Any], out: Path) -> dict[str, Any]:
     for key in REQUIRED_KEYS:
         if record.get(key) in (None, ""):
             raise RegistryError(f"run record is missing required key {key!r}")
+    for key in ("params", "metrics"):
+        if record.get(key) is not None and not isinstance(record[key], Mapping):
+            raise RegistryError(f"run record's {key!r} must be a dict of name → value, got a "
+                                f"{type(record[key]).__name__}")
     trades_count = record.get("trades_count")
     if trades_count is None and record.get("trades") is not None:
         trades_count = len(record["trades"])

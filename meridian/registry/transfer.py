@@ -42,6 +42,11 @@ class Imported:
     bad: list[str] = field(default_factory=list)
 
 
+MAX_RECORD = 256 << 20
+"""Characters one record may take: an export's largest (equity, trades) is a few MiB, so a
+file that keeps one value open for longer is refused before it fills memory."""
+
+
 def read_records(path: str | os.PathLike[str]) -> Iterator[tuple[object, str]]:
     """The items of the JSON list in ``path``, one at a time, each with its JSON text. A file
     that is not a JSON list is one :class:`RegistryError` naming the file and the position."""
@@ -85,11 +90,15 @@ def read_records(path: str | os.PathLike[str]) -> Iterator[tuple[object, str]]:
         while True:
             while True:
                 skip()
+                if len(buffer) - position > MAX_RECORD:
+                    raise broken(f"a record larger than {MAX_RECORD >> 20} MiB")
                 try:
                     item, end = decoder.raw_decode(buffer, position)
                     if end < len(buffer) or ended or not fill():  # a number may go on
                         break
                     continue
+                except RecursionError:
+                    raise broken("a value nested too deeply") from None
                 except json.JSONDecodeError as error:
                     # an item cut by the end of what was read: read on; else it is broken
                     near_end = len(buffer) - error.pos <= _NEAR_END

@@ -27,7 +27,7 @@ from types import ModuleType
 from typing import Any
 
 from meridian import project
-from meridian.exceptions import EngineError, StrategyNotFoundError
+from meridian.exceptions import EngineError, StrategyNotFoundError, shown
 
 PROJECT_PACKAGE = "meridian_project_strategies"
 """The name project modules are registered under in ``sys.modules`` (for pickling)."""
@@ -74,7 +74,7 @@ def find_strategy(name: str) -> StrategySource:
     source = sources.get(str(name).lower())
     if source is None:
         raise StrategyNotFoundError(
-            f"unknown strategy {name!r}; available strategies: "
+            f"unknown strategy {shown(name)}; available strategies: "
             f"{', '.join(list_strategies()) or '(none)'} (a notebook becomes one with "
             "`meridian extract notebooks/NAME.py`)"
         )
@@ -177,7 +177,7 @@ def strategy_parameters(module: ModuleType, params: Mapping[str, Any] | None,
     its ``PARAM_RANGES`` are one-line ParameterErrors."""
     from meridian.parameters import check_ranges, validate_params
 
-    merged = validate_params(module.PARAMS, dict(params or {}), owner=owner)
+    merged = validate_params(module.PARAMS, params, owner=owner)
     check_ranges(merged, getattr(module, "PARAM_RANGES", {}), owner)
     return merged
 

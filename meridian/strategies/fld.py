@@ -1,5 +1,5 @@
 # Generated from notebooks/fld.py by meridian extract — edit the notebook, not this file.
-# Notebook SHA-256: 32d7dc50c11e8a2c6cc7cb65150995edf15216e108d945d5625136b92db14236
+# Notebook SHA-256: 18c169b00a91b52ec8b5acaeaf1839e05e930322568a701c8aeb8c1cce2654e3
 """FLD with a Commitments-of-Traders filter
 
 J. M. Hurst's **Future Line of Demarcation** is the median price (High + Low) / 2 displaced
@@ -29,6 +29,8 @@ SETTINGS = {}
 
 # Checked before any run, sweep or backtest starts (a value outside is refused in one line).
 PARAM_RANGES = {"fld_offset": "[1, inf)", "cot_threshold": "[-1, 1]"}
+# Parameters counted in bars: each must leave the data 20 bars to trade.
+WINDOWS = ("fld_offset",)
 
 
 def fld_line(data: pd.DataFrame, fld_offset: int = 10) -> pd.Series:

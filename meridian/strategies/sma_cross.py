@@ -1,5 +1,5 @@
 # Generated from notebooks/sma_cross.py by meridian extract — edit the notebook, not this file.
-# Notebook SHA-256: 3ec5ac93eb1d2fe87df3a6c905cfed313bb9a1d0afb1aa848447576f0540e857
+# Notebook SHA-256: 69f58b61d9901a2ad5b376c3ecb5a9d10d61a53493afe4400611b953b9d27d2b
 """Moving-average crossover
 
 Long after the fast simple moving average crosses above the slow one, short after it crosses
@@ -22,6 +22,8 @@ SETTINGS = {}
 
 # Checked before any run, sweep or backtest starts (a value outside is refused in one line).
 PARAM_RANGES = {"fast": "[1, inf)", "slow": "[2, inf)"}
+# Parameters counted in bars: each must leave the data 20 bars to trade.
+WINDOWS = ("fast", "slow")
 
 
 def signals(data: pd.DataFrame, fast: int = 10, slow: int = 20) -> pd.Series:

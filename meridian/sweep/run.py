@@ -33,6 +33,7 @@ from meridian.data import resolve_data
 from meridian.engine import METRIC_NAMES
 from meridian.engine.metrics import metric_info
 from meridian.exceptions import ParameterError
+from meridian.parameters import check_windows
 from meridian.record import downsample
 from meridian.registry.db import Registry
 from meridian.registry.sweeps import load_sweep, save_sweep_header
@@ -187,6 +188,18 @@ def _grid(module, name: str, options, settings: RunSettings, max_combinations: i
                 grid.axes)
 
 
+def _check_windows(module, grid: Grid, data, owner: str) -> None:
+    """The longest value of each of the strategy's ``WINDOWS`` against the data, before any
+    work (see :func:`~meridian.parameters.check_windows`)."""
+    bars = (max(len(frame) for frame in data.frames.values()) if isinstance(data, Markets)
+            else len(data))
+    for name in getattr(module, "WINDOWS", ()):
+        numbers = [v for v in grid.axes.get(name, [grid.defaults.get(name)])
+                   if isinstance(v, int | float) and not isinstance(v, bool)]
+        if numbers:
+            check_windows({name: max(numbers)}, [name], bars, owner)
+
+
 def _new_plan(strategy, grid_options, *, metric, top, executor, workers, scheduler, data_path,
               split, settings, options, max_combinations, walk_forward=None,
               anchored=False, universe=None) -> _Plan:
@@ -211,6 +224,7 @@ def _new_plan(strategy, grid_options, *, metric, top, executor, workers, schedul
         raise ParameterError(f"--executor {executor!r}: use one of "
                              f"{', '.join(executors.EXECUTORS)}")
     data = Markets.of(chosen_universe) if chosen_universe else _load_data(data_path)
+    _check_windows(module, grid, data, source.name)
     in_sample, out_of_sample = _split_windows(data, split)
     job = _sample(Job(source.name, source, settings), grid.size)
     info = {
@@ -269,6 +283,16 @@ def _work(done: np.ndarray, size: int) -> Iterator[np.ndarray]:
             yield missing
 
 
+def _capped_workers(workers: int, combinations: int, executor: str,
+                    scheduler: str | None) -> int:
+    """No more workers than combinations left, nor (on this machine: the local pool or a
+    local Dask cluster) than cores: ``--workers 10000`` would only fork idle processes."""
+    limit = max(combinations, 1)
+    if executor == "local" or not scheduler:
+        limit = min(limit, executors.default_workers())
+    return min(workers, limit)
+
+
 def run_sweep(
     strategy: str | None,
     grid: list[str] | tuple[str, ...] = (),
@@ -316,6 +340,9 @@ def run_sweep(
     combinations are kept and the sweep is saved with status ``interrupted``; all combinations
     failing gives ``failed``, some ``partial``.
     """
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
+        raise ParameterError(f"--workers {workers!r}: a whole number of processes, at least 1")
     workers = workers or executors.default_workers()
     out = project.output_dir(output_dir)
     if split and walk_forward:
@@ -332,6 +359,9 @@ def run_sweep(
                          max_combinations=max_combinations, walk_forward=walk_forward,
                          anchored=anchored, universe=universe)
     Registry(out).check()  # a damaged registry stops us here, before any work
+    workers = _capped_workers(workers, int(plan.grid.size - plan.done.sum()), executor,
+                              scheduler)
+    plan.info["workers"] = workers
     info, metric, top = plan.info, plan.info["metric"], plan.info["top"]
     connection = (executors.connect_dask(workers, scheduler) if executor == "dask" else None)
     info["owner"] = _process.identity()
