@@ -28,7 +28,7 @@ class _Group(click.Group):
             sys.exit(error.exit_code)
         except OSError as error:  # a path the system refuses: permission, too long, read-only
             where = str(error.filename or "")
-            where = where if len(where) <= 80 else shown(where)
+            where = where if len(where) <= 300 else shown(where)
             click.echo(f"meridian: error: {error.strerror or error}"
                        f"{': ' + where if where else ''}", err=True)
             sys.exit(2)

@@ -77,7 +77,7 @@ class UniverseError(MeridianError, ValueError):
     """A universe file (``universes/NAME.toml``) that cannot be traded as written."""
 
 
-def shown(value: object, limit: int = 80) -> str:
+def shown(value: object, limit: int = 300) -> str:
     """``value`` as an error message quotes it: its repr, cut to ``limit`` characters, so a
     5,000-character name or path still makes a one-line message."""
     text = repr(value)

@@ -358,3 +358,23 @@ def test_dashboard_open_uses_the_web_browser(scratch, tmp_path):
                       env={"BROWSER": str(opener)})
     assert result.returncode == 0, result.stderr
     assert log.read_text().strip() == (scratch / "index.html").as_uri()
+
+
+def test_import_keeps_the_good_records_and_names_the_bad_ones(tmp_path):
+    good = {"run_id": "11111111-0000-4000-8000-000000000000", "strategy_name": "fld",
+            "status": "success", "timestamp": "2024-01-01T00:00:00", "params": {"a": 1},
+            "metrics": {"sharpe_ratio": 1.0}}
+    bad = {**good, "run_id": "22222222-0000-4000-8000-000000000000", "params": "a=1"}
+    other = {**good, "run_id": "33333333-0000-4000-8000-000000000000"}
+    source = tmp_path / "runs.json"
+    source.write_text(json.dumps([good, bad, other, 5]))
+    out = tmp_path / "outputs"
+    result = meridian("runs", "import", str(source), "--output-dir", str(out))
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines() == [
+        "meridian: skipped record 2 (run_id 22222222-0000-4000-8000-000000000000): run record's "
+        "'params' must be a dict of name → value, got a str",
+        "meridian: skipped record 4: a run record must be a dict, got int"]
+    assert "imported 2 runs; 0 already present, 2 bad" in result.stdout
+    assert sorted(r["run_id"][:8] for r in storage.load_all_runs(out)) == ["11111111",
+                                                                            "33333333"]
