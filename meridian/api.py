@@ -21,6 +21,7 @@ import pandas as pd
 from meridian._files import file_sha256
 from meridian.data import resolve_data
 from meridian.engine import backtest, compute_metrics
+from meridian.engine.backtest import _window_mask
 from meridian.parameters import check_windows
 from meridian.record import RunRecord, data_provenance, environment, markets_provenance
 from meridian.settings import NAMES as SETTING_NAMES
@@ -117,6 +118,8 @@ def backtest_signals(
     run = _settings(settings, initial_capital, engine_options)
     frame = resolve_data(data)
     warnings = check_windows(params, windows, len(frame), strategy_name)
+    if run.start or run.end:  # a window with no bars is bad input, not a failed run
+        _window_mask(frame, run.start or None, run.end or None)
     result = RunRecord(
         run_id=os.environ.get(RUN_ID_VARIABLE) or str(uuid.uuid4()),
         timestamp=datetime.now(UTC).isoformat(timespec="seconds"),

@@ -146,3 +146,10 @@ def test_a_file_too_short_to_backtest_is_refused_like_a_frame(tmp_path):
     load_sample(with_cot=False).iloc[:5].to_csv(path)
     with pytest.raises(DataError, match=r"short.csv has 5 bars; a backtest needs at least 20"):
         run_backtest("fld", {}, data=path)
+
+
+def test_a_trading_window_without_bars_is_bad_input_not_a_failed_run():
+    from meridian.exceptions import EngineError
+
+    with pytest.raises(EngineError, match="no bars between start='2030-01-01'"):
+        run_backtest("fld", {}, start="2030-01-01")

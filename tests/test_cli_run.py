@@ -156,10 +156,13 @@ def _yaml_bomb(tmp_path: Path) -> Path:
         (lambda t: ["run", "a" * 5000], "unknown strategy"),
         (lambda t: ["run", "fld", f"data_path={'a' * 5000}.csv"],
          "data_path: 'aaaa"),
+        (lambda t: ["run", "fld", "start=2030-01-01"],
+         "no bars between start='2030-01-01' and end=None; the data runs from 2012-01-02"),
     ],
     ids=["unknown-strategy", "unknown-parameter", "ill-typed", "missing-data", "malformed-data",
          "malformed-yaml", "yaml-bomb", "window-longer-than-data", "slow-100000",
-         "capital-1e308", "long-notebook-name", "long-data-path"],
+         "capital-1e308", "long-notebook-name", "long-data-path",
+         "window-without-bars"],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, outputs, tmp_path):
     result = meridian(*args(tmp_path), "--output-dir", str(outputs))

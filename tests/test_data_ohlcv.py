@@ -401,3 +401,8 @@ def test_a_broken_gzip_is_one_line(tmp_path):
     path = tmp_path / "prices.csv.gz"
     path.write_bytes(b"\x1f\x8b\x08\x00garbage")
     assert "prices.csv.gz: not a readable gzip file" in error_of(path)
+
+
+def test_a_device_is_not_a_data_file():
+    assert "/dev/zero: file is not a regular file; pass the path of a CSV or Parquet" in \
+        error_of(Path("/dev/zero"))

@@ -65,7 +65,8 @@ def load_ohlcv(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     label = str(path)
     if not path.is_file():
-        where = "is a directory" if path.exists() else "not found"
+        where = ("is a directory" if path.is_dir() else "is not a regular file"
+                 if path.exists() else "not found")
         raise DataError(f"{label}: file {where}; pass the path of a CSV or Parquet file")
     name = path.name.lower()
     if name.endswith(_PARQUET_SUFFIXES):

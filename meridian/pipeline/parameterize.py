@@ -91,14 +91,18 @@ def preflight(notebook: nbformat.NotebookNode, values: dict[str, Any], owner: st
             if not found:
                 raise ParameterError(f"{name}: no such file {shown(value)}")
     windows = exported_constant(notebook, "WINDOWS") or ()
-    if values.get("data_path") or windows:
-        from meridian.data import load_market_data  # pandas: only with a file or windows
+    start, end = values.get("start") or None, values.get("end") or None
+    if values.get("data_path") or windows or start or end:
+        from meridian.data import load_market_data  # pandas: only when the bars matter
         from meridian.data.ohlcv import load_ohlcv, require_bars
+        from meridian.engine.backtest import _window_mask
 
         given = values.get("data_path")
         bars = (load_ohlcv(Path(given).expanduser()) if given else load_market_data()[0])
         require_bars(bars, given or "the default data")
         check_windows(values, windows, len(bars), owner)
+        if start or end:  # a trading window without bars: one line, not a failed run
+            _window_mask(bars, start, end)
     if values.get("cot_market") and not values.get("cot_path"):
         raise ParameterError(f"cot_market={values['cot_market']!r} needs cot_path, a CFTC COT "
                              "file holding that market (the sample COT has only one)")
