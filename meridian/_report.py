@@ -189,6 +189,9 @@ def _header(result: Any, changed: set[str]) -> str:
             f'<table class="mr-facts">{rows}</table></div>')
 
 
+WORST = 5  # drawdowns shaded and listed
+
+
 def _title(text: str) -> Section:
     return Section(f"title:{text}", f'<h2 class="mr-section">{_esc(text)}</h2>')
 
@@ -206,6 +209,63 @@ def _benchmark(result: Any) -> pd.Series | None:
     close = prices["Close"].reindex(equity.index)
     capital = (result.settings or {}).get("initial_capital") or float(equity.iloc[0])
     return (close / close.iloc[0] * capital).rename("Buy & hold")
+
+
+def _user_benchmark(result: Any) -> tuple[pd.Series | None, str]:
+    """The run's own benchmark file (the ``benchmark`` setting) as equity on the run's bars,
+    from the same capital, and a note when it cannot be read any more."""
+    from meridian.exceptions import DataError
+    from meridian.tearsheet import aligned, load_benchmark
+
+    path = (result.settings or {}).get("benchmark")
+    if not path or result.equity.empty:
+        return None, ""
+    try:
+        prices = aligned(load_benchmark(path), result.equity.index)
+    except (DataError, OSError) as error:
+        return None, f"benchmark {path} could not be read: {error}"
+    first = prices.first_valid_index()
+    if first is None:
+        return None, f"benchmark {path} has no price on or before the run's last bar"
+    capital = (result.settings or {}).get("initial_capital") or float(result.equity.iloc[0])
+    return (prices / prices[first] * capital).rename(f"{prices.name} (benchmark)"), ""
+
+
+def _tear_sheet(result: Any, benchmark: pd.Series | None) -> list[Section]:
+    """The strategy against its benchmark (the user's file, else buy & hold): figures, the
+    worst drawdowns, yearly returns and rolling beta (:mod:`meridian.tearsheet`)."""
+    from meridian import tearsheet
+
+    equity = result.equity
+    sections = []
+    if benchmark is not None:
+        name = str(benchmark.name)
+        periods = (result.data or {}).get("periods_per_year") or None
+        if periods is None:
+            from meridian.engine.metrics import infer_periods_per_year
+
+            periods = infer_periods_per_year(equity.index)
+        figures = tearsheet.relative_figures(
+            equity, benchmark, float(periods),
+            float((result.settings or {}).get("risk_free_rate") or 0.0))
+        sections += [_title(f"Against the benchmark: {name}"),
+                     Section("benchmark", viz.benchmark_table(result.metrics or {}, figures,
+                                                               name).to_html(
+                         index=False, classes="mr-table", escape=True, border=0))]
+    worst = tearsheet.drawdown_periods(equity)
+    sections += [_title("Worst drawdowns"),
+                 Section("worst_drawdowns", viz.drawdowns_table(worst).to_html(
+                     index=False, classes="mr-table", escape=True, border=0))]
+    yearly = tearsheet.yearly_returns(equity, benchmark)
+    yearly.attrs["benchmark"] = str(benchmark.name) if benchmark is not None else ""
+    sections.append(Section("yearly_returns", figure=viz.plot_yearly_returns(
+        yearly, "Yearly returns" + (f" against {benchmark.name}" if benchmark is not None
+                                    else ""))))
+    if benchmark is not None and len(equity) > tearsheet.ROLLING_BETA_BARS:
+        sections.append(Section("rolling_beta", figure=viz.plot_rolling_beta(
+            tearsheet.rolling_beta(equity, benchmark),
+            f"Rolling beta to {benchmark.name} ({tearsheet.ROLLING_BETA_BARS} bars)")))
+    return sections
 
 
 def _portfolio_sections(result: Any) -> list[Section]:
@@ -259,12 +319,22 @@ def build_report(result: Any, overlays: Mapping[str, pd.Series] | None = None,
     report.sections.append(Section("header", _header(result, changed)))
     equity = result.equity
     if result.status == "success" and not equity.empty:
+        from meridian.tearsheet import drawdown_periods
+
+        buy_and_hold = _benchmark(result)
+        user, trouble = _user_benchmark(result)
+        if trouble:
+            report.sections.append(Section("benchmark_note", f"<p>{_esc(trouble)}</p>"))
         report.sections += [
-            Section("equity", figure=viz.plot_equity_vs_benchmark(equity, _benchmark(result))),
-            Section("drawdown", figure=viz.plot_drawdown(result.drawdown
-                                                         if len(result.drawdown)
-                                                         else viz.drawdown_of(equity))),
+            Section("equity", figure=viz.plot_equity_vs_benchmark(
+                equity, [line for line in (buy_and_hold, user) if line is not None],
+                "Equity, buy & hold" + (f" and {user.name}" if user is not None else ""))),
+            Section("drawdown", figure=viz.plot_drawdown(
+                result.drawdown if len(result.drawdown) else viz.drawdown_of(equity),
+                f"Underwater: drawdown, the {WORST} worst shaded",
+                drawdown_periods(equity, WORST))),
         ]
+        report.sections += _tear_sheet(result, user if user is not None else buy_and_hold)
         if getattr(result, "markets", None):  # a portfolio: its markets come next
             report.sections += _portfolio_sections(result)
         report.sections += [

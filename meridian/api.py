@@ -34,6 +34,7 @@ from meridian.strategies import (
     market_positions,
     strategy_parameters,
 )
+from meridian.tearsheet import benchmark_provenance
 
 BacktestResult = RunRecord
 """What every backtest returns (the seed's name for :class:`~meridian.record.RunRecord`)."""
@@ -120,6 +121,7 @@ def backtest_signals(
     warnings = check_windows(params, windows, len(frame), strategy_name)
     if run.start or run.end:  # a window with no bars is bad input, not a failed run
         _window_mask(frame, run.start or None, run.end or None)
+    benchmark = benchmark_provenance(run.benchmark) if run.benchmark else None
     result = RunRecord(
         run_id=os.environ.get(RUN_ID_VARIABLE) or str(uuid.uuid4()),
         timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -130,6 +132,8 @@ def backtest_signals(
     )
     result.logs.append(f"{len(frame)} bars from {frame.index[0]} to {frame.index[-1]}")
     result.logs += warnings
+    if benchmark:
+        result.data["benchmark"] = benchmark
     if "COT_Index" not in frame.columns:
         result.logs.append("the data has no COT_Index column: COT filter off")
     try:

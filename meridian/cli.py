@@ -299,9 +299,12 @@ def sweep_command(strategy, grid, resume, metric, workers, executor, scheduler, 
               help="Where runs, registry and dashboard go [default: $MERIDIAN_HOME or the "
                    "project's outputs/].")
 @click.option("--no-input", is_flag=True, help="Hide code cells in the HTML report.")
+@click.option("--benchmark", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Measure against FILE (OHLCV, or dates and one column of prices or "
+                   "returns) beside buy & hold; same as benchmark=FILE.")
 @UNIVERSE_OPTION
 def run_command(strategy, assignments, params, params_text, params_file, output_dir,
-                no_input, universe) -> None:
+                no_input, benchmark, universe) -> None:
     """Execute notebook STRATEGY with parameters: notebook, HTML report, registry row.
 
     STRATEGY is a notebook of the project (notebooks/STRATEGY.py), a shipped example, or a
@@ -311,7 +314,10 @@ def run_command(strategy, assignments, params, params_text, params_file, output_
     from meridian.pipeline.run import run_notebook
 
     # pandas and the engine load after the kernel has started (see pipeline.run)
-    record = run_notebook(strategy, _assignments(assignments, params, params_text),
+    values = _assignments(assignments, params, params_text)
+    if benchmark:
+        values["benchmark"] = str(benchmark)
+    record = run_notebook(strategy, values,
                           params_file=params_file, output_dir=output_dir, no_input=no_input,
                           universe=universe)
     from meridian.engine.metrics import format_metrics

@@ -19,7 +19,7 @@ import platform
 import subprocess
 import time
 import traceback as traceback_module
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -169,6 +169,49 @@ def data_provenance(frame: pd.DataFrame, periods_per_year: float | None = None
         if frame.attrs.get(key):
             info[key] = frame.attrs[key]
     return info
+
+
+def data_label(data: Mapping[str, Any] | None) -> str:
+    """Which data a run used, in a few words: the file name (``sample`` for the bundled
+    synthetic bars, ``universe NAME`` for a portfolio) and its span, e.g.
+    ``spx.csv 1999-01-04→2018-12-31``; ``—`` when the record does not say."""
+    data = data or {}
+    markets = data.get("markets")
+    if markets:
+        firsts = [m.get("first") for m in markets.values() if m.get("first")]
+        lasts = [m.get("last") for m in markets.values() if m.get("last")]
+        name = f"{len(markets)} markets"
+    else:
+        firsts, lasts = [data.get("first")] if data.get("first") else [], \
+            [data.get("last")] if data.get("last") else []
+        path = str(data.get("path") or "")
+        name = "sample" if "samples" in Path(path).parts or data.get("source") and not path \
+            else (Path(path).name or "—")
+    span = f" {min(firsts)[:10]}→{max(lasts)[:10]}" if firsts and lasts else ""
+    return f"{name}{span}"
+
+
+def data_differences(runs: Sequence[Mapping[str, Any]]) -> str | None:
+    """One line when ``runs`` did not all use the same data: different files (by SHA-256
+    when recorded, else by name) or different spans; None when they agree."""
+    def identity(data: Mapping[str, Any]) -> tuple:
+        markets = data.get("markets") or {}
+        if markets:
+            return tuple(sorted((k, m.get("sha256") or m.get("path")) for k, m in markets.items()))
+        return (data.get("sha256") or data.get("path") or data.get("source"),)
+
+    records = [dict(r.get("data") or {}) for r in runs]
+    labels = [data_label(d) for d in records]
+    if len({identity(d) for d in records}) > 1:
+        what = "different data"
+    elif len(set(labels)) > 1:
+        what = "the same data over different spans"
+    else:
+        return None
+    shown = "; ".join(f"{str(r.get('run_id', ''))[:8]} {label}" for r, label in
+                      zip(runs, labels, strict=True))
+    return f"warning: these runs used {what}, so their curves and metrics differ for that too: " \
+           f"{shown}"
 
 
 def markets_provenance(frames: Mapping[str, pd.DataFrame]) -> dict[str, Any]:

@@ -95,6 +95,9 @@ class RunSettings:
                                      "[0, 1)")
     periods_per_year: float = _setting(0.0, "bars per year for annualizing (252 daily); 0 = "
                                        "inferred from the bars' spacing", "[0, 100000]")
+    benchmark: str = _setting("", "a file the report measures against (OHLCV, or a date column "
+                              "and one of prices or returns); empty = buy & hold of the traded "
+                              "series")
 
     def __post_init__(self) -> None:
         from meridian.parameters import check_dates, check_ranges, coerce

@@ -155,16 +155,20 @@ def plot_price_with_signals(
     return _layout(fig, title, 480)
 
 
-def plot_equity_vs_benchmark(equity: pd.Series, benchmark: pd.Series | None = None,
+def plot_equity_vs_benchmark(equity: pd.Series,
+                             benchmark: pd.Series | Iterable[pd.Series] | None = None,
                              title: str | None = "Equity and buy & hold") -> go.Figure:
     """The strategy's equity against holding the instrument from the same start with the same
-    capital (the trace named "Buy & hold"), with a linear/log scale toggle."""
+    capital (the trace named "Buy & hold") and any other benchmark (a Series each, named),
+    with a linear/log scale toggle."""
     fig = go.Figure(go.Scatter(x=_dates(equity.index), y=_values(equity, 2), name="Strategy",
                                line={"color": EQUITY_COLOR, "width": 1.6}))
-    if benchmark is not None and len(benchmark):
-        fig.add_trace(go.Scatter(x=_dates(benchmark.index), y=_values(benchmark, 2),
-                                 name=str(benchmark.name or "Buy & hold"),
-                                 line={"color": "#95a5a6", "width": 1.2}))
+    others = [benchmark] if isinstance(benchmark, pd.Series) else list(benchmark or [])
+    for line, color in zip(others, ("#95a5a6", "#d68910", "#7d3c98"), strict=False):
+        if line is not None and len(line):
+            fig.add_trace(go.Scatter(x=_dates(line.index), y=_values(line, 2),
+                                     name=str(line.name or "Buy & hold"),
+                                     line={"color": color, "width": 1.2}))
     fig.update_yaxes(title_text="Equity", tickformat=",.0f")
     fig.update_layout(updatemenus=[{
         "type": "buttons", "direction": "left", "x": 1, "xanchor": "right", "y": 1.14,
@@ -175,13 +179,83 @@ def plot_equity_vs_benchmark(equity: pd.Series, benchmark: pd.Series | None = No
     return _layout(fig, title, 440)
 
 
-def plot_drawdown(drawdown: pd.Series, title: str | None = "Drawdown") -> go.Figure:
-    """Fall from the running peak in %, filled to zero."""
+def plot_drawdown(drawdown: pd.Series, title: str | None = "Drawdown",
+                  periods: pd.DataFrame | None = None) -> go.Figure:
+    """Fall from the running peak in %, filled to zero (the underwater chart); ``periods``
+    (:func:`meridian.tearsheet.drawdown_periods`) are shaded, each from its start to its
+    recovery (or the last bar)."""
     fig = go.Figure(go.Scatter(x=_dates(drawdown.index), y=_values(drawdown * 100, 3),
                                name="Drawdown",
                                fill="tozeroy", line={"color": DRAWDOWN_COLOR, "width": 1}))
+    for rank, row in enumerate((periods if periods is not None else pd.DataFrame()).itertuples(),
+                               start=1):
+        end = row.end if pd.notna(row.end) else drawdown.index[-1]
+        fig.add_vrect(x0=row.start, x1=end, fillcolor=DRAWDOWN_COLOR, opacity=0.10,
+                      line_width=0, annotation_text=f"{rank}", annotation_position="top left")
     fig.update_yaxes(title_text="Drawdown %", ticksuffix="%")
     return _layout(fig, title, 260)
+
+
+def drawdowns_table(periods: pd.DataFrame) -> pd.DataFrame:
+    """:func:`meridian.tearsheet.drawdown_periods` for display: dates, depth in %, days."""
+    day = lambda stamp: "not recovered" if pd.isna(stamp) else f"{stamp:%Y-%m-%d}"  # noqa: E731
+    return pd.DataFrame({
+        "#": range(1, len(periods) + 1),
+        "Started": [day(v) for v in periods["start"]],
+        "Valley": [day(v) for v in periods["valley"]],
+        "Recovered": [day(v) for v in periods["end"]],
+        "Depth": [f"{v:.2%}" for v in periods["depth"]],
+        "Days": [f"{v:,}" for v in periods["days"]],
+    })
+
+
+def benchmark_table(metrics: Mapping[str, Any], figures: Mapping[str, float],
+                    name: str) -> pd.DataFrame:
+    """The strategy beside its benchmark (Sharpe, volatility, max drawdown), then beta,
+    alpha, correlation and information ratio against it
+    (:func:`meridian.tearsheet.relative_figures`)."""
+    def number(value: Any, kind: str) -> str:
+        if value is None or not np.isfinite(value):
+            return "—"
+        return f"{value:.2%}" if kind == "%" else f"{value:.2f}"
+
+    rows = [("Sharpe ratio", metrics.get("sharpe_ratio"), figures.get("benchmark_sharpe_ratio"),
+             ""),
+            ("Volatility (annualized)", metrics.get("volatility"),
+             figures.get("benchmark_volatility"), "%"),
+            ("Max drawdown", metrics.get("max_drawdown"), figures.get("benchmark_max_drawdown"),
+             "%"),
+            ("Beta", figures.get("beta"), None, ""),
+            ("Alpha (annualized)", figures.get("alpha"), None, "%"),
+            ("Correlation", figures.get("correlation"), None, ""),
+            ("Information ratio (per bar)", figures.get("information_ratio"), None, "")]
+    return pd.DataFrame([(label, number(ours, kind), number(theirs, kind))
+                         for label, ours, theirs, kind in rows],
+                        columns=["", "Strategy", str(name)])
+
+
+def plot_yearly_returns(table: pd.DataFrame, title: str | None = "Yearly returns") -> go.Figure:
+    """Each year's return, the strategy beside the benchmark
+    (:func:`meridian.tearsheet.yearly_returns`)."""
+    fig = go.Figure()
+    years = [str(year) for year in table.index]
+    for column, color in zip(table.columns, (EQUITY_COLOR, "#95a5a6"), strict=False):
+        fig.add_trace(go.Bar(x=years, y=_values(table[column] * 100, 2), marker_color=color,
+                             name="Strategy" if column == "strategy" else
+                             str(table.attrs.get("benchmark", "Benchmark"))))
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(title_text="Return %", ticksuffix="%")
+    return _layout(fig, title, 300)
+
+
+def plot_rolling_beta(beta: pd.Series, title: str | None = None) -> go.Figure:
+    """:func:`meridian.tearsheet.rolling_beta` over time, with the zero and one lines."""
+    fig = go.Figure(go.Scatter(x=_dates(beta.index), y=_values(beta, 3), name="Rolling beta",
+                               line={"color": EQUITY_COLOR, "width": 1.2}))
+    for level in (0.0, 1.0):
+        fig.add_hline(y=level, line={"color": "#95a5a6", "width": 1, "dash": "dot"})
+    fig.update_yaxes(title_text="Beta")
+    return _layout(fig, title or f"Rolling {beta.name or 'beta'}", 260)
 
 
 def rolling_sharpe(equity: pd.Series, window: int = 126,

@@ -22,6 +22,7 @@ from meridian.dashboard.page import metric_label, metric_rank
 from meridian.engine.metrics import format_metric, ordered_metric_names
 from meridian.exceptions import RegistryError
 from meridian.pages import PLOTLY, document, plotly_src, relative_href
+from meridian.record import data_differences, data_label
 from meridian.storage import load_run_by_id
 from meridian.viz import (
     as_series,
@@ -94,7 +95,8 @@ def comparison_rows(runs: Sequence[dict]) -> list[tuple[str, list[str]]]:
     """(label, one cell per run) rows: strategy, status, the parameters that differ, then
     every metric formatted with :func:`~meridian.engine.metrics.format_metric`."""
     rows = [("strategy", [str(r["strategy_name"]) for r in runs]),
-            ("status", [str(r["status"]) for r in runs])]
+            ("status", [str(r["status"]) for r in runs]),
+            ("data", [data_label(r.get("data")) for r in runs])]
     for key in differing_params(r.get("params") or {} for r in runs):
         rows.append((key, [format_param_value(r["params"][key]) if key in (r["params"] or {})
                            else "—" for r in runs]))
@@ -111,11 +113,12 @@ def comparison_text(runs: Sequence[dict]) -> str:
     table = [header, *rows]
     first = max(len(label) for label, _ in table)
     widths = [max(len(cells[i]) for _, cells in table) for i in range(len(runs))]
-    return "\n".join(
+    warning = data_differences(runs)
+    return "\n".join([*([warning] if warning else []), *(
         f"{label:<{first}}  " + "  ".join(f"{cell:>{w}}" for cell, w in
                                           zip(cells, widths, strict=True))
         for label, cells in table
-    )
+    )])
 
 
 def comparison_path(runs: Sequence[dict], output_dir: str | os.PathLike[str] | None = None
@@ -179,6 +182,7 @@ def comparison_page(runs: Sequence[dict], page_dir: Path, plotly: str | None = N
         run_rows.append(
             f'<tr><td><code>{_esc(r["run_id"])}</code></td><td class="text">{_esc(label)}</td>'
             f'<td class="text">{_esc(r["status"])}</td>'
+            f'<td class="text">{_esc(data_label(r.get("data")))}</td>'
             f"<td>{_esc((r.get('timestamp') or '')[:19].replace('T', ' '))}</td>"
             f'<td class="text">{link}</td><td class="text">{error}</td></tr>'
         )
@@ -186,6 +190,9 @@ def comparison_page(runs: Sequence[dict], page_dir: Path, plotly: str | None = N
                if normalized_equity(as_series(r.get("equity"))).empty]
     note = (f'<p class="muted">No equity curve (failed or empty run): {_esc("; ".join(missing))}'
             "</p>" if missing else "")
+    warning = data_differences(runs)
+    if warning:
+        note = f'<p class="bad" data-role="data-warning">{_esc(warning)}</p>' + note
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
     body = f"""
 <h1>Comparison of {len(runs)} runs</h1>
@@ -196,7 +203,8 @@ def comparison_page(runs: Sequence[dict], page_dir: Path, plotly: str | None = N
 {_table(head, param_rows)}</section>
 <section><h2>Runs</h2>{_table(
         ['<th>run id</th><th class="text">label</th><th class="text">status</th>'
-         '<th>time (UTC)</th><th class="text">report</th><th class="text">error</th>'],
+         '<th class="text">data</th><th>time (UTC)</th><th class="text">report</th>'
+         '<th class="text">error</th>'],
         run_rows)}</section>
 """
     return document(f"Meridian: comparison of {len(runs)} runs", body,

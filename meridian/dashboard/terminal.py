@@ -15,6 +15,7 @@ from meridian.engine.metrics import KEY_METRICS, format_metric, metric_info, ord
 from meridian.exceptions import ParameterError
 from meridian.parameters import parse_assignments as parse_literals
 from meridian.parameters import split_assignment
+from meridian.record import data_label
 from meridian.viz import format_param_value, format_params
 
 SHORT_ID = 8
@@ -43,7 +44,8 @@ def _columns(rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def run_lines(runs: Iterable[dict], sort: str | None = None) -> list[str]:
-    """One aligned line per run: id prefix, time, strategy, status, key metrics (plus the
+    """One aligned line per run: id prefix, time, strategy, status, data (file and span), key
+    metrics (plus the
     ``sort`` metric when it is not one of them), parameters or, for a failed run, its error."""
     shown = [(metric_info(name).short, name) for name in KEY_METRICS]
     if sort and sort not in {metric for _, metric in shown} and not _is_column(sort):
@@ -52,7 +54,7 @@ def run_lines(runs: Iterable[dict], sort: str | None = None) -> list[str]:
     for run in runs:
         metrics = run.get("metrics") or {}
         row = [run["run_id"][:SHORT_ID], (run.get("timestamp") or "")[:16].replace("T", " "),
-               str(run["strategy_name"]), str(run["status"])]
+               str(run["strategy_name"]), str(run["status"]), data_label(run.get("data"))]
         for label, metric in shown:
             row += [label, format_metric(metric, metrics.get(metric))]
         tail = format_params(run.get("params") or {})

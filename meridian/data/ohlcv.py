@@ -609,3 +609,37 @@ def bar_frequency(index: pd.DatetimeIndex) -> str:
     if minutes >= 60 and minutes % 60 == 0:
         return f"{minutes // 60}-hour"
     return f"{minutes}-minute" if minutes else f"{round(days * 86_400)}-second"
+
+
+def _read_benchmark_column(path: Path) -> pd.Series:
+    """A benchmark file of dates and one column of prices or returns (returns: every value
+    within ±1 and some negative), as prices; one-line errors as for bars."""
+    label = str(path)
+    reader = _read_parquet if path.name.lower().endswith(_PARQUET_SUFFIXES) else _read_csv
+    raw, row_label = reader(path, label)
+    columns = {}
+    for col in raw.columns:
+        columns.setdefault(_norm(col), col)
+    source = _stamp_source(raw, columns)
+    others = [c for c in raw.columns if source is None or c != source[1]]
+    if source is None or len(others) != 1:
+        raise DataError(f"{label}: a benchmark is an OHLCV file or a date column and one column "
+                        f"of prices or returns; found: {', '.join(map(str, raw.columns))}")
+    stamps = _parse_stamps(source[0])
+    values, failed = _to_float(raw[others[0]])
+    bad = np.flatnonzero((stamps.isna() | failed | values.isna()).to_numpy())
+    if bad.size:
+        raise DataError(f"{label} {row_label(int(bad[0]))}: a benchmark row needs a date and a "
+                        "number")
+    def fail(i: int, problem: str, stamp=None) -> DataError:
+        return DataError(f"{label} {row_label(i)}: {problem}")
+
+    index, order = _time_order(pd.DatetimeIndex(stamps), fail, row_label)
+    numbers = values.to_numpy()[order]
+    if not np.isfinite(numbers).all():
+        raise DataError(f"{label}: a benchmark's values must be finite numbers")
+    if (np.abs(numbers) < 1).all() and (numbers < 0).any():  # returns: compound them
+        numbers = np.cumprod(1.0 + numbers)
+    elif (numbers <= 0).any():
+        raise DataError(f"{label}: benchmark prices must be > 0 (or give returns within ±1)")
+    return pd.Series(numbers, index=index.as_unit(DEFAULT_UNIT).rename("Date"))

@@ -103,6 +103,10 @@ def preflight(notebook: nbformat.NotebookNode, values: dict[str, Any], owner: st
         check_windows(values, windows, len(bars), owner)
         if start or end:  # a trading window without bars: one line, not a failed run
             _window_mask(bars, start, end)
+    if values.get("benchmark"):
+        from meridian.tearsheet import load_benchmark
+
+        load_benchmark(Path(str(values["benchmark"])).expanduser())
     if values.get("cot_market") and not values.get("cot_path"):
         raise ParameterError(f"cot_market={values['cot_market']!r} needs cot_path, a CFTC COT "
                              "file holding that market (the sample COT has only one)")
