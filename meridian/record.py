@@ -191,18 +191,23 @@ def data_label(data: Mapping[str, Any] | None) -> str:
     return f"{name}{span}"
 
 
+def data_identity(data: Mapping[str, Any] | None) -> str:
+    """What a run's data is, whatever its span: the file's SHA-256 when recorded (else its
+    path or source), one per market for a portfolio. Two runs on the same file agree."""
+    data = data or {}
+    markets = data.get("markets") or {}
+    if markets:
+        return ";".join(f"{k}={m.get('sha256') or m.get('path')}"
+                        for k, m in sorted(markets.items()))
+    return str(data.get("sha256") or data.get("path") or data.get("source") or "")
+
+
 def data_differences(runs: Sequence[Mapping[str, Any]]) -> str | None:
     """One line when ``runs`` did not all use the same data: different files (by SHA-256
     when recorded, else by name) or different spans; None when they agree."""
-    def identity(data: Mapping[str, Any]) -> tuple:
-        markets = data.get("markets") or {}
-        if markets:
-            return tuple(sorted((k, m.get("sha256") or m.get("path")) for k, m in markets.items()))
-        return (data.get("sha256") or data.get("path") or data.get("source"),)
-
     records = [dict(r.get("data") or {}) for r in runs]
     labels = [data_label(d) for d in records]
-    if len({identity(d) for d in records}) > 1:
+    if len({data_identity(d) for d in records}) > 1:
         what = "different data"
     elif len(set(labels)) > 1:
         what = "the same data over different spans"

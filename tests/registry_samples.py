@@ -18,6 +18,7 @@ from pathlib import Path
 
 from meridian import storage
 from meridian.api import run_backtest
+from meridian.data import load_sample
 
 XSS_PARAM = "<script>window.__xss = 1; alert(1)</script>"
 XSS_NAME = "<b>bold</b>"
@@ -57,6 +58,8 @@ def populate(out: Path, root: Path) -> Samples:
     for fast, slow in SMA_PAIRS:
         samples.api[f"sma{fast}_{slow}"] = _save(
             out, run_backtest("sma_cross", {"fast": fast, "slow": slow}))
+    samples.api["fld_recent"] = _save(  # the sample's last 7 years: a different span
+        out, run_backtest("fld", {"fld_offset": 9}, data=load_sample().loc["2018":]))
     failed = run_backtest("sma_cross", {"fast": 30, "slow": 20})
     assert failed.status == "failed"
     samples.api["api_failed"] = _save(out, failed)

@@ -185,6 +185,26 @@ def test_selecting_three_runs_and_comparing_draws_three_equity_traces(page, samp
     assert page.locator("#runs-body input[type=checkbox]:checked").count() == 0
 
 
+def test_each_row_shows_its_data_and_a_comparison_warns_when_the_data_differ(page, samples):
+    row = page.locator(f"#runs-body tr.run[data-run='{samples.api['fld_recent']}'] td.data")
+    assert row.inner_text() == "sample 2018-01-01→2024-12-31"
+    full = page.locator(f"#runs-body tr.run[data-run='{samples.api['fld9']}'] td.data")
+    assert full.inner_text() == "sample 2012-01-02→2024-12-31"
+    for run_id in (samples.api["fld9"], samples.api["fld10"]):  # the same data: no warning
+        page.check(f"#runs-body tr.run[data-run='{run_id}'] input[type=checkbox]")
+    page.click("#compare")
+    page.wait_for_selector("#comparison-chart .scatterlayer .trace")
+    expect(page.locator("#comparison-data")).to_be_hidden()
+    page.uncheck(f"#runs-body tr.run[data-run='{samples.api['fld10']}'] input[type=checkbox]")
+    page.check(f"#runs-body tr.run[data-run='{samples.api['fld_recent']}'] input[type=checkbox]")
+    page.click("#compare")
+    warning = page.locator("#comparison-data")
+    expect(warning).to_contain_text("the same data over different spans")
+    assert samples.api["fld_recent"][:8] in warning.inner_text()
+    data_row = page.locator("#comparison-table tbody tr", has_text="2018-01-01").first
+    assert data_row.locator("td").first.inner_text() == "data"
+
+
 def test_a_failed_run_in_a_comparison_is_named_not_drawn(page, samples):
     for run_id in (samples.real["fld"], samples.real["failed"]):
         page.check(f"#runs-body tr.run[data-run='{run_id}'] input[type=checkbox]")

@@ -82,6 +82,11 @@ def test_the_page_lists_runs_with_hooks_and_sorts_in_sqlite(tab, served):
     expect(tab.locator("tr[data-run-id]")).to_have_count(1)
     assert tab.locator("tr[data-run-id]").get_attribute("data-run-id") == ids[1]
     tab.fill("#filter-text", "")
+    # each row says which data the run used, and the data column sorts in SQLite too
+    expect(tab.locator(f"tr[data-run-id='{ids[2]}'] td.data")).to_have_text(
+        "sample 2012-01-02→2024-12-31")
+    tab.click("th[data-column='data'] button")
+    expect(tab.locator("th[data-column='data']")).to_have_attribute("aria-sort", "ascending")
     # the report opens through the app
     link = tab.locator(f"tr[data-run-id='{ids[2]}'] td.report a")
     assert link.get_attribute("href") == f"files/runs/{ids[2]}/report.html"

@@ -86,11 +86,14 @@ PUBLIC = ("assets/",)
 SORTS = {
     "run": "run_id", "strategy": "lower(strategy_name || ' ' || ifnull(name, ''))",
     "params": "params", "status": "status",
+    "data": "lower(ifnull(json_extract(extra, '$.data.path'), '') || "
+            "ifnull(json_extract(extra, '$.data.first'), ''))",
     "report": "(json_extract(extra, '$.report_path') IS NOT NULL)",
 }
 HAYSTACK = ("lower(run_id || ' ' || strategy_name || ' ' || ifnull(name, '') || ' ' || status "
             "|| ' ' || kind || ' ' || params || ' ' || ifnull(json_extract(extra, '$.tags'), '')"
             " || ' ' || ifnull(json_extract(extra, '$.universe.name'), '')"
+            " || ' ' || ifnull(json_extract(extra, '$.data.path'), '')"
             " || ' ' || ifnull(json_extract(extra, '$.note'), '') || ' ' || "
             "ifnull(json_extract(extra, '$.error'), '') || ' ' || timestamp)")
 OPS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}

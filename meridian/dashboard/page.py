@@ -42,6 +42,7 @@ from meridian.pages import (
     plotly_src,
     relative_href,
 )
+from meridian.record import data_identity, data_label
 from meridian.registry import curves
 from meridian.storage import Registry
 from meridian.viz import comparison_chart, format_param_value, format_params, ordered_metric_names
@@ -67,7 +68,7 @@ COLUMNS_SQL = """run_id, seq, timestamp, strategy_name, status, kind, name, dura
        trades_count, params, metrics, json_extract(extra, '$.error') AS error,
        json_extract(extra, '$.report_path') AS report, json_extract(extra, '$.tags') AS tags,
        json_extract(extra, '$.note') AS note, json_extract(extra, '$.changed') AS changed,
-       json_extract(extra, '$.universe.name') AS universe"""
+       json_extract(extra, '$.universe.name') AS universe, json_extract(extra, '$.data') AS data"""
 
 
 def dashboard_path(output_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -110,10 +111,17 @@ def _report_href(report: str | None, run_id: str, out: Path) -> str | int | None
     return relative_href(path, out) if path is not None and path.is_file() else None
 
 
+def _json_object(text: str | None) -> dict:
+    """A JSON object from the registry, {} for NULL or anything else (an old record)."""
+    value = json.loads(text) if text else None
+    return value if isinstance(value, dict) else {}
+
+
 def rows_payload(rows: Sequence[Any], out: Path) -> dict:
     """Table rows (sqlite rows of :data:`COLUMNS_SQL`) in columns; see the module doc."""
     params = [json.loads(row["params"] or "{}") for row in rows]
     metrics = [json.loads(row["metrics"] or "{}") for row in rows]
+    data = [_json_object(row["data"]) for row in rows]
     names: list[str] = []
     for one in params:
         names.extend(name for name in one if name not in names)
@@ -133,6 +141,8 @@ def rows_payload(rows: Sequence[Any], out: Path) -> dict:
                       for row in rows]),
         "no": _coded([(row["note"] or "")[:200] or None for row in rows]),
         "u": _coded([row["universe"] for row in rows]),
+        "data": _coded([data_label(one) for one in data]),
+        "data_id": _coded([data_identity(one) for one in data]),
         "e": [None if row["error"] is None else str(row["error"])[:ROW_ERROR_CHARS]
               for row in rows],
         "m": {name: [_round(one.get(name)) for one in metrics] for name in KEY_METRICS},

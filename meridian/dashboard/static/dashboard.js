@@ -56,7 +56,7 @@
         id: c.id[i], seq: c.seq[i], t: c.t[i], s: coded(c.s, i), n: coded(c.n, i),
         k: coded(c.k, i), st: coded(c.st, i), pt: coded(c.pt, i) || "", p,
         tg: tags ? JSON.parse(tags) : [], no: coded(c.no, i) || "", e: c.e[i],
-        u: coded(c.u, i),
+        u: coded(c.u, i), da: coded(c.data, i) || "—", di: coded(c.data_id, i) || "",
         m, f, tc: c.tc[i], d: c.d[i],
         r: report === 1 ? `${DATA.files}runs/${encodeURIComponent(c.id[i])}/report.html`
           : report ? DATA.files + report : null,
@@ -72,6 +72,7 @@
     { id: "strategy", label: "Strategy", type: "text",
       key: (r) => (r.s + " " + (r.n || "")).toLowerCase() },
     { id: "params", label: "Parameters", type: "text", key: (r) => r.pt.toLowerCase() },
+    { id: "data", label: "Data", type: "text", key: (r) => r.da.toLowerCase() },
     { id: "status", label: "Status", type: "text", key: (r) => r.st },
   ];
   for (const name of TABLE) {
@@ -174,7 +175,7 @@
         RUNS.sort((a, b) => (a.t === b.t ? b.seq - a.seq : (a.t < b.t ? 1 : -1)));
         haystack = RUNS.map((r) => [short(r.id), r.id, r.s, r.n || "", r.st, r.k, r.pt,
                                     Object.keys(r.p).map((k) => k + "=" + r.p[k]).join(" "),
-                                    r.tg.join(" "), r.no, r.e || "", r.u || "", when(r.t)]
+                                    r.tg.join(" "), r.no, r.e || "", r.u || "", r.da, when(r.t)]
           .join(" ").toLowerCase());
       },
       async page(q, offset, limit) {
@@ -352,6 +353,7 @@
       const params = cell(tr, "params", r.pt || "defaults");
       params.title = Object.keys(r.p).map((k) => k + "=" + r.p[k]).join(", ");
       if (!r.pt) params.classList.add("muted");
+      cell(tr, "data", r.da).title = "the data this run used: file and span";
       cell(tr, "status").appendChild(el("span", "badge " + r.st, r.st));
       for (const name of TABLE) {
         const value = r.m[name];
@@ -736,6 +738,9 @@
     });
     if (missing.length) note.push("No equity curve (failed or empty run): " + missing.join("; "));
     $("comparison-note").textContent = note.join(" ");
+    const warning = dataWarning(runs);
+    $("comparison-data").textContent = warning;
+    $("comparison-data").hidden = !warning;
     comparisonTable(runs, details, names, differing);
     const draw = () => withPlotly((loaded) => {
       if (loaded) {
@@ -749,6 +754,17 @@
     if (window.Plotly) draw();
     else { chart.textContent = "Loading the chart…"; setTimeout(draw, 0); }
     $("comparison").scrollIntoView({ block: "start" });
+  }
+
+  /* The runs' data differ: the same words as meridian.record.data_differences (files by
+     SHA-256, else spans); "" when they agree. */
+  function dataWarning(runs) {
+    let what;
+    if (new Set(runs.map((r) => r.di)).size > 1) what = "different data";
+    else if (new Set(runs.map((r) => r.da)).size > 1) what = "the same data over different spans";
+    else return "";
+    return `warning: these runs used ${what}, so their curves and metrics differ for that too: `
+      + runs.map((r) => `${short(r.id)} ${r.da}`).join("; ");
   }
 
   function comparisonTable(runs, details, names, differing) {
@@ -772,6 +788,7 @@
       body.appendChild(tr);
     };
     textRow("status", runs.map((r) => r.st));
+    textRow("data", runs.map((r) => r.da));
     for (const k of differing) textRow(k, details.map((d) => (k in d.p ? d.p[k] : "—")));
     const keys = [];
     for (const d of details) for (const key of d.mk) if (keys.indexOf(key) < 0) keys.push(key);
