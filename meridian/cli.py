@@ -56,9 +56,9 @@ def init_command(directory) -> None:
     notebooks/ with the examples, strategies/, outputs/ (git-ignored) and a README."""
     from meridian.authoring.init import init_project
 
-    root, created = init_project(directory)
-    for path in created:
-        click.echo(f"created {path.relative_to(root.parent).as_posix()}")
+    root, done = init_project(directory)
+    for what, path in done:
+        click.echo(f"{what} {path.relative_to(root.parent).as_posix()}")
     click.echo(f"project ready in {root}: cd into it and try `meridian run fld`")
 
 

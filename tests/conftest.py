@@ -30,7 +30,7 @@ CHROMIUM_FLAGS = [
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch) -> Path:
-    """A fresh project made by ``meridian init`` (examples, empty strategies/), and the
+    """A fresh project made by ``meridian init`` (examples and their modules), and the
     working directory of the test; ``MERIDIAN_HOME`` unset so its own outputs/ is used."""
     from meridian.authoring.init import init_project
 

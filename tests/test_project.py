@@ -106,11 +106,17 @@ def test_run_dir_refuses_ids_that_are_not_a_plain_name(bad):
 
 
 def test_init_creates_a_ready_project(tmp_path):
-    root, created = init_project(tmp_path / "proj")
+    root, done = init_project(tmp_path / "proj")
     for name in ("pyproject.toml", "notebooks/fld.py", "notebooks/sma_cross.py",
-                 "strategies/__init__.py", ".gitignore", "README.md"):
+                 "strategies/__init__.py", "strategies/fld.py", "strategies/sma_cross.py",
+                 ".gitignore", "README.md"):
         assert (root / name).is_file(), name
-        assert root / name in created
+        assert ("created", root / name) in done
+    # the modules are the notebooks' own: a fresh project passes extract --check
+    check = meridian("extract", "--check", "notebooks/fld.py", "notebooks/sma_cross.py",
+                     cwd=root)
+    assert check.returncode == 0, check.stderr
+    assert "pypi.org" not in (root / "README.md").read_text()  # another package's page
     assert (root / "outputs").is_dir() and "outputs/" in (root / ".gitignore").read_text()
     assert (root / "notebooks" / "fld.py").read_bytes() == (
         locations.EXAMPLES_DIR / "fld.py").read_bytes()
@@ -121,7 +127,9 @@ def test_init_adds_the_table_to_an_existing_pyproject_and_keeps_other_files(tmp_
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "mine"\n')
     (tmp_path / ".gitignore").write_text("*.log\n")
     (tmp_path / "README.md").write_text("my readme\n")
-    init_project(tmp_path)
+    made = meridian("init", ".", cwd=tmp_path)
+    assert "appended [tool.meridian] to " in made.stdout and "appended outputs/ to " in made.stdout
+    assert "created README.md" not in made.stdout and "created pyproject" not in made.stdout
     assert (tmp_path / "pyproject.toml").read_text().startswith('[project]\nname = "mine"\n')
     assert locations.find_project(tmp_path).root == tmp_path
     assert (tmp_path / ".gitignore").read_text() == "*.log\noutputs/\n"

@@ -39,6 +39,7 @@ from meridian.pipeline.notebooks import (
 )
 from meridian.pipeline.parameterize import preflight
 from meridian.pipeline.session import Session, session_env
+from meridian.strategies import strategy_sources
 
 
 def find(name: str) -> tuple[Path, bool]:
@@ -70,8 +71,12 @@ def extract_status(path: Path) -> dict[str, Any]:
         return {"state": "none", "message": str(error)}
     module = project.display_path(extraction.output)
     if not extraction.output.exists():
+        builtin = strategy_sources().get(path.stem.lower())
+        use = (f"sweeps and the API use the built-in {builtin.name} until you extract this "
+               "notebook" if builtin and builtin.origin == "built-in"
+               else "extract it to sweep this strategy")
         return {"state": "missing", "module": module,
-                "message": f"{module} does not exist yet: extract it to sweep this strategy"}
+                "message": f"{module} does not exist yet: {use}"}
     if diff(extraction):
         return {"state": "stale", "module": module,
                 "message": f"{module} is out of date with the notebook (meridian extract "
