@@ -7,6 +7,7 @@ exit with the error's code (2 for bad input); nothing prints a traceback unless 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -193,14 +194,20 @@ def extract_command(notebooks, output, check, force) -> None:
             continue
         written = write(extraction, force=force)
         click.echo(f"{'wrote' if written else 'up to date:'} {extraction.output}")
-        _note_shadowing(extraction.output.stem)
+        _note_shadowing(extraction.output.stem, extraction.notebook)
     if stale:
         sys.exit(1)
 
 
-def _note_shadowing(name: str) -> None:
+def _note_shadowing(name: str, notebook: Path) -> None:
+    """Say so when the module replaces a built-in strategy in this project, unless it is the
+    shipped example's own notebook (``meridian init`` copies them: that is expected)."""
+    from meridian.project import EXAMPLES_DIR
     from meridian.strategies import find_strategy
 
+    example = EXAMPLES_DIR / notebook.name
+    if example.is_file() and example.read_bytes() == notebook.read_bytes():
+        return
     source = find_strategy(name)
     if source.shadows_builtin:
         click.echo(f"note: {source.path} has the name of a built-in strategy; in this project "
@@ -281,6 +288,11 @@ def sweep_command(strategy, grid, resume, metric, workers, executor, scheduler, 
         click.echo(f"meridian: sweep interrupted; `meridian sweep --resume "
                    f"{result.sweep_id[:8]}` finishes it", err=True)
         sys.exit(result.exit_code or 130)
+    if result.status == "failed" and result.skipped and result.skipped >= result.completed:
+        click.echo(f"meridian: error: every combination breaks a rule of {result.strategy}, "
+                   f"e.g. {str(result.first_error).removeprefix('skipped: ')}; choose a grid "
+                   "that satisfies it", err=True)
+        sys.exit(2)
     if result.status == "failed":
         click.echo(f"meridian: error: every combination failed, e.g. {result.first_error}",
                    err=True)

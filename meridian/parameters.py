@@ -164,6 +164,86 @@ def check_ranges(values: dict[str, Any], ranges: dict[str, str], owner: str) -> 
                                  f"in {interval}")
 
 
+_RULE_NODES = (ast.Expression, ast.Compare, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not,
+               ast.USub, ast.BinOp, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Name, ast.Load,
+               ast.Constant, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq)
+_OPERATIONS = {
+    ast.Lt: lambda a, b: a < b, ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b,
+    ast.GtE: lambda a, b: a >= b, ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b,
+    ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b if b else float("inf"),
+}
+
+
+def _rule_tree(rule: str, owner: str) -> ast.Expression:
+    """A rule parsed and checked to be arithmetic and comparisons of names and numbers only:
+    a rule is read, never run (it may come from a notebook no one has executed)."""
+    try:
+        tree = ast.parse(str(rule), mode="eval")
+    except SyntaxError:
+        tree = None
+    if tree is None or any(not isinstance(node, _RULE_NODES) for node in ast.walk(tree)) or any(
+            isinstance(node, ast.Constant) and not isinstance(node.value, int | float)
+            for node in ast.walk(tree)):
+        raise ParameterError(f"{owner} declares the rule {str(rule)!r}, which is not a "
+                             "comparison of parameters and numbers, e.g. 'fast < slow'")
+    return tree
+
+
+def _evaluate(node: ast.AST, values: Mapping[str, Any]) -> Any:
+    if isinstance(node, ast.Expression):
+        return _evaluate(node.body, values)
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        return values[node.id]
+    if isinstance(node, ast.UnaryOp):
+        value = _evaluate(node.operand, values)
+        return (not value) if isinstance(node.op, ast.Not) else -value
+    if isinstance(node, ast.BinOp):
+        return _OPERATIONS[type(node.op)](_evaluate(node.left, values),
+                                          _evaluate(node.right, values))
+    if isinstance(node, ast.BoolOp):
+        results = (_evaluate(value, values) for value in node.values)
+        return all(results) if isinstance(node.op, ast.And) else any(results)
+    left = _evaluate(node.left, values)  # a Compare: a < b <= c holds pairwise
+    for op, right_node in zip(node.ops, node.comparators, strict=True):
+        right = _evaluate(right_node, values)
+        if not _OPERATIONS[type(op)](left, right):
+            return False
+        left = right
+    return True
+
+
+def check_rules(values: Mapping[str, Any], rules: Iterable[str] | Mapping[str, str] | None,
+                owner: str, every_name: bool = False) -> None:
+    """A strategy's rules across its parameters, declared as ``PARAM_RULES`` next to
+    ``PARAM_RANGES``: ``("fast < slow",)``, or ``{"fast < slow": "why"}`` to say why. Each
+    is a comparison of parameter names and numbers (``and``, ``or``, ``not``, ``+ - * /``);
+    a combination that breaks one is refused in one line before any kernel or backtest,
+    naming the rule and the values. A rule over a name that is not a number here (a price
+    level Series, a path) is not checked, nor one over a name ``values`` lacks unless
+    ``every_name`` (``meridian extract``: a rule must name the strategy's parameters)."""
+    if not rules:
+        return
+    reasons = rules if isinstance(rules, Mapping) else dict.fromkeys(rules, "")
+    for rule, reason in reasons.items():
+        tree = _rule_tree(rule, owner)
+        names = sorted({node.id for node in ast.walk(tree) if isinstance(node, ast.Name)})
+        unknown = [name for name in names if name not in values]
+        if unknown and not every_name:
+            continue
+        if unknown:
+            raise ParameterError(f"{owner} declares the rule {rule!r} over {unknown[0]!r}, "
+                                 f"which is not one of its parameters: {', '.join(values)}")
+        if any(not isinstance(values[name], bool | int | float) for name in names):
+            continue
+        if not _evaluate(tree, values):
+            given = ", ".join(f"{name}={values[name]!r}" for name in names)
+            raise ParameterError(f"{given} breaks the rule {rule} of {owner}"
+                                 + (f": {reason}" if reason else ""))
+
+
 SHORT_WINDOW = 5
 """A window of fewer bars than this (1–4) follows noise: allowed, with a warning."""
 

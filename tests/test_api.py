@@ -12,6 +12,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 import pytest
+from registry_samples import failing_run
 
 from meridian.api import BacktestResult, quick_backtest, run_backtest
 from meridian.data import load_sample
@@ -65,8 +66,14 @@ def test_undefined_metrics_become_null_in_json():
     assert math.isnan(BacktestResult.from_dict(payload).metrics["sharpe_ratio"])
 
 
+def test_a_strategy_rule_is_checked_before_the_backtest():
+    with pytest.raises(ParameterError, match="fast=30, slow=20 breaks the rule fast < slow of "
+                                             "sma_cross: the fast average must be shorter"):
+        run_backtest("sma_cross", {"fast": 30, "slow": 20})
+
+
 def test_failing_strategy_is_a_failed_result_not_a_crash():
-    result = run_backtest("sma_cross", {"fast": 30, "slow": 20})
+    result = failing_run()
     assert result.status == "failed"
     assert result.error.startswith("ValueError: need 1 <= fast < slow")
     assert "Traceback" in result.logs[-1]

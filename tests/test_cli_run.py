@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, meridian
+from registry_samples import unruled_notebook
 
 from meridian.storage import load_all_runs
 
@@ -97,8 +98,18 @@ def test_params_file_and_no_input(outputs, tmp_path):
     assert "strategy_params = " not in Path(run["report_path"]).read_text()
 
 
-def test_a_notebook_that_raises_is_recorded_as_failed(outputs):
-    result = meridian("run", "sma_cross", "-p", "fast", "30", "-p", "slow", "20",
+def test_a_strategy_rule_is_checked_before_any_kernel(outputs):
+    result = meridian("run", "sma_cross", "fast=50", "slow=10", "--output-dir", str(outputs))
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("meridian: error: fast=50, slow=10 breaks the rule fast < "
+                                     "slow of sma_cross: the fast average must be shorter than "
+                                     "the slow one")
+    assert load_all_runs(outputs) == []
+
+
+def test_a_notebook_that_raises_is_recorded_as_failed(outputs, tmp_path):
+    notebook = unruled_notebook(tmp_path / "mine")  # no PARAM_RULES: the kernel finds out
+    result = meridian("run", str(notebook), "-p", "fast", "30", "-p", "slow", "20",
                       "--output-dir", str(outputs))
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()

@@ -206,14 +206,36 @@ def test_a_killed_sweep_resumes_to_the_rows_of_an_uninterrupted_one(tmp_path):
 
 def test_sweep_status_when_combinations_fail(tmp_path):
     out = str(tmp_path / "outputs")
+    every = meridian("sweep", "fld", "--grid", "fld_offset=5,6", "--grid",
+                     "sizing=volatility_target", "--output-dir", out)
+    assert every.returncode == 1 and "every combination failed" in every.stderr
+    some = meridian("sweep", "fld", "--grid", "fld_offset=5,6", "--grid",
+                    "sizing=fixed_fraction,volatility_target", "--output-dir", out)
+    assert some.returncode == 0 and "partial" in some.stdout.splitlines()[0]
+    assert "2 of 4 combinations failed, e.g. SettingError: sizing='volatility_target' needs " \
+           "target_volatility" in some.stdout
+    assert {s["status"] for s in list_sweeps(out)} == {"failed", "partial"}
+
+
+def test_combinations_that_break_the_strategy_rules_are_left_out(tmp_path):
+    out = str(tmp_path / "outputs")
+    some = meridian("sweep", "sma_cross", "--grid", "fast=10,30", "--grid", "slow=20,40",
+                    "--output-dir", out)
+    assert some.returncode == 0 and "success" in some.stdout.splitlines()[0], some.stderr
+    assert "1 of 4 combinations left out: they break a rule of sma_cross" in some.stdout
+    assert "overfitting: 3 trials" in some.stdout
+    (sweep,) = list_sweeps(out)
+    assert sweep["status"] == "success"
+    best = [(b["params"]["fast"], b["params"]["slow"]) for b in sweep["best"]]
+    assert sweep["skipped"] == 1 and sweep["failed"] == 0
+    assert sorted(best) == [(10, 20), (10, 40), (30, 40)]
     every = meridian("sweep", "sma_cross", "--grid", "fast=30,40", "--grid", "slow=20",
                      "--output-dir", out)
-    assert every.returncode == 1 and "every combination failed" in every.stderr
-    some = meridian("sweep", "sma_cross", "--grid", "fast=10,30", "--grid", "slow=20",
-                    "--output-dir", out)
-    assert some.returncode == 0 and "partial" in some.stdout.splitlines()[0]
-    assert "1 of 2 combinations failed" in some.stdout
-    assert {s["status"] for s in list_sweeps(out)} == {"failed", "partial"}
+    assert every.returncode == 2
+    assert every.stderr.strip().splitlines()[-1] == (
+        "meridian: error: every combination breaks a rule of sma_cross, e.g. fast=30, slow=20 "
+        "breaks the rule fast < slow of sma_cross: the fast average must be shorter than the "
+        "slow one; choose a grid that satisfies it")
 
 
 def test_a_huge_grid_is_refused_at_once(tmp_path):

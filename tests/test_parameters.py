@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from meridian.exceptions import ParameterError
+from meridian.authoring.extract import build
+from meridian.exceptions import ExtractError, ParameterError
 from meridian.parameters import (
+    check_rules,
     parse_assignments,
     parse_literal,
     split_words,
@@ -101,3 +103,41 @@ def test_a_short_window_runs_with_a_warning_in_its_log():
     assert result.status == "success"
     assert "warning: fld_offset=3 is a window of 3 bars; windows under 5 bars follow noise" \
         in result.logs
+
+
+# ------------------------------------------------------------------------ PARAM_RULES
+
+
+def test_a_rule_across_parameters_refuses_what_breaks_it():
+    check_rules({"fast": 10, "slow": 20}, ("fast < slow",), "sma_cross")
+    check_rules({"a": 2, "b": 5, "c": 3}, ["a * 2 <= b and not c > b", "a < c < b"], "s")
+    with pytest.raises(ParameterError, match=r"^fast=20, slow=20 breaks the rule fast < slow "
+                                             r"of sma_cross: shorter first$"):
+        check_rules({"fast": 20, "slow": 20}, {"fast < slow": "shorter first"}, "sma_cross")
+    with pytest.raises(ParameterError, match="a=1, b=5 breaks the rule a > 2 or b < 3"):
+        check_rules({"a": 1, "b": 5}, ["a > 2 or b < 3"], "s")
+
+
+def test_a_rule_over_what_is_not_a_number_or_not_given_is_not_checked():
+    check_rules({"fast": "x", "slow": 2}, ("fast < slow",), "s")  # a path, a Series…
+    check_rules({"fast": 30}, ("fast < slow",), "s")  # a cell's own parameters only
+    with pytest.raises(ParameterError, match="over 'slwo', which is not one of its parameters"):
+        check_rules({"fast": 30, "slow": 40}, ("fast < slwo",), "s", every_name=True)
+
+
+@pytest.mark.parametrize("rule", [
+    "__import__('os').system('touch /tmp/pwned')", "fast.real < slow", "fast < slow()",
+    "[fast] < [slow]", "fast < 'slow'", "lambda: 1", "fast <", "fast ** 99999999 < slow",
+])
+def test_a_rule_is_read_never_run(rule, tmp_path):
+    with pytest.raises(ParameterError, match="is not a comparison of parameters and numbers"):
+        check_rules({"fast": 1, "slow": 2}, [rule], "s")
+
+
+def test_extract_refuses_rules_the_defaults_break(project):
+    path = project / "notebooks" / "sma_cross.py"
+    path.write_text(path.read_text().replace('PARAM_RULES = {"fast < slow"',
+                                              'PARAM_RULES = {"fast > slow"'))
+    with pytest.raises(ExtractError, match="PARAM_RULES: fast=10, slow=20 breaks the rule "
+                                           "fast > slow"):
+        build(path)

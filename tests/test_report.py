@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import ROOT, meridian
+from registry_samples import failing_run
 
 from meridian.api import run_backtest
 from meridian.storage import load_all_runs, load_run_by_id, save_run, search_runs
@@ -153,7 +154,7 @@ def test_every_kind_of_run_records_its_provenance(fld_run, tmp_path):
     assert saved["settings"]["commission"] == 0.001 and saved["settings"]["slippage"] == 0.0002
     assert saved["data"]["path"] == str(prices) and saved["data"]["sha256"]
     assert saved["code"]["module"].endswith("fld.py") and saved["changed"] == ["fld_offset"]
-    failed = run_backtest("sma_cross", {"fast": 30, "slow": 20})
+    failed = failing_run()
     save_run(failed.to_dict(), out)
     shown = meridian("runs", "show", failed.run_id[:8], "--traceback", "--output-dir", str(out))
     assert "ValueError: need 1 <= fast < slow" in shown.stdout and "Traceback" in shown.stdout

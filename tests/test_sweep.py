@@ -121,11 +121,12 @@ def test_top_reports_rerun_notebooks_with_the_same_metrics(tmp_path):
 
 
 def test_failing_combinations_are_recorded_not_fatal(tmp_path):
-    result = run_sweep("sma_cross", ["fast=10,30", "slow=20"], workers=1,
-                       output_dir=tmp_path / "outputs", progress=False)
+    result = run_sweep("fld", ["fld_offset=5,6", "sizing=fixed_fraction,volatility_target"],
+                       workers=1, output_dir=tmp_path / "outputs", progress=False)
     failed = result.table[result.table["error"].notna()]
-    assert len(failed) == 1 and failed["error"].iloc[0].startswith("ValueError: need 1 <= fast")
-    assert math.isnan(failed["sharpe_ratio"].iloc[0])
+    assert len(failed) == 2 and result.failed == 2 and result.status == "partial"
+    assert failed["error"].iloc[0].startswith("SettingError: sizing='volatility_target' needs")
+    assert failed["sharpe_ratio"].isna().all()
 
 
 def test_cli_prints_progress_best_and_report(tmp_path):

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
+from registry_samples import failing_run
 
 from meridian import viz
 from meridian.api import run_backtest
@@ -19,7 +20,7 @@ def results():
         "fld10": run_backtest("fld", {"fld_offset": 10}),
         "fld15": run_backtest("fld", {"fld_offset": 15}),
         "sma": run_backtest("sma_cross", {"fast": 5, "slow": 30}),
-        "failed": run_backtest("sma_cross", {"fast": 30, "slow": 20}),
+        "failed": failing_run(),
     }
 
 

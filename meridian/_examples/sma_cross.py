@@ -53,6 +53,8 @@ from meridian.indicators import cross_state, sma
 
 # Checked before any run, sweep or backtest starts (a value outside is refused in one line).
 PARAM_RANGES = {"fast": "[1, inf)", "slow": "[2, inf)"}
+# Rules across parameters, checked as early (a comparison of names and numbers, never run).
+PARAM_RULES = {"fast < slow": "the fast average must be shorter than the slow one"}
 # Parameters counted in bars: each must leave the data 20 bars to trade.
 WINDOWS = ("fast", "slow")
 

@@ -27,7 +27,9 @@ import nbformat
 from meridian import project
 from meridian._files import write_atomic
 from meridian.exceptions import ExtractError, ParameterError
+from meridian.parameters import check_rules
 from meridian.pipeline.notebooks import (
+    exported_constant,
     exported_source,
     notebook_parameters,
     read_notebook,
@@ -268,6 +270,11 @@ def build(notebook_path: str | Path, output: str | Path | None = None) -> Extrac
     cell_values = notebook_parameters(notebook, source)
     params = _params(trees, cell_values, source)
     settings = _settings(cell_values, params, source)
+    try:  # the rules must name the strategy's parameters and hold for its defaults
+        check_rules(params, exported_constant(notebook, "PARAM_RULES"), source,
+                    every_name=True)
+    except ParameterError as error:
+        raise ExtractError(f"{source}: PARAM_RULES: {error}") from None
     imports, bodies = _split_imports(trees, sources)
     head = (HEADER.format(source=source) + "\n"
             + HASH_LINE.format(digest=source_hash(notebook_path)) + "\n"

@@ -10,7 +10,7 @@ import nbformat
 import yaml
 
 from meridian.exceptions import ParameterError, shown
-from meridian.parameters import check_ranges, check_windows, validate_params
+from meridian.parameters import check_ranges, check_rules, check_windows, validate_params
 from meridian.pipeline.notebooks import Parameter, exported_constant
 from meridian.settings import NAMES as SETTING_NAMES
 from meridian.settings import RunSettings
@@ -73,13 +73,14 @@ def resolve_params(
 def preflight(notebook: nbformat.NotebookNode, values: dict[str, Any], owner: str) -> None:
     """Everything checkable before a kernel starts, so a typo costs one line, not a kernel
     start, a failed run and a misleading report: the strategy's declared ``PARAM_RANGES``
-    (read from its export cells), the run settings (types, ranges, choices, dates: one
-    :class:`~meridian.settings.RunSettings`), and the files — a
+    and ``PARAM_RULES`` (read from its export cells), the run settings (types, ranges,
+    choices, dates: one :class:`~meridian.settings.RunSettings`), and the files — a
     ``*_path`` that does not exist, a ``data_path`` that is not a usable OHLCV file, a
     ``cot_path`` that is not a CFTC COT file (or lacks ``cot_market``)."""
     ranges = exported_constant(notebook, "PARAM_RANGES")
     if isinstance(ranges, dict):
         check_ranges(values, ranges, owner)
+    check_rules(values, exported_constant(notebook, "PARAM_RULES"), owner)
     RunSettings.of({name: values[name] for name in SETTING_NAMES if name in values})
     for name, value in values.items():
         if name.endswith("_path") and isinstance(value, str) and value:

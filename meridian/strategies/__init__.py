@@ -174,11 +174,12 @@ def market_positions(signals: Callable[..., Any], exits: Callable[..., Any] | No
 def strategy_parameters(module: ModuleType, params: Mapping[str, Any] | None,
                         owner: str) -> dict[str, Any]:
     """``module.PARAMS`` with ``params`` on top: unknown names, wrong types and values outside
-    its ``PARAM_RANGES`` are one-line ParameterErrors."""
-    from meridian.parameters import check_ranges, validate_params
+    its ``PARAM_RANGES`` or breaking its ``PARAM_RULES`` are one-line ParameterErrors."""
+    from meridian.parameters import check_ranges, check_rules, validate_params
 
     merged = validate_params(module.PARAMS, params, owner=owner)
     check_ranges(merged, getattr(module, "PARAM_RANGES", {}), owner)
+    check_rules(merged, getattr(module, "PARAM_RULES", None), owner)
     return merged
 
 

@@ -1,5 +1,5 @@
 # Generated from notebooks/sma_cross.py by meridian extract — edit the notebook, not this file.
-# Notebook SHA-256: 69f58b61d9901a2ad5b376c3ecb5a9d10d61a53493afe4400611b953b9d27d2b
+# Notebook SHA-256: 2f54fb432cef89537ad359b6ff82f5c7b5b4a655099fef5eab4f1f62af70a7f8
 """Moving-average crossover
 
 Long after the fast simple moving average crosses above the slow one, short after it crosses
@@ -22,6 +22,8 @@ SETTINGS = {}
 
 # Checked before any run, sweep or backtest starts (a value outside is refused in one line).
 PARAM_RANGES = {"fast": "[1, inf)", "slow": "[2, inf)"}
+# Rules across parameters, checked as early (a comparison of names and numbers, never run).
+PARAM_RULES = {"fast < slow": "the fast average must be shorter than the slow one"}
 # Parameters counted in bars: each must leave the data 20 bars to trade.
 WINDOWS = ("fast", "slow")
 

@@ -28,6 +28,8 @@ import pandas as pd
 
 from meridian.engine import METRIC_NAMES, as_positions, backtest_batch, compute_metrics_batch
 from meridian.engine.metrics import returns_from_equity
+from meridian.exceptions import ParameterError
+from meridian.parameters import check_rules
 from meridian.settings import EXITS, NAMES, RunSettings
 from meridian.strategies import (
     StrategySource,
@@ -111,6 +113,20 @@ class _Batch:
     settings: list[dict] = field(default_factory=list)
 
 
+SKIPPED = "skipped: "
+"""How a combination that breaks the strategy's ``PARAM_RULES`` (``fast < slow``) is marked:
+left out of the sweep, not counted as failed (as backtesting.py's ``constraint``)."""
+
+
+def _skipped(module, strategy_params: dict, owner: str) -> str | None:
+    """:data:`SKIPPED` and the rule when the combination breaks one of the module's rules."""
+    try:
+        check_rules(strategy_params, getattr(module, "PARAM_RULES", None), owner)
+    except ParameterError as error:
+        return SKIPPED + str(error)
+    return None
+
+
 def _prepare(data: pd.DataFrame, job: Job, combinations: list[dict]) -> _Batch:
     module = job.module()
     exits = getattr(module, "exits", None)
@@ -119,6 +135,9 @@ def _prepare(data: pd.DataFrame, job: Job, combinations: list[dict]) -> _Batch:
     for column, params in enumerate(combinations):
         strategy_params, settings = split_params(params, module.PARAMS)
         batch.settings.append(settings)
+        batch.errors[column] = _skipped(module, strategy_params, job.strategy)
+        if batch.errors[column]:
+            continue
         try:
             batch.targets[:, column] = as_positions(
                 module.signals(data, **accepted(module.signals, strategy_params)), data.index)
@@ -230,6 +249,9 @@ def _evaluate_markets(data: Markets, job: Job, combinations: list[dict],
     for column, params in enumerate(combinations):
         try:
             strategy_params, chosen = split_params(params, module.PARAMS)
+            errors[column] = _skipped(module, strategy_params, job.strategy)
+            if errors[column]:
+                continue
             settings = job.settings.replace(**chosen)
             positions, levels = _market_positions(data, module, strategy_params)
             for number, window in enumerate(windows):

@@ -59,7 +59,9 @@ def _summary(result, info: dict) -> str:
         "strategy": result.strategy,
         "status": result.status,
         "combinations": f"{info['completed']:,} of {info['combinations']:,}"
-                        + (f" ({info['failed']:,} failed)" if info.get("failed") else ""),
+                        + (f" ({info['failed']:,} failed)" if info.get("failed") else "")
+                        + (f" ({info['skipped']:,} left out by the strategy's rules)"
+                           if info.get("skipped") else ""),
         "ranked by": result.metric,
         "time": f"{info['duration']:.2f} s ({info['combinations_per_second'] or 0:,.0f} "
                 "combinations/s)",

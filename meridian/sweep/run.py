@@ -40,7 +40,7 @@ from meridian.registry.sweeps import load_sweep, save_sweep_header
 from meridian.settings import RANGES, WINDOW, RunSettings
 from meridian.strategies import find_strategy, get_strategy, strategy_settings
 from meridian.sweep import executors
-from meridian.sweep.evaluate import Job, Markets, Window
+from meridian.sweep.evaluate import SKIPPED, Job, Markets, Window
 from meridian.sweep.grid import DEFAULT_MAX_COMBINATIONS, Grid, build_grid
 from meridian.sweep.store import (
     OOS_PREFIX,
@@ -75,6 +75,7 @@ class SweepResult:
     combinations: int = 0
     failed: int = 0
     first_error: str | None = None
+    skipped: int = 0  # combinations that break the strategy's PARAM_RULES: left out
     report_path: Path | None = None
     output_dir: Path | None = None
     exit_code: int = 0
@@ -371,7 +372,9 @@ def run_sweep(
     column, sharpe = METRIC_INDEX[metric], METRIC_INDEX["sharpe_ratio"]
     windows = plan.evaluated_windows()
     failed = int(info.get("failed") or 0)
+    skipped = int(info.get("skipped") or 0)
     first_error: str | None = None
+    first_skip: str | None = None
     status, exit_code = "running", 0
     started = time.perf_counter()
     already = int(plan.done.sum())
@@ -395,9 +398,12 @@ def run_sweep(
                 for number in range(len(plan.folds)):
                     fold_best[number] = _better(fold_best[number], tables[number + 1][:, column],
                                                 indices, metric)
-                bad = [e for e in errors if e]
+                bad = [e for e in errors if e and not e.startswith(SKIPPED)]
+                left_out = [e for e in errors if e and e.startswith(SKIPPED)]
+                skipped += len(left_out)
                 failed += len(bad)
                 first_error = first_error or (bad[0] if bad else None)
+                first_skip = first_skip or (left_out[0] if left_out else None)
                 bar.update(len(indices))
     except KeyboardInterrupt as interrupt:
         status, exit_code = "interrupted", _process.exit_code(interrupt)
@@ -407,18 +413,21 @@ def run_sweep(
     duration = time.perf_counter() - started
     completed = int(plan.done.sum())
     if status != "interrupted":
-        status = ("failed" if completed and failed >= completed
+        status = ("failed" if completed and failed >= completed - skipped
                   else "partial" if failed else "success")
+        if status == "failed":
+            first_error = first_error or first_skip  # perhaps nothing ran: say which rule
 
     order = [int(i) for i in rank_order(plan.values, metric)[:top] if plan.done[i]]
-    best = _best_entries(out, info, order)
-    info.update(status=status, completed=completed, failed=failed,
+    best = [entry for entry in _best_entries(out, info, order)
+            if not str(entry.get("error") or "").startswith(SKIPPED)]
+    info.update(status=status, completed=completed, failed=failed, skipped=skipped,
                 duration=round((info.get("duration") or 0) + duration, 3),
                 combinations_per_second=round((completed - already) / duration, 1)
                 if duration else None,
                 first_error=first_error)
     if best and status != "interrupted" and best[0]["error"] is None:
-        info["stats"] = _overfitting(out, plan, best[0], completed, sharpes)
+        info["stats"] = _overfitting(out, plan, best[0], completed - skipped, sharpes)
         if plan.folds:
             info["walk_forward_result"] = _walk_forward(out, plan, fold_best)
     if reports and best and status != "interrupted":
@@ -428,7 +437,7 @@ def run_sweep(
     warm.join()
     result = SweepResult(
         info["sweep_id"], info["strategy_name"], metric, status, plan.grid.axes, best,
-        duration, completed, plan.grid.size, failed, first_error, output_dir=out,
+        duration, completed, plan.grid.size, failed, first_error, skipped=skipped, output_dir=out,
         exit_code=exit_code, chart=_chart_frame(plan.grid, plan.done, plan.values, metric),
         stats=info.get("stats"), walk_forward=info.get("walk_forward_result"))
     from meridian.sweep.report import write_report

@@ -35,6 +35,9 @@ def summary_lines(result) -> list[str]:
             check = "same metrics" if entry.get("matches_notebook") else "METRICS DIFFER"
             lines.append(f"  report #{result.best.index(entry) + 1}: {entry['report_path']} "
                          f"({check})")
+    if result.skipped:
+        lines.append(f"{result.skipped:,} of {done:,} combinations left out: they break a rule "
+                     f"of {result.strategy} (PARAM_RULES)")
     if result.failed:
         lines.append(f"{result.failed:,} of {done:,} combinations failed, e.g. "
                      f"{result.first_error}")
