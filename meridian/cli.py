@@ -63,6 +63,41 @@ def init_command(directory) -> None:
     click.echo(f"project ready in {root}: cd into it and try `meridian run fld`")
 
 
+@main.command("params")
+@click.argument("strategy")
+def params_command(strategy) -> None:
+    """Every parameter `meridian run STRATEGY` accepts: name, type, default, range and what it
+    does (the comment on its line of the parameters cell), the rules across them, then the run
+    settings it accepts without declaring them."""
+    from meridian.pipeline.notebooks import describe_parameters, find_notebook
+    from meridian.project import display_path
+
+    rows, rules = describe_parameters(strategy)
+    click.echo(f"{display_path(find_notebook(strategy))}: meridian run {strategy} NAME=VALUE …")
+    head = ("name", "type", "default", "range", "")
+    cells = [(row.name, row.type_name, repr(row.default), row.range or "—", row.help)
+             for row in rows]
+    widths = [min(max(len(line[i]) for line in [head, *cells]), 24) + 2 for i in range(4)]
+
+    def show(line: tuple[str, ...]) -> None:
+        text = ""
+        for cell, width in zip(line[:4], widths, strict=True):  # a long range pushes, not cuts
+            text += cell.ljust(width) if len(cell) < width else cell + "  "
+        click.echo(text + line[4])
+
+    show(head)
+    for row, line in zip(rows, cells, strict=True):
+        if row.kind != "also":
+            show(line)
+    for rule, why in rules.items():
+        click.echo(f"rule: {rule}" + (f" ({why})" if why else ""))
+    if any(row.kind == "also" for row in rows):
+        click.echo("run settings the notebook accepts at their defaults:")
+        for row, line in zip(rows, cells, strict=True):
+            if row.kind == "also":
+                show(line)
+
+
 @main.command("strategies")
 def strategies_command() -> None:
     """List the strategy modules `run_backtest` and sweeps can use, and where each comes from."""
@@ -71,6 +106,7 @@ def strategies_command() -> None:
     for source in sorted(strategy_sources().values(), key=lambda s: s.name.lower()):
         where = source.origin + (" (shadows the built-in)" if source.shadows_builtin else "")
         click.echo(f"{source.name:<16} {where:<32} {get_strategy(source.name).PARAMS}")
+    click.echo("every parameter a notebook run takes (settings too): meridian params NAME")
 
 
 PARAMS_TEXT = click.option(
@@ -320,7 +356,8 @@ def run_command(strategy, assignments, params, params_text, params_file, output_
     """Execute notebook STRATEGY with parameters: notebook, HTML report, registry row.
 
     STRATEGY is a notebook of the project (notebooks/STRATEGY.py), a shipped example, or a
-    path to a notebook; values are NAME=VALUE (Python literals; text needs no quotes). With
+    path to a notebook; values are NAME=VALUE (Python literals; text needs no quotes).
+    `meridian params STRATEGY` lists every name it takes, with its default and range. With
     --universe the notebook's backtest trades every market of the universe with one account.
     """
     from meridian.pipeline.run import run_notebook

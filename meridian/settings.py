@@ -221,5 +221,9 @@ RANGES: dict[str, str] = {spec.name: spec.metadata["range"]
                           for spec in dataclasses.fields(RunSettings) if spec.metadata["range"]}
 """Each numeric setting's interval (what the preflight, sweeps and the ui's forms check)."""
 DOCS: dict[str, str] = {spec.name: spec.metadata["doc"] for spec in dataclasses.fields(RunSettings)}
+CHOICES: dict[str, tuple[str, ...]] = {spec.name: spec.metadata["choices"]
+                                       for spec in dataclasses.fields(RunSettings)
+                                       if spec.metadata["choices"]}
+"""The settings that take one of a few words (fill, sizing, rebalance)."""
 
 

@@ -260,3 +260,26 @@ def _one_bar(tmp_path: Path) -> Path:
     path = tmp_path / "one.csv"
     path.write_text("Date,Open,High,Low,Close\n2020-01-02,1,2,0.5,1\n")
     return path
+
+
+def test_params_lists_every_parameter_of_the_notebook_with_its_range_and_help(project):
+    import jupytext
+
+    from meridian.pipeline.notebooks import notebook_parameters
+
+    shown = meridian("params", "sma_cross", cwd=project)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    own = notebook_parameters(jupytext.read(project / "notebooks" / "sma_cross.py"))
+    for name, parameter in own.items():  # every name of the cell, with its comment
+        (line,) = [line for line in lines if line.split()[:1] == [name]]
+        assert parameter.help and line.endswith(parameter.help)
+    fast = next(line for line in lines if line.startswith("fast "))
+    assert fast.split()[:4] == ["fast", "int", "10", "[1,"]
+    assert "rule: fast < slow (the fast average must be shorter than the slow one)" in lines
+    sizing = next(line for line in lines if line.startswith("sizing "))
+    assert "fixed_fraction|volatility_target" in sizing  # a setting the cell does not declare
+    unknown = meridian("params", "nope", cwd=project)
+    assert unknown.returncode == 2 and "unknown strategy 'nope'" in unknown.stderr
+    helped = meridian("run", "--help", cwd=project)
+    assert "meridian params STRATEGY" in " ".join(helped.stdout.split())

@@ -182,3 +182,43 @@ def exported_constant(notebook: nbformat.NotebookNode, name: str) -> Any:
                 except ValueError:
                     return None
     return None
+
+
+@dataclass(frozen=True)
+class ParameterInfo:
+    """One row of ``meridian params NAME``: what a run of the notebook accepts."""
+
+    name: str
+    type_name: str
+    default: Any
+    range: str  # an interval, the choices, or ""
+    help: str
+    kind: str  # "strategy" (its own), "setting" (a run setting the cell sets), "also" (one it
+    # accepts at its default without declaring it)
+
+
+def describe_parameters(strategy: str) -> tuple[list[ParameterInfo], dict[str, str]]:
+    """Every parameter ``meridian run STRATEGY`` accepts, read from the notebook (never run):
+    its parameters cell, with the range from ``PARAM_RANGES`` (or the run setting's) and the
+    help from each line's comment, then the run settings it accepts without declaring them;
+    and its ``PARAM_RULES`` (rule → why)."""
+    from meridian.settings import CHOICES, DOCS, RANGES
+
+    path = find_notebook(strategy)
+    notebook = read_notebook(path)
+    ranges = exported_constant(notebook, "PARAM_RANGES")
+    ranges = ranges if isinstance(ranges, dict) else {}
+    own = notebook_parameters(notebook, path.stem)
+
+    def limits(name: str) -> str:
+        if name in ranges:
+            return str(ranges[name])
+        return "|".join(CHOICES[name]) if name in CHOICES else (RANGES.get(name) or "")
+
+    rows = [ParameterInfo(p.name, p.type_name, p.default, limits(p.name),
+                          p.help or DOCS.get(p.name, ""),
+                          "setting" if p.name in DOCS else "strategy") for p in own.values()]
+    rows += [ParameterInfo(p.name, p.type_name, p.default, limits(p.name), p.help, "also")
+             for name, p in run_parameters(notebook, path.stem).items() if name not in own]
+    rules = exported_constant(notebook, "PARAM_RULES") or {}
+    return rows, dict(rules) if isinstance(rules, dict) else dict.fromkeys(rules, "")
