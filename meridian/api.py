@@ -253,6 +253,10 @@ def notebook_backtest(signals: Callable[..., Any], namespace: Mapping[str, Any],
              for name in list(inspect.signature(function).parameters)[1:]]
     params = {name: namespace[name] for name in names if name in namespace}
     options = {name: namespace[name] for name in SETTING_NAMES if name in namespace}
+    if "benchmark" in options:  # the setting is a file; a notebook's own `benchmark` Series
+        given = options.pop("benchmark")  # (a common name) is its business, not the run's
+        if isinstance(given, str | os.PathLike):
+            options["benchmark"] = os.fspath(given)
     options.update(settings)  # e.g. a price level as the stop
     name = strategy_name or os.environ.get("MERIDIAN_STRATEGY") or "notebook"
     windows = namespace.get("WINDOWS") or ()  # the export cell's, as a module has them

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from meridian.engine._trades import TRADE_COLUMNS
-from meridian.engine.metrics import format_metrics
+from meridian.engine.metrics import format_metrics, returns_from_equity
 from meridian.exceptions import RegistryError
 
 EQUITY_POINTS = 500
@@ -261,6 +261,17 @@ class RunRecord:
     portfolio: Any = field(default=None, repr=False)
     """A portfolio run's :class:`~meridian.engine.portfolio.PortfolioResult` (per-market
     positions, P&L and costs per bar; never stored)."""
+
+    @property
+    def returns(self) -> pd.Series:
+        """Bar returns ``r_t = E_t / E_{t−1} − 1``, the first against the initial capital:
+        the series the Sharpe ratio, PSR and DSR (:mod:`meridian.stats`) measure."""
+        if self.equity.empty:
+            return pd.Series(dtype=float, name="returns")
+        equity = self.equity.to_numpy(dtype=float)
+        capital = float(self.settings.get("initial_capital") or equity[0])
+        return pd.Series(returns_from_equity(equity, capital), index=self.equity.index,
+                         name="returns")
 
     def to_dict(self) -> dict:
         """The JSON form (strict JSON: timestamps as ISO 8601, undefined values as null)."""
