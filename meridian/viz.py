@@ -675,14 +675,24 @@ def _ipython():
 # --------------------------------------------------------------------------- sweeps
 
 
+SCATTER_POINTS = 5_000
+"""Points an in-sample vs out-of-sample scatter draws at most (evenly over the grid)."""
+
+
 def in_vs_out_of_sample(inside: pd.Series, outside: pd.Series, metric: str,
                         title: str | None = None) -> go.Figure:
     """Every combination's metric before the split (x) against after it (y), with the
     diagonal: over-fitting shows as a cloud that does not follow it."""
     label = metric.replace("_", " ")
     inside, outside = _values(inside), _values(outside)
-    fig = go.Figure(go.Scattergl(x=inside, y=outside, mode="markers", name="combinations",
-                                 marker={"size": 5, "color": EQUITY_COLOR, "opacity": 0.5}))
+    shown = np.flatnonzero(np.isfinite(inside) | np.isfinite(outside))
+    if len(shown) > SCATTER_POINTS:  # SVG (WebGL needs eval, which reports forbid): sampled
+        shown = shown[np.linspace(0, len(shown) - 1, SCATTER_POINTS).astype(int)]
+        title = title or (f"{label}: in sample vs out of sample ({SCATTER_POINTS:,} of "
+                          f"{len(inside):,} combinations)")
+    fig = go.Figure(go.Scatter(x=inside[shown], y=outside[shown], mode="markers",
+                               name="combinations",
+                               marker={"size": 5, "color": EQUITY_COLOR, "opacity": 0.5}))
     both = np.concatenate([inside[np.isfinite(inside)], outside[np.isfinite(outside)]])
     if len(both):
         low, high = float(both.min()), float(both.max())
@@ -691,6 +701,22 @@ def in_vs_out_of_sample(inside: pd.Series, outside: pd.Series, metric: str,
     fig.update_xaxes(title_text=f"{label} in sample")
     fig.update_yaxes(title_text=f"{label} out of sample")
     return _layout(fig, title or f"{label}: in sample vs out of sample", 420)
+
+
+def walk_forward_chart(stitched: Any, best: Any | None, best_label: str) -> go.Figure:
+    """The stitched out-of-sample equity (each window traded with its own training choice)
+    against the in-sample best (one choice made with hindsight on all the in-sample data,
+    traded over the same span): the gap is what choosing without hindsight costs."""
+    fig = go.Figure()
+    curves = [(stitched, "walk-forward (stitched out of sample)", EQUITY_COLOR)]
+    if best is not None:
+        curves.append((best, f"in-sample best ({best_label or 'defaults'})", "#95a5a6"))
+    for curve, name, color in curves:
+        series = as_series(curve)
+        fig.add_trace(go.Scatter(x=series.index, y=series.to_numpy(), mode="lines", name=name,
+                                 line={"color": color, "width": 1.6}))
+    fig.update_yaxes(title_text="Equity")
+    return _layout(fig, "Stitched out-of-sample equity against the in-sample best", 420)
 
 
 def sweep_chart(table: pd.DataFrame, axes: list[str], metric: str) -> go.Figure | None:

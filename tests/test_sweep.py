@@ -99,7 +99,19 @@ def test_the_sweep_is_recorded_with_one_row_per_combination(local_sweep):
     assert values == sorted(values, reverse=True)
     assert all(row["oos_metrics"] is not None for row in rows)  # every one, out of sample too
     assert "equity" not in rows[0]  # no curves per combination
-    assert result.report_path.is_file() and "Plotly.newPlot" in result.report_path.read_text()
+    assert result.report_path.is_file() and "mr-chart-data" in result.report_path.read_text()
+
+
+def test_the_split_report_draws_every_combination_in_and_out_of_sample(local_sweep, browser):
+    """The scatter is SVG: WebGL (scattergl) needs eval, which the page's policy forbids."""
+    from conftest import watched_page
+
+    _, result = local_sweep
+    with watched_page(browser, viewport={"width": 1400, "height": 900}) as page:
+        page.goto(result.report_path.as_uri())
+        page.wait_for_selector(".js-plotly-plot .scatterlayer")
+        points = page.locator(".js-plotly-plot .scatterlayer .trace:first-child path.point")
+        assert points.count() == 36
 
 
 def test_dask_local_cluster_gives_the_same_results_as_local(local_sweep, tmp_path):

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from conftest import meridian
 
+from meridian.api import run_backtest
 from meridian.data import load_sample
 from meridian.exceptions import ParameterError
 from meridian.registry.sweeps import load_sweep
@@ -94,6 +95,13 @@ def test_a_walk_forward_records_its_windows_and_a_stitched_run(local):
     html = result.report_path.read_text()
     assert "Walk-forward 3y:1y" in html and "Stitched out-of-sample equity" in html
     assert "How much of it is luck" in html
+    # against the in-sample best: the sweep's best combination, traded over the same span
+    best = result.best[0]["params"]
+    assert walk["best_params"] == {name: best[name] for name in ("fld_offset", "cot_threshold")}
+    span = pd.DatetimeIndex(run["equity"]["index"])
+    hindsight = run_backtest("fld", best, start=str(span[0].date()), end=str(span[-1].date()))
+    assert walk["best_equity"]["values"][-1] == pytest.approx(hindsight.equity.iloc[-1])
+    assert html.count("in-sample best (fld_offset=") >= 1 and "walk-forward (stitched" in html
 
 
 def test_the_same_walk_forward_on_a_dask_cluster(local, tmp_path):

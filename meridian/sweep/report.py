@@ -14,12 +14,10 @@ import html
 import os
 from pathlib import Path
 
-import plotly.io as pio
-
 from meridian import project, viz
 from meridian._files import write_atomic
 from meridian.engine.metrics import KEY_METRICS, format_metric
-from meridian.pages import lock_down, plotly_src
+from meridian.pages import CHART_LOADER, chart_html, lock_down, plotly_src
 
 
 def _cell(text) -> str:
@@ -76,8 +74,9 @@ def _summary(result, info: dict) -> str:
 
 
 def _figure(figure) -> str:
-    return pio.to_html(figure, include_plotlyjs=False, full_html=False,
-                       config={"responsive": True}) if figure is not None else ""
+    """A chart as inert JSON that :data:`~meridian.pages.CHART_LOADER` draws (the page's
+    policy runs no other script)."""
+    return chart_html(figure) if figure is not None else ""
 
 
 def _stats(stats: dict | None) -> str:
@@ -127,7 +126,8 @@ def _walk_forward(result, info: dict, folder: Path) -> str:
         f"{name}: {entry['changes']} change{'s' if entry['changes'] != 1 else ''}"
         + (f", spread {entry['spread']:.0%} of the grid" if entry["spread"] is not None else "")
         for name, entry in walk["stability"].items())
-    curve = viz.plot_equity_curve(walk["equity"], title="Stitched out-of-sample equity")
+    curve = viz.walk_forward_chart(walk["equity"], walk.get("best_equity"),
+                                   viz.format_params(walk.get("best_params") or {}))
     return (f"<h2>Walk-forward {html.escape(walk['spec'])}"
             f"{' (anchored)' if walk['anchored'] else ''}</h2>"
             f"<p>Each window chooses by {html.escape(metric)} on its training part only and "
@@ -184,6 +184,7 @@ th {{ background: #f4f6f8; }}
 {_walk_forward(result, {**info, "output_dir": str(output_dir)}, folder)}
 <h2>Best {len(result.best)} combinations</h2>
 {_best_table(result, info, folder)}
+<script>{CHART_LOADER}</script>
 </body></html>
 """
-    return write_atomic(folder / "report.html", lock_down(body))
+    return write_atomic(folder / "report.html", lock_down(body, [CHART_LOADER]))

@@ -537,9 +537,18 @@ def _walk_forward(out: Path, plan: _Plan, fold_best: list[tuple[float, int]]) ->
                      "oos_total_return": outside["total_return"]})
     stitched = stitch(results, plan.job.settings.initial_capital)
     run_id = _record_stitched(out, plan, stitched, rows)
+    # the hindsight benchmark: the combination ranked best on all the in-sample data, traded
+    # over the same span as the stitched test windows
+    best = int(rank_order(plan.values, plan.info["metric"])[0])
+    params = plan.grid[best]
+    targets, settings, exits, levels = positions(plan.data, plan.job, params)
+    span = Window(start=str(stitched.index[0]), end=str(stitched.index[-1]))
+    hindsight = run_window(plan.data, targets, settings, span, exits, levels)
     return {"spec": plan.info["walk_forward"], "anchored": plan.info["anchored"],
             "windows": rows, "run_id": run_id, "metrics": compute_metrics(stitched),
             "equity": downsample(stitched.equity),
+            "best_equity": downsample(hindsight.equity),
+            "best_params": {name: params[name] for name in plan.grid.axes},
             "stability": stability(chosen, plan.grid.axes)}
 
 
