@@ -292,7 +292,9 @@ def _trades_section(trades: pd.DataFrame, linked: bool) -> Section:
     table = viz.trades_table(trades)
     count = len(table)
     if count > 2 * TRADES_SHOWN:
-        shown = pd.concat([table.head(TRADES_SHOWN), table.tail(TRADES_SHOWN)])
+        gap = pd.DataFrame([["…"] * len(table.columns)], columns=table.columns)
+        gap.iloc[0, 0] = f"… {count - 2 * TRADES_SHOWN:,} trades not shown …"
+        shown = pd.concat([table.head(TRADES_SHOWN), gap, table.tail(TRADES_SHOWN)])
         note = (f"<p>{count:,} trades: the first and last {TRADES_SHOWN} are shown; "
                 '<a href="trades.csv" download>all of them in trades.csv</a>.</p>')
     else:
@@ -349,7 +351,8 @@ def build_report(result: Any, overlays: Mapping[str, pd.Series] | None = None,
             report.sections.append(Section("price", figure=viz.plot_price_with_signals(
                 traded, result.trades, lines)))
         exits = viz.plot_pnl_by_exit_reason(result.trades)
-        if exits is not None and set(result.trades["exit_reason"]) != {"signal"}:
+        if exits is not None and set(result.trades["exit_reason"]) - {"signal", "end"}:
+            # only when a stop, target or trailing stop closed trades: else one bar says it all
             report.sections.append(Section("exit_reasons", figure=exits))
         linked = bool(os.environ.get(RUN_DIR_VARIABLE)) if trades_file is None else trades_file
         report.sections += [_title("Trades"), _trades_section(result.trades, linked)]

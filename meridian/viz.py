@@ -45,10 +45,15 @@ def _values(values, digits: int = 4) -> np.ndarray:
 
 
 def _layout(fig: go.Figure, title: str | None, height: int) -> go.Figure:
+    """The look of every chart. The top right corner is plotly's toolbar's: the title sits at
+    the top left, the legend on the left just above the plot, any buttons on its right."""
     fig.update_layout(
-        template=TEMPLATE, title=title, height=height, hovermode="x unified",
-        margin={"l": 60, "r": 20, "t": 50 if title else 20, "b": 40},
-        legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"},
+        template=TEMPLATE, height=height, hovermode="x unified",
+        title={"text": title, "x": 0, "xanchor": "left", "xref": "container",
+               "pad": {"l": 12, "t": 10},
+               "y": 1, "yanchor": "top", "yref": "container"} if title else None,
+        margin={"l": 60, "r": 20, "t": 64 if title else 30, "b": 40},
+        legend={"orientation": "h", "y": 1, "x": 0, "xanchor": "left", "yanchor": "bottom"},
     )
     return fig
 
@@ -114,6 +119,11 @@ def plot_equity_with_drawdown(
     return _layout(fig, title, 520)
 
 
+MANY_TRADES = 100
+"""Above this many trades the price chart's markers shrink and signal exits start hidden
+(a click on the legend shows them): hundreds of full-size markers hide the price."""
+
+
 def plot_price_with_signals(
     data: pd.DataFrame,
     trades: pd.DataFrame | None = None,
@@ -121,13 +131,15 @@ def plot_price_with_signals(
     title: str | None = "Price and trades",
 ) -> go.Figure:
     """Close price, indicator ``lines`` (e.g. the FLD) and each trade's entry and exit, stop,
-    trailing-stop and target exits marked apart."""
+    trailing-stop and target exits marked apart (see :data:`MANY_TRADES`)."""
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=_dates(data.index), y=_values(data["Close"]), name="Close",
                              line={"color": "#34495e", "width": 1.2}))
     for name, series in (lines or {}).items():
         fig.add_trace(go.Scatter(x=_dates(series.index), y=_values(series), name=name,
                                  line={"width": 1.2, "dash": "dot"}))
+    many = trades is not None and len(trades) > MANY_TRADES
+    size = 9 if not many else max(4, round(9 * (MANY_TRADES / len(trades)) ** 0.5))
     if trades is not None and len(trades):
         for direction, color, symbol in (("long", LONG_COLOR, "triangle-up"),
                                          ("short", SHORT_COLOR, "triangle-down")):
@@ -137,7 +149,8 @@ def plot_price_with_signals(
                     x=_dates(pd.DatetimeIndex(side["entry_time"])), y=_values(side["entry_price"]),
                     mode="markers",
                     name=f"{direction} entry",
-                    marker={"symbol": symbol, "size": 9, "color": color},
+                    marker={"symbol": symbol, "size": size, "color": color,
+                            "opacity": 0.7 if many else 1},
                 ))
         reasons = trades["exit_reason"] if "exit_reason" in trades else \
             pd.Series("signal", index=trades.index)
@@ -149,7 +162,9 @@ def plot_price_with_signals(
                     x=_dates(pd.DatetimeIndex(exits["exit_time"])),
                     y=_values(exits["exit_price"]), mode="markers",
                     name="exit" if reason == "signal" else reason.replace("_", " "),
-                    marker={"symbol": symbol, "size": 8, "color": color},
+                    marker={"symbol": symbol, "size": max(size - 1, 4), "color": color},
+                    # with many trades a signal exit is mostly the next entry: shown on a click
+                    visible="legendonly" if many and reason == "signal" else True,
                 ))
     fig.update_yaxes(title_text="Price")
     return _layout(fig, title, 480)
@@ -171,8 +186,8 @@ def plot_equity_vs_benchmark(equity: pd.Series,
                                      line={"color": color, "width": 1.2}))
     fig.update_yaxes(title_text="Equity", tickformat=",.0f")
     fig.update_layout(updatemenus=[{
-        "type": "buttons", "direction": "left", "x": 1, "xanchor": "right", "y": 1.14,
-        "yanchor": "bottom", "showactive": True, "pad": {"r": 0, "t": 0}, "buttons": [
+        "type": "buttons", "direction": "left", "x": 1, "xanchor": "right", "y": 1,
+        "yanchor": "bottom", "showactive": True, "pad": {"r": 0, "t": 0, "b": 2}, "buttons": [
             {"label": "Linear", "method": "relayout", "args": [{"yaxis.type": "linear"}]},
             {"label": "Log", "method": "relayout", "args": [{"yaxis.type": "log"}]},
         ]}])

@@ -69,7 +69,23 @@ def test_the_report_opens_on_its_summary_with_every_section(fld_run, browser):
     assert code.is_visible()
     trades = pd.read_csv(report.parent / "trades.csv")
     assert len(trades) == record["trades_count"] > 40
-    assert page.locator("table.mr-trades tbody tr").count() == 40  # first and last 20
+    rows = page.locator("table.mr-trades tbody tr")
+    assert rows.count() == 41  # first and last 20, and a row that says how many lie between
+    assert rows.nth(20).inner_text().startswith(f"… {len(trades) - 40:,} trades not shown …")
+    # the charts use the window (1400 px), and nothing of theirs lies under plotly's toolbar
+    for chart in page.locator(".js-plotly-plot").all()[:3]:
+        assert chart.bounding_box()["width"] > 1100
+        chart.hover()
+        bar = chart.locator(".modebar").bounding_box()
+        for item in chart.locator(".legend, .updatemenu-container, .gtitle").all():
+            box = item.bounding_box()
+            if box is not None and box["width"]:
+                apart = (box["x"] + box["width"] <= bar["x"] or box["y"] >= bar["y"]
+                         + bar["height"] or box["y"] + box["height"] <= bar["y"])
+                assert apart, "a legend, button or title under the toolbar"
+    titles = page.locator(".js-plotly-plot .gtitle").evaluate_all(
+        "nodes => nodes.map(n => n.textContent)")
+    assert "Price and trades" in titles and not [t for t in titles if "exit reason" in t]
     page.close()
     assert errors == []
 
