@@ -127,6 +127,10 @@ def test_edit_a_markdown_cell_save_and_git_shows_only_that_change(notebook, serv
     _, root = served
     first = notebook.locator("[data-cell-index='0']")
     editor = first.locator("[data-role=cell-source]")
+    expect(editor).to_be_hidden()  # a Markdown cell shows once: rendered, not also its source
+    expect(first.locator(".rendered")).to_be_visible()
+    first.locator("button[data-action=edit-markdown]").click()
+    expect(first.locator(".rendered")).to_be_hidden()
     editor.fill(editor.input_value() + "\n\nTested on the front month only.")
     notebook.click("button[data-action=save-notebook]")
     expect(notebook.locator("#save-state")).to_have_text("saved notebooks/fld.py")
@@ -143,6 +147,7 @@ def test_a_concurrent_edit_on_disk_makes_the_save_refuse(notebook, served):
     on_disk = path.read_text()
     # the page notices by itself, before any save
     expect(notebook.locator("#problem")).to_contain_text("changed on disk", timeout=10_000)
+    notebook.locator("[data-cell-index='3'] button[data-action=edit-markdown]").click()
     editor = notebook.locator("[data-cell-index='3'] [data-role=cell-source]")
     editor.fill("## My strategy")
     notebook.click("button[data-action=save-notebook]")
@@ -163,6 +168,7 @@ def test_the_page_shows_extract_staleness_and_extracts(notebook, served):
     expect(state).to_have_attribute("data-state", "current")
     assert module.is_file()
     assert meridian("extract", "--check", "notebooks/fld.py", cwd=root).returncode == 0
+    notebook.locator("[data-cell-index='5'] button[data-action=edit-markdown]").click()
     editor = notebook.locator("[data-cell-index='5'] [data-role=cell-source]")
     editor.fill(editor.input_value() + " More.")
     notebook.click("button[data-action=save-notebook]")

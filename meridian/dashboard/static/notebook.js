@@ -164,10 +164,27 @@
     const head = el("div", "cell-head", `[${cell.index}] ${cell.type}`);
     cell.tags.forEach((tag) => head.appendChild(el("span", "tag", tag)));
     node.appendChild(head);
-    if (cell.type === "markdown") {
+    if (cell.type === "markdown") {  // shown once: rendered, or its source while editing
       const rendered = el("div", "rendered");
       rendered.innerHTML = cell.html; // the server's rendering of the user's own Markdown
-      node.append(rendered, editor(cell, false));
+      const source = editor(cell, false);
+      source.hidden = true;
+      const toggle = el("button", "edit-markdown", "Edit");
+      toggle.type = "button";
+      toggle.dataset.action = "edit-markdown";
+      toggle.title = "edit this Markdown cell's source (double-click the text works too)";
+      const flip = () => {
+        const editing = source.hidden;
+        source.hidden = !editing;
+        rendered.hidden = editing;
+        toggle.textContent = editing ? "Done" : "Edit";
+        toggle.setAttribute("aria-pressed", String(editing));
+        if (editing) source.querySelector("textarea").focus();
+      };
+      toggle.addEventListener("click", flip);
+      rendered.addEventListener("dblclick", flip);
+      head.appendChild(toggle);
+      node.append(rendered, source);
       return node;
     }
     if (cell.parameters) {
