@@ -378,3 +378,22 @@ def test_import_keeps_the_good_records_and_names_the_bad_ones(tmp_path):
     assert "imported 2 runs; 0 already present, 2 bad" in result.stdout
     assert sorted(r["run_id"][:8] for r in storage.load_all_runs(out)) == ["11111111",
                                                                             "33333333"]
+
+
+def test_a_run_deleted_then_imported_again_survives_a_rebuild(tmp_path):
+    out = str(tmp_path / "outputs")
+    ids = [f"{n}{n}{n}{n}{n}{n}{n}{n}-0000-4000-8000-000000000000" for n in (1, 2, 3)]
+    records = [{"run_id": run_id, "strategy_name": "fld", "status": "success",
+                "timestamp": "2024-01-01T00:00:00", "params": {"fld_offset": n},
+                "metrics": {"sharpe_ratio": 1.0}} for n, run_id in enumerate(ids)]
+    source = tmp_path / "runs.json"
+    source.write_text(json.dumps(records))
+    assert meridian("runs", "import", str(source), "--output-dir", out).returncode == 0
+    # deleted, then imported again: back; imported, then deleted: gone, after a rebuild too
+    assert meridian("runs", "delete", ids[0], "-y", "--output-dir", out).returncode == 0
+    assert meridian("runs", "import", str(source), "--output-dir", out).returncode == 0
+    assert meridian("runs", "delete", ids[1], "-y", "--output-dir", out).returncode == 0
+    before = sorted(r["run_id"] for r in storage.load_all_runs(out))
+    assert before == [ids[0], ids[2]]
+    assert meridian("runs", "rebuild", "--output-dir", out).returncode == 0
+    assert sorted(r["run_id"] for r in storage.load_all_runs(out)) == before

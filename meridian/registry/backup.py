@@ -97,27 +97,36 @@ def keep_deleted_run(out: Path, run_id: str, record: dict | None = None) -> Path
         from meridian.registry.records import write_record_file
 
         written = write_record_file(record, out)  # into runs/<id>/, then moved like a folder
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(written.parent), str(target))
-        return target
-    if not folder.is_dir() or folder.resolve().parent != project.runs_dir(out).resolve():
+        folder = written.parent
+    elif not folder.is_dir() or folder.resolve().parent != project.runs_dir(out).resolve():
         return None
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(folder), str(target))
+    (target / DELETED_AT).write_text(repr(time.time()), encoding="utf-8")
     return target
 
 
-def deleted_run_ids(out: Path) -> set[str]:
-    """Runs deleted from this output folder (their folders or records are in backups)."""
+DELETED_AT = ".deleted-at"
+"""The file in a deleted run's backup folder that says when it was deleted (POSIX time)."""
+
+
+def deleted_runs(out: Path) -> dict[str, float]:
+    """Runs deleted from this output folder (their folders or records are in backups), each
+    with when it was last deleted: an import after that brings the run back."""
     import json
 
-    found = set()
+    found: dict[str, float] = {}
     for folder in (project.backups_dir(out) / "deleted").glob("*/"):
         record = folder / "run.json"
         try:
-            found.add(json.loads(record.read_text(encoding="utf-8"))["run_id"])
+            run_id = json.loads(record.read_text(encoding="utf-8"))["run_id"]
         except (OSError, ValueError, KeyError, TypeError):
-            found.add(folder.name)
+            run_id = folder.name
+        try:
+            when = float((folder / DELETED_AT).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            when = folder.stat().st_mtime  # a backup from before the marker
+        found[str(run_id)] = max(when, found.get(str(run_id), when))
     return found
 
 

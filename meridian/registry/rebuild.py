@@ -21,7 +21,7 @@ from meridian.exceptions import RegistryDamagedError, RegistryError
 from meridian.registry.backup import (
     SQLITE_SUFFIXES,
     backup_registry,
-    deleted_run_ids,
+    deleted_runs,
     move_damaged_aside,
 )
 from meridian.registry.db import Registry, settled_status
@@ -142,15 +142,20 @@ def rebuild_registry(
 
 
 def _restore_imported(out: Path, fresh: Registry, skip) -> int:
-    """The runs ``meridian runs import`` added, from its files: not those deleted since, nor
-    those that have a run folder (written later, by a tag or a note: the folder wins)."""
+    """The runs ``meridian runs import`` added, from its files: not those deleted after the
+    import (a run deleted, then imported again, is back), nor those that have a run folder
+    (written later, by a tag or a note: the folder wins)."""
     from meridian.registry.records import to_row
     from meridian.registry.transfer import imported_records
 
-    ignore = deleted_run_ids(out) | {p.name for p in project.runs_dir(out).glob("*/")}
+    deleted = deleted_runs(out)
+    ignore = {p.name for p in project.runs_dir(out).glob("*/")}
     rows: list[dict] = []
     count = 0
     for part, record in imported_records(out):
+        if not isinstance(record, Exception) and isinstance(record, dict) and \
+                deleted.get(str(record.get("run_id")), -1.0) >= part.stat().st_mtime:
+            continue  # deleted after this import
         if isinstance(record, Exception):
             skip(part, record)
             continue
