@@ -368,7 +368,7 @@ def run_command(strategy, assignments, params, params_text, params_file, output_
         values["benchmark"] = str(benchmark)
     record = run_notebook(strategy, values,
                           params_file=params_file, output_dir=output_dir, no_input=no_input,
-                          universe=universe)
+                          universe=universe, progress=sys.stderr.isatty())
     from meridian.engine.metrics import format_metrics
 
     if record["status"] != "success":

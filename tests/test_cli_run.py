@@ -283,3 +283,34 @@ def test_params_lists_every_parameter_of_the_notebook_with_its_range_and_help(pr
     assert unknown.returncode == 2 and "unknown strategy 'nope'" in unknown.stderr
     helped = meridian("run", "--help", cwd=project)
     assert "meridian params STRATEGY" in " ".join(helped.stdout.split())
+
+
+def test_on_a_terminal_a_run_says_what_it_is_doing_and_elsewhere_nothing(outputs):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns
+    process = subprocess.Popen([sys.executable, "-m", "meridian.cli", "run", "fld",
+                                "--output-dir", str(outputs)], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=follower, text=True)
+    os.close(follower)
+    said = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        said += chunk
+    stdout, _ = process.communicate(timeout=300)
+    os.close(leader)
+    assert process.returncode == 0
+    text = said.decode(errors="replace")
+    assert "fld: starting a kernel (run " in text and "fld: cells" in text
+    assert "fld: writing the report" in text and "report: " in stdout
+    quiet = meridian("run", "fld", "--output-dir", str(outputs))  # stderr is a pipe
+    assert quiet.returncode == 0 and quiet.stderr == ""

@@ -23,12 +23,14 @@ def execute(
     cwd: Path | None = None,
     timeout: int | None = None,
     kernel_log: Path | None = None,
+    progress: str | None = None,
 ) -> PapermillExecutionError | None:
     """Run ``notebook`` with ``parameters`` injected, writing it to ``output_path``.
 
     Returns papermill's error when a cell raised (the notebook is still written, with
     papermill's error banner at the top) and None on success. Uses ``kernel`` when given (and
     leaves closing it to the caller); otherwise starts one whose output goes to ``kernel_log``.
+    ``progress``: a label for a cells-executed bar on stderr (None: silent).
     """
     # papermill's own parameter parser warns about lines it cannot read (comments with quotes);
     # parameters are validated before execution here, so those warnings are noise.
@@ -42,7 +44,7 @@ def execute(
             str(output_path),
             parameters=parameters,
             kernel_name=notebook.metadata["kernelspec"]["name"],
-            progress_bar=False,
+            progress_bar={"desc": progress, "leave": False} if progress else False,
             # papermill rewrites the whole notebook after every cell by default (≈ 1 s for a
             # report with figures); it is written once at the end, and on failure.
             request_save_on_cell_execute=False,

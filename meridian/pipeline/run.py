@@ -8,6 +8,7 @@ notebook's report is exactly what its author needs to see.
 
 from __future__ import annotations
 
+import sys
 import time
 import traceback
 import uuid
@@ -45,6 +46,11 @@ def prepare(strategy: str, params: dict[str, Any] | None = None,
     return path, notebook, values, full
 
 
+def _say(text: str) -> None:
+    """One progress line on stderr (the command's result goes to stdout)."""
+    print(text, file=sys.stderr, flush=True)
+
+
 def run_notebook(
     strategy: str,
     params: dict[str, Any] | None = None,
@@ -57,6 +63,7 @@ def run_notebook(
     run_id: str | None = None,
     baseline: dict[str, Any] | None = None,
     universe: str | Path | None = None,
+    progress: bool = False,
 ) -> dict:
     """Execute ``notebooks/<strategy>.py`` with ``params`` and record the run.
 
@@ -68,7 +75,8 @@ def run_notebook(
     ``baseline``: what the report highlights as changed is measured against (a re-run's
     original parameters; default: the notebook's own). ``universe``: the notebook's
     ``notebook_backtest`` trades every market of it with one account (kind ``portfolio``);
-    the file and every market's data are checked before anything is written.
+    the file and every market's data are checked before anything is written. ``progress``:
+    say on stderr what is happening (kernel, cells executed, report), for a terminal.
     """
     from meridian import storage
 
@@ -103,6 +111,8 @@ def run_notebook(
     storage.save_run(record, out)
 
     started = time.perf_counter()
+    say = _say if progress else (lambda _text: None)
+    say(f"{path.stem}: starting a kernel (run {run_id[:8]})")
     try:
         with _process.sigterm_interrupts():
             kernel = Kernel(notebook.metadata["kernelspec"]["name"],
@@ -119,7 +129,8 @@ def run_notebook(
                 with ThreadPoolExecutor(max_workers=1) as background:
                     # Prepare the HTML exporter while the kernel works: the main thread waits.
                     exporter = background.submit(warm_up, make_exporter(no_input))
-                    failure = execute(notebook, executed_path, values, kernel=kernel)
+                    failure = execute(notebook, executed_path, values, kernel=kernel,
+                                      progress=f"{path.stem}: cells" if progress else None)
             finally:
                 kernel.close()
     except KeyboardInterrupt as interrupt:
@@ -130,6 +141,7 @@ def run_notebook(
         storage.save_run(record, out)
         _refresh(out, run_id)
         raise
+    say(f"{path.stem}: writing the report")
     executed = nbformat.read(executed_path, as_version=4)
     record.update(
         status="failed" if failure else "success",

@@ -15,6 +15,7 @@ ranking metric): combinations are decoded from their index when a batch needs th
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import time
 import uuid
@@ -642,11 +643,15 @@ def _run_reports(strategy: str, best: list[dict], info: dict, window: Window, ou
     from meridian.pipeline.run import run_notebook
 
     settings = info["settings"]
-    for entry in best:
+    loud = sys.stderr.isatty()
+    for number, entry in enumerate(best, start=1):
         params = {**entry["params"], **settings, "data_path": info["data_path"]}
         if window.end:
             params["end"] = window.end[:10]
-        record = run_notebook(strategy, params, output_dir=out,
+        if loud:
+            print(f"report {number} of {len(best)}: {strategy} {entry['params']}",
+                  file=sys.stderr, flush=True)
+        record = run_notebook(strategy, params, output_dir=out, progress=loud,
                               universe=(info.get("universe") or {}).get("path"))
         entry["run_id"], entry["report_path"] = record["run_id"], record["report_path"]
         entry["report_status"] = record["status"]
