@@ -7,7 +7,10 @@ folder, then photographs the pages in headless Chromium:
 * ``docs/report-head.png``: the report's header, metrics and equity against both benchmarks;
 * ``docs/report-tearsheet.png``: the tear sheet (benchmark figures, worst drawdowns,
   yearly returns, rolling beta);
-* ``docs/dashboard.png``: the runs page (``outputs/index.html``) after a few runs.
+* ``docs/dashboard.png``: the runs page (``outputs/index.html``) after a few runs;
+* ``docs/meridian-ui.png``: the same page in ``meridian ui``, a run's details and re-run form;
+* ``docs/meridian-notebooks.png``: the fld notebook in ``meridian ui``, its signals cell run
+  as a backtest with ``fld_offset=17``.
 
 A maintainer's tool, not part of the package: nothing here runs in the suite.
 """
@@ -56,6 +59,43 @@ def _between(page, heading: str, last_chart: str, path: Path) -> None:
         "x": 0, "y": top, "width": WIDTH, "height": chart["y"] + chart["height"] + 8 - top})
 
 
+def _ui(out: Path) -> tuple[subprocess.Popen, str]:
+    """``meridian ui`` on the scratch outputs (the repository's notebooks), and its URL."""
+    server = subprocess.Popen([str(MERIDIAN), "ui", "--port", "0", "--no-browser",
+                               "--output-dir", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
+                              text=True)
+    for line in server.stdout:
+        if line.startswith("open http://"):
+            return server, line.split()[1]
+    sys.exit("meridian ui did not start")
+
+
+def _ui_pages(browser, out: Path) -> None:
+    server, url = _ui(out)
+    try:
+        page = browser.new_page(viewport={"width": 1360, "height": 900})
+        page.goto(url)
+        page.wait_for_selector("html[data-ready='1']")
+        page.locator("tr.run button.run-id").last.click()
+        page.wait_for_selector("#details:not([hidden])")
+        page.screenshot(path=str(DOCS / "meridian-ui.png"), full_page=True)
+        page.close()
+        page = browser.new_page(viewport={"width": 1200, "height": 1050})
+        page.goto(url.replace("/?", "/notebooks/fld?"))
+        bar = page.locator("form.backtest").first
+        bar.locator("[name=fld_offset]").fill("17")
+        bar.locator("button[data-action=run-as-backtest]").click()
+        page.wait_for_selector(".backtest-result .js-plotly-plot .main-svg", timeout=120_000)
+        page.wait_for_timeout(500)
+        top = bar.bounding_box()["y"] + page.evaluate("window.scrollY") - 420
+        page.evaluate(f"window.scrollTo(0, {top})")
+        page.screenshot(path=str(DOCS / "meridian-notebooks.png"))
+        page.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
@@ -79,6 +119,7 @@ def main() -> None:
             page.goto((out / "index.html").as_uri())
             page.wait_for_selector("html[data-ready='1']")
             page.screenshot(path=str(DOCS / "dashboard.png"))
+            _ui_pages(browser, out)
             browser.close()
     print("wrote", ", ".join(p.name for p in sorted(DOCS.glob("*.png"))))
 
