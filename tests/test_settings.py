@@ -164,13 +164,15 @@ def test_a_notebooks_own_settings_are_its_sweeps_default(project, tmp_path):
 
 
 def test_extract_refuses_a_parameters_cell_setting_the_engine_would_refuse(project):
+    module = project / "strategies" / "fld.py"
+    before = module.read_text()  # meridian init extracted the example
     notebook = project / "notebooks" / "fld.py"
     notebook.write_text(notebook.read_text().replace("\ncommission = 0.0 ", "\ncommission = 0.9 "))
     extracted = meridian("extract", "notebooks/fld.py", cwd=project)
     assert extracted.returncode == 2
     assert "commission=0.9 is out of range" in extracted.stderr
     assert len(extracted.stderr.strip().splitlines()) == 1
-    assert not (project / "strategies" / "fld.py").exists()
+    assert module.read_text() == before  # nothing written
 
 
 @pytest.mark.parametrize(
