@@ -141,16 +141,19 @@ class World:
         shutil.copyfile(shipped / "example.toml", mine / "mine.toml")
 
     def seed(self) -> None:
-        """Two real notebook runs (the README's ea790900 and 6e003750, fld_offset 10 and 15),
-        an executed notebook to convert, and a notebook of the user's own."""
-        for extra in ([], ["fld_offset=15"]):
-            self.shell(f"meridian run fld {' '.join(extra)}", self.project)
-        from meridian.storage import load_all_runs
+        """Two real runs (the README's ea790900 and 6e003750): a notebook run (fld_offset 10)
+        and an API run (15), an executed notebook to convert, and a notebook of the user's
+        own."""
+        from meridian.api import run_backtest
+        from meridian.storage import load_all_runs, save_run
+
+        done = self.shell("meridian run fld", self.project)
+        assert done.returncode == 0, done.stderr
+        save_run(run_backtest("fld", {"fld_offset": 15}).to_dict(), self.project / "outputs")
 
         first, second = sorted(load_all_runs(self.project / "outputs"),
                                key=lambda run: run["params"]["fld_offset"])
-        shutil.copyfile(first["report_path"].replace("report.html", "fld.ipynb"),
-                        self.project / "analysis.ipynb")
+        shutil.copyfile(first["notebook_path"], self.project / "analysis.ipynb")
         self.shell("meridian new my_idea lookback=20", self.project)
         self.placeholders = {
             "3f2a9c": first["run_id"][:6], "ea790900": first["run_id"][:8],
@@ -198,26 +201,22 @@ def _served(world: World, command: str, ready: str) -> None:
 
 # ------------------------------------------------------------------------ python blocks
 
-PRELUDE = """
-import pandas as pd
-from meridian import run_backtest
-from meridian.data import load_sample
-from meridian.strategies.fld import fld_line as _fld_line, signals
-from meridian.storage import load_all_runs
-
-data = load_sample()
-fld_offset, cot_threshold, allow_short = 10, 0.0, True
-result = result_a = run_backtest("fld", {"fld_offset": 10})
-record_b, record_c = load_all_runs()[:2]
-benchmark = data["Close"] / data["Close"].iloc[0] * 100_000
-position = signals(data)
-fld_line = _fld_line(data, 10)
-returns_matrix = pd.concat([run_backtest("fld", {"fld_offset": n}).returns
-                            for n in (8, 10, 12, 14)], axis=1).to_numpy()
-"""
-"""The names a python block uses that a notebook or an earlier cell would hold: a result, the
-data, a position, a record, a matrix of returns. ``fld_line`` is the FLD line itself in the
-engine block (a price level); the notebook block calls it, and gets the function."""
+PRELUDE = {
+    "": "import pandas as pd\nfrom meridian import run_backtest\nfrom meridian.data import "
+        "load_sample\nfrom meridian.strategies.fld import fld_line as _fld_line, signals\n"
+        "from meridian.storage import load_all_runs\ndata = load_sample()\n"
+        "fld_offset, cot_threshold, allow_short = 10, 0.0, True\n",
+    "result": 'result = result_a = run_backtest("fld", {"fld_offset": 10})\n',
+    "record_b": "record_b, record_c = load_all_runs()[:2]\n",
+    "benchmark": 'benchmark = data["Close"] / data["Close"].iloc[0] * 100_000\n',
+    "position": "position = signals(data)\n",
+    "fld_line": "fld_line = _fld_line(data, 10)\n",
+    "returns_matrix": 'returns_matrix = pd.concat([run_backtest("fld", {"fld_offset": n}).returns'
+                      " for n in (8, 10, 12, 14)], axis=1).to_numpy()\n",
+}
+"""The names a python block uses that a notebook or an earlier cell would hold (each defined
+only for a block that names it): a result, the data, a position, a record, a matrix of
+returns. ``fld_line`` is the FLD line itself (a price level, as the engine block passes it)."""
 
 NOTEBOOK_NAMES = {"fld_line(data, fld_offset)": "_fld_line(data, fld_offset)"}
 """The notebook block calls ``fld_line`` (the function); the engine block passes the line."""
@@ -228,7 +227,9 @@ def _python(world: World, text: str) -> subprocess.CompletedProcess:
         return _ipython(world, text)
     for name, stand_in in NOTEBOOK_NAMES.items():
         text = text.replace(name, stand_in)
-    script = PRELUDE + "\n" + world.substitute(text)
+    prelude = "".join(code for name, code in PRELUDE.items()
+                      if not name or re.search(rf"\b{name}\b", text))
+    script = prelude + "\n" + world.substitute(text)
     return subprocess.run([sys.executable, "-c", script], cwd=world.project,
                           capture_output=True, text=True, timeout=TIMEOUT, env=world.env)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import time
 import urllib.error
@@ -24,14 +25,24 @@ def _api_run(out: Path, **params) -> str:
     return result.run_id
 
 
-@pytest.fixture
-def served(tmp_path):
-    """Two API runs and one notebook run, served."""
-    out = tmp_path / "outputs"
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """Two API runs and one notebook run, recorded once for the module (each test serves a
+    copy: the registry keeps paths relative to its folder)."""
+    out = tmp_path_factory.mktemp("ui") / "outputs"
     ids = [_api_run(out, fld_offset=7), _api_run(out, fld_offset=9)]
     result = meridian("run", "fld", "fld_offset=11", "--output-dir", str(out))
     assert result.returncode == 0, result.stderr
     ids.append(storage.load_all_runs(out)[0]["run_id"])
+    return out, ids
+
+
+@pytest.fixture
+def served(recorded, tmp_path):
+    """A fresh copy of the recorded runs, served."""
+    template, ids = recorded
+    out = tmp_path / "outputs"
+    shutil.copytree(template, out, symlinks=True)
     server = Server(out)
     yield server, ids
     if server.process.poll() is None:
