@@ -20,8 +20,10 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from meridian import viz
+from meridian._files import write_atomic
 from meridian.engine.metrics import KEY_METRICS, format_metric, metric_info
+from meridian.pages import CHART_LOADER, chart_html, lock_down, plotly_src
+from meridian.viz import charts as viz
 
 RUN_DIR_VARIABLE = "MERIDIAN_RUN_DIR"
 """Set by ``meridian run`` for its kernel: where the report's companion files go."""
@@ -104,8 +106,6 @@ class Report:
     def html(self) -> str:
         """The whole report as one HTML fragment (charts need plotly.js and
         :data:`~meridian.pages.CHART_LOADER` on the page)."""
-        from meridian.pages import chart_html
-
         parts = []
         for section in self.sections:
             if section.figure is not None:
@@ -364,3 +364,43 @@ def build_report(result: Any, overlays: Mapping[str, pd.Series] | None = None,
                                   **({"universe": result.universe, "markets": result.markets}
                                      if getattr(result, "universe", None) else {})}}
     return report
+
+
+def report(result: Any, *, overlays: Mapping[str, pd.Series] | None = None,
+           defaults: Mapping[str, Any] | None = None, display: bool = True):
+    """The standard report of one run, the same in notebooks, ``%%backtest``, ``meridian run``
+    reports and the dashboard: a header (run id, strategy, time, parameters — those differing
+    from the defaults highlighted —, data file, span, bar count and SHA-256, key metrics as
+    cards), equity against buy & hold, drawdown, rolling Sharpe, monthly returns, the
+    distribution of returns, price with entries and exits (plus ``overlays``, e.g. the FLD),
+    P&L by exit reason when trades have one, and the trades (first and last 20; all of them in
+    ``trades.csv`` beside a ``meridian run`` report). A portfolio run shows its universe, a
+    table of its markets and each market's P&L instead of one market's prices.
+
+    ``result`` is a :class:`~meridian.record.RunRecord` (what every backtest returns). Shown at
+    once in a notebook unless ``display=False``; returns the :class:`Report`
+    (``.html()`` gives it as one HTML fragment)."""
+    built = build_report(result, overlays=overlays, defaults=defaults)
+    if display:
+        built.show()
+    return built
+
+
+def write_record_report(record, path: str | os.PathLike[str],
+                        out: str | os.PathLike[str]) -> Path:
+    """A report page for a run that has no notebook (a walk-forward's stitched run, an API
+    run): :func:`report`'s sections, the shared plotly.js, ``trades.csv``
+    beside it."""
+    path = Path(path)
+    built = build_report(record, trades_file=True)
+    title = f"{record.strategy_name} · {record.name or record.kind} · run {record.run_id[:8]}"
+    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>{html.escape(title)}</title>"
+            f'<script src="{html.escape(plotly_src(path, out), quote=True)}"></script>'
+            '<meta name="viewport" content="width=device-width, initial-scale=1"></head>'
+            '<body style="margin:1.5rem;max-width:1200px">'
+            f"{built.html()}<script>{CHART_LOADER}</script></body></html>\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if built.trades is not None:
+        write_atomic(path.parent / "trades.csv", built.trades.to_csv(index=False))
+    return write_atomic(path, lock_down(page, [CHART_LOADER]))

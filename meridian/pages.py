@@ -222,26 +222,3 @@ def relative_href(target: Path, start: Path) -> str:
 
     relative = os.path.relpath(target, start)
     return "/".join(quote(part) for part in Path(relative).as_posix().split("/"))
-
-
-def write_record_report(record, path: str | os.PathLike[str],
-                        out: str | os.PathLike[str]) -> Path:
-    """A report page for a run that has no notebook (a walk-forward's stitched run, an API
-    run): :func:`meridian.viz.report`'s sections, the shared plotly.js, ``trades.csv``
-    beside it."""
-    from meridian._files import write_atomic
-    from meridian._report import build_report
-
-    path = Path(path)
-    built = build_report(record, trades_file=True)
-    title = f"{record.strategy_name} · {record.name or record.kind} · run {record.run_id[:8]}"
-    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>{html.escape(title)}</title>"
-            f'<script src="{html.escape(plotly_src(path, out), quote=True)}"></script>'
-            '<meta name="viewport" content="width=device-width, initial-scale=1"></head>'
-            '<body style="margin:1.5rem;max-width:1200px">'
-            f"{built.html()}<script>{CHART_LOADER}</script></body></html>\n")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if built.trades is not None:
-        write_atomic(path.parent / "trades.csv", built.trades.to_csv(index=False))
-    return write_atomic(path, lock_down(page, [CHART_LOADER]))

@@ -37,18 +37,11 @@ Rules, bar by bar (``t`` is the bar, ``k`` the combination):
 from __future__ import annotations
 
 import math
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 
-# numba caches compiled code next to the module by default; an installed package must never
-# be written to, so the cache goes to the user's cache folder (unless the user chose one).
-os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(os.environ.get(
-    "XDG_CACHE_HOME", Path.home() / ".cache")) / "meridian" / "numba"))
-
-from numba import njit  # noqa: E402 - after the cache folder is set
+from meridian.engine._jit import njit  # numba, with its cache folder set
 
 REASONS = ("signal", "stop_loss", "take_profit", "trailing_stop", "end", "ruin")
 SIGNAL, STOP, TARGET, TRAIL, END, RUIN = range(6)

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from meridian.engine._orders import njit  # numba, with its cache folder set
+from meridian.engine._jit import njit  # numba, with its cache folder set
 
 
 @njit(cache=True)

@@ -556,8 +556,8 @@ def _walk_forward(out: Path, plan: _Plan, fold_best: list[tuple[float, int]]) ->
 def _record_stitched(out: Path, plan: _Plan, stitched, rows: list[dict]) -> str:
     """The stitched out-of-sample curve as a run of its own (kind ``walk_forward``), with
     its report beside it."""
+    from meridian._report import write_record_report
     from meridian.engine import compute_metrics
-    from meridian.pages import write_record_report
     from meridian.record import RunRecord, data_provenance, environment, markets_provenance
     from meridian.storage import save_run
 

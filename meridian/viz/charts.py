@@ -409,28 +409,6 @@ def markets_table(markets: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def report(result: Any, *, overlays: Mapping[str, pd.Series] | None = None,
-           defaults: Mapping[str, Any] | None = None, display: bool = True):
-    """The standard report of one run, the same in notebooks, ``%%backtest``, ``meridian run``
-    reports and the dashboard: a header (run id, strategy, time, parameters — those differing
-    from the defaults highlighted —, data file, span, bar count and SHA-256, key metrics as
-    cards), equity against buy & hold, drawdown, rolling Sharpe, monthly returns, the
-    distribution of returns, price with entries and exits (plus ``overlays``, e.g. the FLD),
-    P&L by exit reason when trades have one, and the trades (first and last 20; all of them in
-    ``trades.csv`` beside a ``meridian run`` report). A portfolio run shows its universe, a
-    table of its markets and each market's P&L instead of one market's prices.
-
-    ``result`` is a :class:`~meridian.record.RunRecord` (what every backtest returns). Shown at
-    once in a notebook unless ``display=False``; returns the :class:`~meridian._report.Report`
-    (``.html()`` gives it as one HTML fragment)."""
-    from meridian._report import build_report
-
-    built = build_report(result, overlays=overlays, defaults=defaults)
-    if display:
-        built.show()
-    return built
-
-
 def monthly_returns(equity: pd.Series) -> pd.DataFrame:
     """Compounded return per calendar month (rows: years, columns: Jan..Dec, plus Year)."""
     month_end = equity.groupby([equity.index.year, equity.index.month]).last()
