@@ -46,7 +46,7 @@ def test_each_run_is_a_registry_row_with_its_parameters(two_runs):
     assert newest["metrics"]["sharpe_ratio"] != oldest["metrics"]["sharpe_ratio"]
     assert newest["trades_count"] == newest["metrics"]["num_trades"]
     assert 2 <= len(newest["equity"]["values"]) <= 500
-    assert len(newest["source_hash"]) == 64 and newest["duration"] > 0
+    assert len(newest["code"]["notebook_sha256"]) == 64 and newest["duration"] > 0
     assert sqlite3.connect(out / "registry.sqlite").execute("PRAGMA journal_mode").fetchone() \
         == ("wal",)
 

@@ -101,7 +101,7 @@ def run_notebook(
     record: dict[str, Any] = {
         "run_id": run_id, "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "strategy_name": path.stem, "kind": kind, "status": "running", "params": full,
-        "source_hash": source_hash(path), "source_path": str(path),
+        "code": {"notebook": str(path), "notebook_sha256": source_hash(path)},
         "notebook_path": str(executed_path), "report_path": str(report_path),
         "owner": _process.identity(), "parent_id": parent_id,
         "changed": changed_names(full, {**defaults, **(baseline or {})}),
@@ -162,7 +162,6 @@ def run_notebook(
     record.update({key: scraps[key] for key in ("metrics", "equity", "trades_count", "data",
                                                 "settings", "environment", "markets")
                    if key in scraps})
-    record["code"] = {"notebook": str(path), "notebook_sha256": record["source_hash"]}
     storage.save_run(record, out)
     _refresh(out, run_id)
     return storage.load_run_by_id(run_id, out)

@@ -63,6 +63,9 @@ def record_from_notebook(path: PathLike, notebook: Any = None) -> dict:
         status=meta.get("status") or ("success" if "metrics" in scraps else "failed"),
     )
     record.update(scraps.get("provenance") or {})  # data, settings, environment
+    if not record.get("code") and meta.get("source_hash"):  # written before `code` was
+        record["code"] = {"notebook": meta.get("source_path"),
+                          "notebook_sha256": meta["source_hash"]}
     report = meta.get("report_path")
     if report and not Path(report).is_absolute():
         record["report_path"] = str(path.parent / report)

@@ -36,7 +36,7 @@ REQUIRED_KEYS = ("run_id", "strategy_name", "status")
 RECORD_DEFAULTS: dict[str, Any] = {
     "run_id": None, "timestamp": None, "strategy_name": None, "params": {}, "metrics": {},
     "status": None, "error": None, "traceback": None, "duration": None, "notebook_path": None,
-    "report_path": None, "source_hash": None, "equity": {"index": [], "values": []},
+    "report_path": None, "equity": {"index": [], "values": []},
     "trades_count": None, "kind": "api", "name": None, "source": None, "logs": [],
     "settings": {}, "data": {}, "code": {}, "environment": {}, "changed": None, "tags": [],
     "note": "", "parent_id": None, "universe": None, "markets": {},
