@@ -22,14 +22,13 @@ from meridian.engine.metrics import METRIC_NAMES, metric_info
 from meridian.exceptions import ParameterError, RegistryError, RunNotFoundError
 from meridian.registry.backup import backup_registry, keep_deleted_run
 from meridian.registry.db import ANNOTATIONS_SQL, Registry
+from meridian.registry.query import json_path, param_clause
 from meridian.registry.rebuild import rebuild_registry, record_from_notebook
 from meridian.registry.records import (
     MIN_PREFIX,
     RECORD_DEFAULTS,
     STATUSES,
-    clean_json,
     downsample_equity,
-    dumps,
     normalize_timestamp,
     record_file,
     write_record_file,
@@ -162,29 +161,12 @@ SORT_COLUMNS = {
 """Columns ``search_runs`` can sort by, with their direction (metrics sort descending)."""
 
 
-def _json_path(key: str, what: str) -> str:
-    if '"' in key:
-        raise RegistryError(f"{what} name {key!r} cannot contain a double quote")
-    return f'$."{key}"'
-
-
 def _check_metric(registry: Registry, name: str, what: str) -> None:
     if name in METRIC_NAMES:  # the table's names need no scan of every row
         return
     known = set(METRIC_NAMES) | set(registry.metric_names())
     if name not in known:
         raise RegistryError(f"unknown metric {name!r} in {what}; valid: {', '.join(sorted(known))}")
-
-
-def _param_clause(key: str, value: Any) -> tuple[str, list]:
-    path = _json_path(key, "param")
-    if value is None:
-        return "json_type(params, ?) = 'null'", [path]
-    if isinstance(value, bool):
-        return "json_type(params, ?) = ?", [path, "true" if value else "false"]
-    if isinstance(value, (dict, list, tuple)):
-        return "json_extract(params, ?) = json(?)", [path, dumps(clean_json(value, key))]
-    return "json_extract(params, ?) = ?", [path, clean_json(value, key)]
 
 
 def _mapping(value: Any, what: str) -> Mapping[str, Any]:
@@ -239,14 +221,14 @@ def search_runs(
         clauses.append("timestamp <= ?")
         args.append(normalize_timestamp(until))
     for key, value in _mapping(params, "params").items():
-        clause, clause_args = _param_clause(str(key), value)
+        clause, clause_args = param_clause(str(key), value)
         clauses.append(clause)
         args.extend(clause_args)
     for bounds, op, what in ((metric_min, ">=", "metric_min"), (metric_max, "<=", "metric_max")):
         for name, bound in _mapping(bounds, what).items():
             _check_metric(registry, name, what)
             clauses.append(f"json_extract(metrics, ?) {op} ?")
-            args.extend([_json_path(name, "metric"), metric_bound(bound, f"{what} {name}")])
+            args.extend([json_path(name, "metric"), metric_bound(bound, f"{what} {name}")])
     order = ""
     if sort is not None:
         order, order_args = _sort_clause(registry, sort)
@@ -278,7 +260,7 @@ def _sort_clause(registry: Registry, sort: str) -> tuple[str, list]:
                                    set(registry.metric_names()))
     if sort in metrics:
         return ("(json_extract(metrics, ?) IS NULL), json_extract(metrics, ?) DESC, ",
-                [_json_path(sort, "metric")] * 2)
+                [json_path(sort, "metric")] * 2)
     valid = ", ".join([*SORT_COLUMNS, *sorted(metrics)])
     raise RegistryError(f"cannot sort by {sort!r}; valid: {valid}")
 

@@ -99,8 +99,15 @@ def test_the_filter_box_hides_rows_that_do_not_match(page, samples):
 
     page.fill("#filter-text", "fld_offset=12")
     assert _rows(page) == [samples.api["fld12"]]
-    page.fill("#filter-text", "FLD_OFFSET=12   fld")  # case-insensitive, every word must match
+    page.fill("#filter-text", "fld_offset=12   FLD")  # words ignore case; every one must hold
     assert _rows(page) == [samples.api["fld12"]]
+    page.fill("#filter-text", "fld_offset=1")  # exact: not 10–15
+    assert _rows(page) == []
+    ranked = sorted((r for r in runs if r["metrics"].get("sharpe_ratio") is not None),
+                    key=lambda r: r["metrics"]["sharpe_ratio"], reverse=True)
+    between = (ranked[0]["metrics"]["sharpe_ratio"] + ranked[1]["metrics"]["sharpe_ratio"]) / 2
+    page.fill("#filter-text", f"sharpe_ratio>{between:.6f}")  # a metric, compared
+    assert _rows(page) == [ranked[0]["run_id"]]
     page.fill("#filter-text", "no-such-thing")
     assert _rows(page) == [] and page.locator("#empty").is_visible()
     page.fill("#filter-text", samples.real["fld15"][:8])

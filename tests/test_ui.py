@@ -92,6 +92,12 @@ def test_the_page_lists_runs_with_hooks_and_sorts_in_sqlite(tab, served):
     tab.fill("#filter-text", "fld_offset=9")
     expect(tab.locator("tr[data-run-id]")).to_have_count(1)
     assert tab.locator("tr[data-run-id]").get_attribute("data-run-id") == ids[1]
+    tab.fill("#filter-text", "fld_offset=1")  # exact, as everywhere: 11 does not match
+    expect(tab.locator("tr[data-run-id]")).to_have_count(0)
+    status, answer = server.request("/api/runs?q=fld_offset%3D11")
+    assert status == 200 and answer["matching"] == 1
+    status, answer = server.request("/api/runs?q=sharpe_ratio%3E-1000%20fld")
+    assert status == 200 and answer["matching"] == 3
     tab.fill("#filter-text", "")
     # each row says which data the run used, and the data column sorts in SQLite too
     expect(tab.locator(f"tr[data-run-id='{ids[2]}'] td.data")).to_have_text(

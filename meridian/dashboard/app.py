@@ -62,8 +62,10 @@ from meridian.exceptions import (
     NotebookNotFoundError,
     ParameterError,
     PortInUseError,
+    RegistryError,
     RunNotFoundError,
 )
+from meridian.registry.query import text_clauses
 from meridian.storage import Registry, delete_runs, load_run_by_id, metric_bound, tag_run
 
 MAX_PAGE = 1_000
@@ -138,14 +140,12 @@ def query_runs(args: dict[str, str]) -> tuple[str, list[Any], str, list[Any]]:
             raise UiError(400, f"threshold op {args.get('op')!r}: use one of {', '.join(OPS)}")
         clauses.append(f"json_extract(metrics, ?) {op} ?")
         values += [_metric_path(args["metric"]), bound]
-    for token in (args.get("q") or "").lower().split():
-        if "=" in token:  # a parameter, as the params JSON spells it: "name":value
-            name, _, value = token.partition("=")
-            clauses.append("(instr(lower(params), ?) > 0 OR instr(lower(params), ?) > 0)")
-            values += [f'"{name}":{value}', f'"{name}":"{value}']
-        else:
-            clauses.append(f"instr({HAYSTACK}, ?) > 0")
-            values.append(token)
+    try:  # the one filter grammar: fld_offset=15 sharpe_ratio>1 tag:keeper words
+        words, word_values = text_clauses(args.get("q") or "", HAYSTACK)
+    except RegistryError as error:
+        raise UiError(400, str(error)) from None
+    clauses += words
+    values += word_values
     sort = args.get("sort") or "time"
     direction = "ASC" if args.get("dir") == "1" else "DESC"
     if sort == "time":

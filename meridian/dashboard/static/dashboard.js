@@ -160,11 +160,30 @@
         if (t.op === "gt" ? !(v > t.value) : t.op === "ge" ? !(v >= t.value)
           : t.op === "lt" ? !(v < t.value) : !(v <= t.value)) return false;
       }
-      if (q.text.length) {
-        const h = haystack[i];
-        for (const token of q.text) if (h.indexOf(token) < 0) return false;
-      }
+      for (const word of q.text) if (!wordMatches(r, haystack[i], word)) return false;
       return true;
+    }
+
+    /* One word of the filter, by the grammar of meridian.registry.query: name=value (the
+       parameter, exactly), metric>number (also >=, <, <=), tag:name, or text anywhere. */
+    function wordMatches(r, h, word) {
+      const compared = /^([A-Za-z_]\w*)(>=|<=|>|<)(.+)$/.exec(word);
+      const assigned = /^([A-Za-z_]\w*)=(.*)$/.exec(word);
+      if (/^tag:./i.test(word)) return r.tg.indexOf(word.slice(4)) >= 0;
+      if (compared && Number.isFinite(Number(compared[3]))) {
+        const v = r.m[compared[1]], bound = Number(compared[3]);
+        if (v === null || v === undefined) return false;
+        return compared[2] === ">" ? v > bound : compared[2] === ">=" ? v >= bound
+          : compared[2] === "<" ? v < bound : v <= bound;
+      }
+      if (assigned) {
+        if (!(assigned[1] in r.p)) return false;
+        const have = String(r.p[assigned[1]]), want = assigned[2].replace(/^(["'])(.*)\1$/, "$2");
+        if (have === want) return true;
+        if (/^(true|false)$/i.test(want)) return have.toLowerCase() === want.toLowerCase();
+        return want.trim() !== "" && Number(have) === Number(want);
+      }
+      return h.indexOf(word.toLowerCase()) >= 0;
     }
 
     let orderCache = { key: null, order: null };
@@ -273,7 +292,7 @@
   };
 
   function readFilters() {
-    state.text = $("filter-text").value.toLowerCase().split(/\s+/).filter(Boolean);
+    state.text = $("filter-text").value.split(/\s+/).filter(Boolean);
     state.strategy = $("filter-strategy").value;
     state.status = $("filter-status").value;
     state.tag = $("filter-tag").value;
