@@ -45,8 +45,8 @@ def clean_json(value: Any, where: str = "record") -> Any:
     lists, paths and times → strings. Anything else is refused, naming where it sits."""
     if value is None or isinstance(value, bool | str | int):
         return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
+    if isinstance(value, float):  # numpy's float64 too: a plain float comes back
+        return float(value) if math.isfinite(value) else None
     if isinstance(value, Mapping):
         return {str(k): clean_json(v, f"{where}.{k}") for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -71,6 +71,15 @@ def strict_json(value: Any, where: str = "record") -> str:
         return json.dumps(clean_json(value, where), allow_nan=False, separators=(",", ":"))
 
 
+def kept_positions(length: int, points: int) -> np.ndarray | None:
+    """The positions an evenly thinned curve of ``length`` keeps (``points`` at most, first
+    and last included); None when it keeps all. The one rule every copy of a curve follows:
+    a run's record, its registry row and the runs page's comparison."""
+    if length <= points:
+        return None
+    return np.unique(np.linspace(0, length - 1, points).round().astype(int))
+
+
 def downsample(equity: Any, points: int = EQUITY_POINTS) -> dict[str, list]:
     """``{"index": [ISO 8601], "values": [float]}`` with at most ``points`` evenly spaced
     samples, first and last kept: enough to draw a curve, small enough to store everywhere.
@@ -85,8 +94,8 @@ def downsample(equity: Any, points: int = EQUITY_POINTS) -> dict[str, list]:
     index, values = list(equity["index"]), list(equity["values"])
     if len(index) != len(values):
         raise RegistryError(f"equity has {len(index)} index entries but {len(values)} values")
-    if len(index) > points:
-        keep = np.unique(np.linspace(0, len(index) - 1, points).round().astype(int))
+    keep = kept_positions(len(index), points)
+    if keep is not None:
         index, values = [index[i] for i in keep], [values[i] for i in keep]
     if not all(type(v) is float and math.isfinite(v) for v in values):
         values = clean_json(values, "equity.values")

@@ -42,7 +42,7 @@ from meridian.pages import (
     plotly_src,
     relative_href,
 )
-from meridian.record import data_identity, data_label
+from meridian.record import data_identity, data_label, kept_positions
 from meridian.registry import curves
 from meridian.storage import Registry
 from meridian.viz import comparison_chart, format_param_value, format_params, ordered_metric_names
@@ -168,9 +168,7 @@ class _Axes:
         """(axis number, positions kept or None for all) of a curve's axis."""
         found = self._seen.get(key)
         if found is None:
-            keep = None
-            if length > CURVE_POINTS:
-                keep = np.unique(np.linspace(0, length - 1, CURVE_POINTS).round().astype(int))
+            keep = kept_positions(length, CURVE_POINTS)
             index = axis()
             self.axes.append(index if keep is None else [index[i] for i in keep])
             found = (len(self.axes) - 1, keep)

@@ -35,7 +35,7 @@ from meridian.engine import METRIC_NAMES
 from meridian.engine.metrics import metric_info
 from meridian.exceptions import ParameterError
 from meridian.parameters import check_windows
-from meridian.record import downsample
+from meridian.record import clean_json, downsample
 from meridian.registry.db import Registry
 from meridian.registry.sweeps import load_sweep, save_sweep_header
 from meridian.settings import RANGES, WINDOW, RunSettings
@@ -591,7 +591,7 @@ def _best_entries(out: Path, info: dict, order: list[int]) -> list[dict[str, Any
     for index, row in frame.iterrows():
         entries.append({
             "index": int(index),
-            "params": {**info["defaults"], **{n: _plain(row[n]) for n in info["grid"]}},
+            "params": {**info["defaults"], **{n: clean_json(row[n], n) for n in info["grid"]}},
             "metrics": _metrics(row[list(METRIC_NAMES)].to_numpy(dtype=float)),
             "oos_metrics": _metrics(row[[OOS_PREFIX + n for n in METRIC_NAMES]]
                                     .to_numpy(dtype=float))
@@ -611,10 +611,6 @@ def _chart_frame(grid: Grid, done: np.ndarray, values: np.ndarray, metric: str):
     frame[metric] = values[indices]
     frame["idx"] = indices
     return frame
-
-
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _warm_up_report() -> None:

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from meridian._files import file_mode
 from meridian.engine.metrics import METRIC_NAMES, metric_info
 from meridian.exceptions import RegistryError
+from meridian.record import clean_json
 from meridian.registry.sweeps import load_sweep, results_dir
 from meridian.sweep.grid import Grid
 
@@ -190,7 +191,7 @@ def load_sweep_rows(sweep_id: str, sort: str | None = None, limit: int | None = 
         rows.append({
             "index": int(row["idx"]),
             "params": {**(sweep.get("defaults") or {}),
-                       **{name: _plain(row[name]) for name in grid if name in row}},
+                       **{name: clean_json(row[name], name) for name in grid if name in row}},
             "error": row["error"] if isinstance(row["error"], str) else None,
             "metrics": {n: _value(row[n]) for n in METRIC_NAMES},
             "oos_metrics": outside if any(c in frame.columns for c in oos_columns)
@@ -203,5 +204,3 @@ def _value(value) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
 
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
