@@ -658,6 +658,7 @@ def runs_list(strategy, status, sort, limit, every, tag, sweep_id, output_dir) -
 
 
 @runs_group.command("search")
+@click.argument("words", nargs=-1)
 @click.option("--strategy", help="Only runs of this strategy.")
 @STATUS
 @click.option("--since", metavar="TIME", help="Runs at or after TIME (ISO 8601, UTC if naive).")
@@ -674,9 +675,12 @@ def runs_list(strategy, status, sort, limit, every, tag, sweep_id, output_dir) -
 @LIMIT
 @TAG
 @OUTPUT_DIR
-def runs_search(strategy, status, since, until, params, minimum, maximum, sort, limit, tag,
-                output_dir) -> None:
-    """Runs matching every filter given (metrics with no value never match a bound)."""
+def runs_search(words, strategy, status, since, until, params, minimum, maximum, sort, limit,
+                tag, output_dir) -> None:
+    """Runs matching every filter given (metrics with no value never match a bound).
+
+    WORDS are the runs page's filter: fld_offset=15 (that parameter, exactly),
+    'sharpe_ratio>1' (quote > and < for the shell), tag:keeper, or any text."""
     from meridian.dashboard.terminal import parse_assignments
     from meridian.storage import search_runs
 
@@ -685,7 +689,7 @@ def runs_search(strategy, status, since, until, params, minimum, maximum, sort, 
         params=parse_assignments(params, "--param", number=False),
         metric_min=parse_assignments(minimum, "--min", number=True),
         metric_max=parse_assignments(maximum, "--max", number=True),
-        sort=sort, limit=limit, output_dir=output_dir, tag=tag,
+        sort=sort, limit=limit, output_dir=output_dir, tag=tag, query=" ".join(words),
     )
     _print_runs(runs, sort, output_dir)
 

@@ -22,7 +22,7 @@ from meridian.engine.metrics import METRIC_NAMES, metric_info
 from meridian.exceptions import ParameterError, RegistryError, RunNotFoundError
 from meridian.registry.backup import backup_registry, keep_deleted_run
 from meridian.registry.db import ANNOTATIONS_SQL, Registry
-from meridian.registry.query import json_path, param_clause
+from meridian.registry.query import json_path, param_clause, text_clauses
 from meridian.registry.rebuild import rebuild_registry, record_from_notebook
 from meridian.registry.records import (
     MIN_PREFIX,
@@ -203,17 +203,23 @@ def search_runs(
     limit: int | None = None,
     output_dir: PathLike | None = None,
     tag: str | None = None,
+    query: str | None = None,
 ) -> list[dict]:
     """Runs matching every given filter, newest first unless ``sort`` says otherwise.
 
     ``since``/``until`` bound the timestamp (both inclusive); ``params`` match by exact equality
     of each value; ``metric_min``/``metric_max`` are inclusive bounds, and a run whose metric is
     null never matches them. ``sort`` is a metric name (highest first, nulls last) or one of
-    :data:`SORT_COLUMNS`; ``tag`` keeps runs carrying that tag. The filters run in SQL through
-    ``json_extract``.
+    :data:`SORT_COLUMNS`; ``tag`` keeps runs carrying that tag; ``query`` is the runs page's
+    filter text (``"fld_offset=15 sharpe_ratio>1 tag:keeper fld"``, see
+    :mod:`meridian.registry.query`). The filters run in SQL through ``json_extract``.
     """
     registry = Registry(output_dir)
     clauses, args = _filters(strategy=strategy, status=status, tag=tag)
+    if query:
+        words, word_args = text_clauses(query)
+        clauses += words
+        args += word_args
     if since is not None:
         clauses.append("timestamp >= ?")
         args.append(normalize_timestamp(since))

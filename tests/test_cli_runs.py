@@ -101,6 +101,20 @@ def test_list_of_an_empty_registry_says_so(outputs):
 # ----------------------------------------------------------------------------------- search
 
 
+def test_search_by_the_filter_words_of_the_runs_page(samples):
+    out = str(samples.out)
+    assert ids_of(ok("runs", "search", "fld_offset=12", "--output-dir", out)) \
+        == [samples.api["fld12"][:8]]
+    assert ids_of(ok("runs", "search", "fld_offset=1", "--output-dir", out)) == []  # exact
+    runs = storage.load_all_runs(samples.out)
+    fld = [r for r in runs if r["strategy_name"] == "fld"
+           and (r["metrics"].get("sharpe_ratio") or -99) > 0.5]
+    found = ids_of(ok("runs", "search", "sharpe_ratio>0.5", "FLD", "--limit", "500",
+                      "--output-dir", out))
+    assert sorted(found) == sorted(r["run_id"][:8] for r in fld)
+    assert storage.search_runs(query="fld_offset=12 tag:nope", output_dir=out) == []
+
+
 def test_search_by_parameter_metric_bounds_and_time(samples):
     out = str(samples.out)
     assert ids_of(ok("runs", "search", "--param", "fld_offset=12", "--output-dir", out)) \

@@ -65,7 +65,7 @@ from meridian.exceptions import (
     RegistryError,
     RunNotFoundError,
 )
-from meridian.registry.query import text_clauses
+from meridian.registry.query import HAYSTACK, text_clauses
 from meridian.storage import Registry, delete_runs, load_run_by_id, metric_bound, tag_run
 
 MAX_PAGE = 1_000
@@ -92,12 +92,6 @@ SORTS = {
             "ifnull(json_extract(extra, '$.data.first'), ''))",
     "report": "(json_extract(extra, '$.report_path') IS NOT NULL)",
 }
-HAYSTACK = ("lower(run_id || ' ' || strategy_name || ' ' || ifnull(name, '') || ' ' || status "
-            "|| ' ' || kind || ' ' || params || ' ' || ifnull(json_extract(extra, '$.tags'), '')"
-            " || ' ' || ifnull(json_extract(extra, '$.universe.name'), '')"
-            " || ' ' || ifnull(json_extract(extra, '$.data.path'), '')"
-            " || ' ' || ifnull(json_extract(extra, '$.note'), '') || ' ' || "
-            "ifnull(json_extract(extra, '$.error'), '') || ' ' || timestamp)")
 OPS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 
 

@@ -25,6 +25,13 @@ from meridian.registry.records import clean_json, dumps
 COMPARISON = re.compile(r"^([A-Za-z_]\w*)(>=|<=|>|<)(.+)$")
 ASSIGNMENT = re.compile(r"^([A-Za-z_]\w*)=(.*)$")
 TAG = "tag:"
+HAYSTACK = ("lower(run_id || ' ' || strategy_name || ' ' || ifnull(name, '') || ' ' || status "
+            "|| ' ' || kind || ' ' || params || ' ' || ifnull(json_extract(extra, '$.tags'), '')"
+            " || ' ' || ifnull(json_extract(extra, '$.universe.name'), '')"
+            " || ' ' || ifnull(json_extract(extra, '$.data.path'), '')"
+            " || ' ' || ifnull(json_extract(extra, '$.note'), '') || ' ' || "
+            "ifnull(json_extract(extra, '$.error'), '') || ' ' || timestamp)")
+"""Where a free word is looked for: the run's words, lower-cased, in one string."""
 
 
 def json_path(key: str, what: str) -> str:
@@ -48,7 +55,7 @@ def param_clause(key: str, value: Any) -> tuple[str, list]:
     return "json_extract(params, ?) = ?", [path, clean_json(value, key)]
 
 
-def text_clauses(text: str, haystack: str) -> tuple[list[str], list[Any]]:
+def text_clauses(text: str, haystack: str = HAYSTACK) -> tuple[list[str], list[Any]]:
     """The WHERE clauses (AND-ed) and their arguments of a filter text (module doc);
     ``haystack`` is the SQL expression, lower-cased, that free words are looked for in."""
     clauses: list[str] = []
