@@ -8,6 +8,7 @@ kernel start and a misleading report.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -175,6 +176,7 @@ _OPERATIONS = {
 }
 
 
+@functools.lru_cache(maxsize=256)
 def _rule_tree(rule: str, owner: str) -> ast.Expression:
     """A rule parsed and checked to be arithmetic and comparisons of names and numbers only:
     a rule is read, never run (it may come from a notebook no one has executed)."""
