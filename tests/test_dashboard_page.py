@@ -52,12 +52,14 @@ def _rows(out) -> list[dict]:
         for i, run_id in enumerate(chunk["id"]):
             def coded(column, i=i):
                 return column["v"][column["i"][i]]
-            rows.append({"id": run_id, "seq": chunk["seq"][i], "st": coded(chunk["st"]),
-                         "pt": coded(chunk["pt"]), "e": chunk["e"][i], "r": chunk["r"][i],
-                         "m": {k: v[i] for k, v in chunk["m"].items()},
-                         "f": {k: coded(v) for k, v in chunk["f"].items()},
-                         "p": {k: coded(v) for k, v in chunk["p"].items()
-                               if coded(v) is not None}})
+            rows.append({"id": run_id, "seq": chunk["seq"][i],
+                         "status": coded(chunk["status"]),
+                         "params_text": coded(chunk["params_text"]),
+                         "error": chunk["error"][i], "report": chunk["report"][i],
+                         "metrics": {k: v[i] for k, v in chunk["metrics"].items()},
+                         "formatted": {k: coded(v) for k, v in chunk["formatted"].items()},
+                         "params": {k: coded(v) for k, v in chunk["params"].items()
+                                    if coded(v) is not None}})
     return rows
 
 
@@ -65,8 +67,8 @@ def _details(out) -> tuple[list, dict]:
     axes, runs = [], {}
     for chunk in _chunks(out, "runs").values():
         for run_id, details in chunk["runs"].items():
-            if "a" in details:
-                details = {**details, "x": chunk["axes"][details["a"]]}
+            if "axis" in details:
+                details = {**details, "x": chunk["axes"][details["axis"]]}
             runs[run_id] = details
         axes += chunk["axes"]
     return axes, runs
@@ -82,20 +84,23 @@ def test_rows_carry_formatted_key_metrics_and_details_scaled_equity_on_shared_ax
           timestamp="2024-01-03T00:00:00")
     build_dashboard(outputs)
     rows = {r["id"][0]: r for r in _rows(outputs)}
-    assert set(rows["a"]["m"]) == set(KEY_METRICS) and "sharpe_ratio" in KEY_METRICS
-    assert rows["a"]["m"]["sharpe_ratio"] == 1.234 and rows["a"]["f"]["sharpe_ratio"] == "1.23"
-    assert rows["b"]["m"]["sharpe_ratio"] is None
-    assert rows["b"]["f"]["sharpe_ratio"] == format_metric("x", None)
-    assert rows["a"]["p"] == {"fld_offset": "3"} and rows["a"]["pt"] == "fld_offset=3"
+    assert set(rows["a"]["metrics"]) == set(KEY_METRICS) and "sharpe_ratio" in KEY_METRICS
+    assert rows["a"]["metrics"]["sharpe_ratio"] == 1.234
+    assert rows["a"]["formatted"]["sharpe_ratio"] == "1.23"
+    assert rows["b"]["metrics"]["sharpe_ratio"] is None
+    assert rows["b"]["formatted"]["sharpe_ratio"] == format_metric("x", None)
+    assert rows["a"]["params"] == {"fld_offset": "3"}
+    assert rows["a"]["params_text"] == "fld_offset=3"
     axes, details = _details(outputs)
     oldest, middle, newest = (details[rows[k]["id"]] for k in "abc")
-    assert oldest["mk"][-1] == "my_metric" and oldest["f"][-1] == "7.00"  # any metric, by name
+    assert oldest["metric_names"][-1] == "my_metric"  # any metric, by name
+    assert oldest["formatted"][-1] == "7.00"
     # the 800-point curves were stored as 250 and share one CURVE_POINTS axis
-    assert len(axes) == 2 and oldest["a"] == middle["a"]
-    assert len(oldest["x"]) == len(oldest["q"]) == CURVE_POINTS
-    assert oldest["q"][0] == middle["q"][0] == SCALE  # growth of 1.0, whatever the capital
-    assert oldest["q"] == middle["q"]
-    assert len(newest["q"]) == 30 and newest["q"][-1] == round(129 / 100 * SCALE)
+    assert len(axes) == 2 and oldest["axis"] == middle["axis"]
+    assert len(oldest["x"]) == len(oldest["growth"]) == CURVE_POINTS
+    assert oldest["growth"][0] == middle["growth"][0] == SCALE  # growth of 1.0, any capital
+    assert oldest["growth"] == middle["growth"]
+    assert len(newest["growth"]) == 30 and newest["growth"][-1] == round(129 / 100 * SCALE)
     shell = json.loads(re.search(r'id="meridian-data">(.*?)</script>',
                                  (outputs / "index.html").read_text()).group(1))
     ranks = {m["key"]: m["rank"] for m in shell["metrics"]}
@@ -109,15 +114,15 @@ def test_failed_runs_have_their_error_and_no_curve(outputs):
     _save(outputs, "f" * 8, status="failed", error="ValueError: boom\nsecond line")
     build_dashboard(outputs)
     (row,) = _rows(outputs)
-    assert row["st"] == "failed" and row["e"] == "ValueError: boom\nsecond line"
-    assert row["r"] is None and "q" not in _details(outputs)[1]["f" * 8]
+    assert row["status"] == "failed" and row["error"] == "ValueError: boom\nsecond line"
+    assert row["report"] is None and "growth" not in _details(outputs)[1]["f" * 8]
 
 
 def test_gaps_and_zero_starts_in_a_curve(outputs):
     _save(outputs, "g" * 8, equity={"index": ["2020-01-01", "2020-01-02", "2020-01-03"],
                                     "values": [0.0, None, 50.0]})
     build_dashboard(outputs)
-    assert _details(outputs)[1]["g" * 8]["q"] == [0, None, SCALE]  # by the first usable value
+    assert _details(outputs)[1]["g" * 8]["growth"] == [0, None, SCALE]  # the first usable value
 
 
 def test_report_links_only_for_existing_files_relative_to_the_page(outputs):
@@ -129,7 +134,7 @@ def test_report_links_only_for_existing_files_relative_to_the_page(outputs):
     _save(outputs, "r2", report_path=str(outputs / "runs" / "r2" / "report.html"))  # missing
     _save(outputs, "r3", report_path=str(outputs / "runs" / "r3" / "other.html"))
     build_dashboard(outputs)
-    links = {r["id"]: r["r"] for r in _rows(outputs)}
+    links = {r["id"]: r["report"] for r in _rows(outputs)}
     assert links == {"r1": 1, "r2": None, "r3": "runs/r3/other.html"}  # 1: the usual place
 
 

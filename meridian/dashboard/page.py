@@ -128,29 +128,31 @@ def rows_payload(rows: Sequence[Any], out: Path) -> dict:
     return {
         "id": [row["run_id"] for row in rows],
         "seq": [row["seq"] for row in rows],
-        "t": [row["timestamp"][:19] for row in rows],
-        "s": _coded([row["strategy_name"] for row in rows]),
-        "n": _coded([row["name"] for row in rows]),
-        "k": _coded([row["kind"] for row in rows]),
-        "st": _coded([row["status"] for row in rows]),
-        "pt": _coded([format_params(one, json.loads(row["changed"]) if row["changed"] else None)
-                      for row, one in zip(rows, params, strict=True)]),
-        "p": {name: _coded([format_param_value(one[name]) if name in one else None
+        "time": [row["timestamp"][:19] for row in rows],
+        "strategy": _coded([row["strategy_name"] for row in rows]),
+        "name": _coded([row["name"] for row in rows]),
+        "kind": _coded([row["kind"] for row in rows]),
+        "status": _coded([row["status"] for row in rows]),
+        "params_text": _coded([format_params(one, json.loads(row["changed"])
+                                             if row["changed"] else None)
+                               for row, one in zip(rows, params, strict=True)]),
+        "params": {name: _coded([format_param_value(one[name]) if name in one else None
                             for one in params]) for name in names},
-        "tg": _coded([row["tags"] if row["tags"] and row["tags"] != "[]" else None
+        "tags": _coded([row["tags"] if row["tags"] and row["tags"] != "[]" else None
                       for row in rows]),
-        "no": _coded([(row["note"] or "")[:200] or None for row in rows]),
-        "u": _coded([row["universe"] for row in rows]),
+        "note": _coded([(row["note"] or "")[:200] or None for row in rows]),
+        "universe": _coded([row["universe"] for row in rows]),
         "data": _coded([data_label(one) for one in data]),
         "data_id": _coded([data_identity(one) for one in data]),
-        "e": [None if row["error"] is None else str(row["error"])[:ROW_ERROR_CHARS]
+        "error": [None if row["error"] is None else str(row["error"])[:ROW_ERROR_CHARS]
               for row in rows],
-        "m": {name: [_round(one.get(name)) for one in metrics] for name in KEY_METRICS},
-        "f": {name: _coded([format_metric(name, one.get(name)) for one in metrics])
+        "metrics": {name: [_round(one.get(name)) for one in metrics] for name in KEY_METRICS},
+        "formatted": {name: _coded([format_metric(name, one.get(name)) for one in metrics])
               for name in KEY_METRICS},
-        "tc": [row["trades_count"] for row in rows],
-        "d": [None if row["duration"] is None else round(row["duration"], 2) for row in rows],
-        "r": [_report_href(row["report"], row["run_id"], out) for row in rows],
+        "trades": [row["trades_count"] for row in rows],
+        "duration": [None if row["duration"] is None else round(row["duration"], 2)
+                     for row in rows],
+        "report": [_report_href(row["report"], row["run_id"], out) for row in rows],
     }
 
 
@@ -204,14 +206,14 @@ def details_payload(rows: Sequence[Any]) -> dict[str, Any]:
             number, keep = axes.add(key, axis, len(values))
             growth = _growth(values, keep)
             if growth:
-                curve = {"a": number, "q": growth}
+                curve = {"axis": number, "growth": growth}
         runs[row["run_id"]] = {
-            "p": {str(k): format_param_value(v) for k, v in params.items()},
-            "mk": names,
-            "m": [metrics[name] for name in names],
-            "f": [format_metric(name, metrics[name]) for name in names],
-            "e": None if row["error"] is None else str(row["error"])[:ERROR_CHARS],
-            "no": row["note"] or "",
+            "params": {str(k): format_param_value(v) for k, v in params.items()},
+            "metric_names": names,
+            "metric_values": [metrics[name] for name in names],
+            "formatted": [format_metric(name, metrics[name]) for name in names],
+            "error": None if row["error"] is None else str(row["error"])[:ERROR_CHARS],
+            "note": row["note"] or "",
             **curve,
         }
     return {"axes": axes.axes, "runs": runs}
@@ -237,14 +239,14 @@ def sweeps_payload(registry: Registry, out: Path) -> list[dict]:
         best = (info.get("best") or [{}])[0]
         report = project.sweep_dir(out, row["sweep_id"]) / "report.html"
         found.append({
-            "id": row["sweep_id"], "t": row["timestamp"], "s": row["strategy_name"],
-            "st": row["status"], "m": row["metric"],
-            "c": f"{row['completed']:,} of {row['combinations']:,}",
-            "g": ", ".join(f"{k} × {len(v)}" for k, v in (info.get("grid") or {}).items()),
-            "b": format_metric(row["metric"], (best.get("metrics") or {}).get(row["metric"])),
-            "bp": format_params({k: v for k, v in (best.get("params") or {}).items()
+            "id": row["sweep_id"], "time": row["timestamp"], "strategy": row["strategy_name"],
+            "status": row["status"], "metric": row["metric"],
+            "combinations": f"{row['completed']:,} of {row['combinations']:,}",
+            "grid": ", ".join(f"{k} × {len(v)}" for k, v in (info.get("grid") or {}).items()),
+            "best": format_metric(row["metric"], (best.get("metrics") or {}).get(row["metric"])),
+            "best_params": format_params({k: v for k, v in (best.get("params") or {}).items()
                                  if k in (info.get("grid") or {})}),
-            "r": relative_href(report, out) if report.is_file() else None,
+            "report": relative_href(report, out) if report.is_file() else None,
         })
     return found
 

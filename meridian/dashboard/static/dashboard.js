@@ -38,26 +38,26 @@
   function decodeRows(c) {
     const coded = (col, i) => (col ? col.v[col.i[i]] : null);
     const out = new Array(c.id.length);
-    const params = Object.keys(c.p || {});
+    const params = Object.keys(c.params || {});
     for (let i = 0; i < c.id.length; i++) {
       const p = {};
       for (const name of params) {
-        const v = coded(c.p[name], i);
+        const v = coded(c.params[name], i);
         if (v !== null) p[name] = v;
       }
       const m = {}, f = {};
       for (const name of TABLE) {
-        m[name] = c.m[name][i];
-        f[name] = coded(c.f[name], i);
+        m[name] = c.metrics[name][i];
+        f[name] = coded(c.formatted[name], i);
       }
-      const tags = coded(c.tg, i);
-      const report = c.r[i];
+      const tags = coded(c.tags, i);
+      const report = c.report[i];
       out[i] = {
-        id: c.id[i], seq: c.seq[i], t: c.t[i], s: coded(c.s, i), n: coded(c.n, i),
-        k: coded(c.k, i), st: coded(c.st, i), pt: coded(c.pt, i) || "", p,
-        tg: tags ? JSON.parse(tags) : [], no: coded(c.no, i) || "", e: c.e[i],
-        u: coded(c.u, i), da: coded(c.data, i) || "—", di: coded(c.data_id, i) || "",
-        m, f, tc: c.tc[i], d: c.d[i],
+        id: c.id[i], seq: c.seq[i], t: c.time[i], s: coded(c.strategy, i), n: coded(c.name, i),
+        k: coded(c.kind, i), st: coded(c.status, i), pt: coded(c.params_text, i) || "", p,
+        tg: tags ? JSON.parse(tags) : [], no: coded(c.note, i) || "", e: c.error[i],
+        u: coded(c.universe, i), da: coded(c.data, i) || "—", di: coded(c.data_id, i) || "",
+        m, f, tc: c.trades[i], d: c.duration[i],
         r: report === 1 ? `${DATA.files}runs/${encodeURIComponent(c.id[i])}/report.html`
           : report ? DATA.files + report : null,
       };
@@ -226,7 +226,7 @@
         const chunk = await loadChunk("runs", Math.floor(row.seq / DATA.chunk_size));
         const d = chunk.runs[row.id];
         if (!d) throw new Error(`run ${row.id} is not in its chunk`);
-        return Object.assign({ x: d.a === undefined ? null : chunk.axes[d.a] }, d);
+        return Object.assign({ x: d.axis === undefined ? null : chunk.axes[d.axis] }, d);
       },
     };
   }
@@ -276,7 +276,7 @@
       async details(row) {
         const d = await api("api/runs/" + encodeURIComponent(row.id));
         const one = d.runs[row.id];
-        return Object.assign({ x: one.a === undefined ? null : d.axes[one.a], rerun: d.rerun },
+        return Object.assign({ x: one.axis === undefined ? null : d.axes[one.axis], rerun: d.rerun },
                              one);
       },
     };
@@ -511,14 +511,14 @@
     }
     if (state.open !== r) return;
     body.replaceChildren();
-    if (d.e) body.appendChild(el("pre", "", d.e));
+    if (d.error) body.appendChild(el("pre", "", d.error));
     const info = [["run id", r.id], ["strategy", r.s], ["name", r.n || "—"], ["status", r.st],
                   ["kind", r.k], ["universe", r.u || "—"], ["time (UTC)", when(r.t)],
                   ["duration", r.d === null || r.d === undefined ? "—" : r.d.toFixed(2) + " s"],
                   ["trades", r.tc === null || r.tc === undefined ? "—" : String(r.tc)],
-                  ["tags", r.tg.join(", ") || "—"], ["note", d.no || "—"]];
-    const params = Object.keys(d.p).map((k) => [k, d.p[k]]);
-    const metrics = d.mk.map((name, n) => [(metricByKey[name] || { label: name }).label, d.f[n]]);
+                  ["tags", r.tg.join(", ") || "—"], ["note", d.note || "—"]];
+    const params = Object.keys(d.params).map((k) => [k, d.params[k]]);
+    const metrics = d.metric_names.map((name, n) => [(metricByKey[name] || { label: name }).label, d.formatted[n]]);
     const cols = el("div", "cols");
     const block = (title, pairs) => {
       const div = el("div");
@@ -557,7 +557,7 @@
     tags.placeholder = "keeper idea-3";
     const note = el("input");
     note.name = "note";
-    note.value = d.no || "";
+    note.value = d.note || "";
     const saveTags = el("button", "", "Save tags and note");
     saveTags.type = "submit";
     const tagStatus = el("span", "form-status muted small");
@@ -711,12 +711,12 @@
   function labels(runs, details) {
     const values = {};
     for (const d of details) {
-      for (const k of Object.keys(d.p)) (values[k] = values[k] || new Set()).add(d.p[k]);
+      for (const k of Object.keys(d.params)) (values[k] = values[k] || new Set()).add(d.params[k]);
     }
     const differing = Object.keys(values).filter((k) => values[k].size > 1);
     const out = runs.map((r, n) => {
       const head = r.n ? `${r.n} (${r.s})` : r.s;
-      const p = details[n].p;
+      const p = details[n].params;
       const params = differing.filter((k) => k in p).map((k) => `${k}=${p[k]}`).join(", ");
       return params ? `${head} ${params}` : head;
     });
@@ -749,9 +749,9 @@
     const traces = [];
     const missing = [];
     details.forEach((d, n) => {
-      if (!d.x || !d.q || !d.q.length) { missing.push(names[n]); return; }
+      if (!d.x || !d.growth || !d.growth.length) { missing.push(names[n]); return; }
       traces.push({ type: "scatter", mode: "lines", x: d.x,
-                    y: d.q.map((v) => (v === null ? null : v / DATA.scale)),
+                    y: d.growth.map((v) => (v === null ? null : v / DATA.scale)),
                     name: plotlyText(names[n]), line: { width: 1.6 },
                     hovertemplate: "%{y:.3f}" });
     });
@@ -808,13 +808,13 @@
     };
     textRow("status", runs.map((r) => r.st));
     textRow("data", runs.map((r) => r.da));
-    for (const k of differing) textRow(k, details.map((d) => (k in d.p ? d.p[k] : "—")));
+    for (const k of differing) textRow(k, details.map((d) => (k in d.params ? d.params[k] : "—")));
     const keys = [];
-    for (const d of details) for (const key of d.mk) if (keys.indexOf(key) < 0) keys.push(key);
+    for (const d of details) for (const key of d.metric_names) if (keys.indexOf(key) < 0) keys.push(key);
     for (const key of keys) {
       const m = metricByKey[key] || { label: key, rank: null };
-      const values = details.map((d) => { const n = d.mk.indexOf(key); return n < 0 ? null : d.m[n]; });
-      const shown = details.map((d) => { const n = d.mk.indexOf(key); return n < 0 ? "—" : d.f[n]; });
+      const values = details.map((d) => { const n = d.metric_names.indexOf(key); return n < 0 ? null : d.metric_values[n]; });
+      const shown = details.map((d) => { const n = d.metric_names.indexOf(key); return n < 0 ? "—" : d.formatted[n]; });
       const present = values.filter((v) => v !== null && v !== undefined);
       if (!present.length) continue;
       // best in bold: ranked metrics only, ties as displayed, nothing when all are equal
@@ -848,13 +848,13 @@
     for (const w of sweeps) {
       const tr = el("tr");
       tr.dataset.sweepId = w.id;
-      for (const text of [short(w.id), when(w.t), w.s, w.g, w.c]) tr.appendChild(el("td", "", text));
-      tr.appendChild(el("td")).appendChild(el("span", "badge " + w.st, w.st));
-      for (const text of [w.m, w.b, w.bp]) tr.appendChild(el("td", "", text));
+      for (const text of [short(w.id), when(w.time), w.strategy, w.grid, w.combinations]) tr.appendChild(el("td", "", text));
+      tr.appendChild(el("td")).appendChild(el("span", "badge " + w.status, w.status));
+      for (const text of [w.metric, w.best, w.best_params]) tr.appendChild(el("td", "", text));
       const report = tr.appendChild(el("td"));
-      if (w.r) {
+      if (w.report) {
         const a = el("a", "", "heatmap & best");
-        a.href = DATA.files + w.r;
+        a.href = DATA.files + w.report;
         report.appendChild(a);
       } else report.textContent = "—";
       body.appendChild(tr);
