@@ -136,7 +136,7 @@ class Server:
         self.base = f"http://127.0.0.1:{self.port}"
 
     def request(self, path: str, body: dict | None = None, token: str | None = "default",
-                origin: str | None = "default") -> tuple[int, dict | str]:
+                origin: str | None = "default", timeout: float = 30) -> tuple[int, dict | str]:
         headers = {}
         if token is not None:
             headers["X-Meridian-Token"] = self.token if token == "default" else token
@@ -147,7 +147,7 @@ class Server:
         request = urllib.request.Request(self.base + path, headers=headers,
                                          data=None if body is None else json.dumps(body).encode())
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
             text = error.read().decode()

@@ -311,6 +311,7 @@ def _check(jobs: list) -> None:
             assert done.returncode == code, _fails(what, done)
 
 
+@pytest.mark.timeout(1800)  # 76 commands: about 2 minutes quiet, several on a loaded machine
 def test_every_readme_command_runs_as_written(world):
     apart, project, seen = _jobs(world)
     with ThreadPoolExecutor(max_workers=1) as pool:  # the two lanes side by side

@@ -44,7 +44,7 @@ def test_every_way_of_running_leaves_the_same_record_shape(project):
     try:
         status, answer = server.request("/api/notebooks/fld/run", {
             "cell": SIGNALS_CELL, "params": {"fld_offset": "17"}, "settings": {},
-            "sources": {}})
+            "sources": {}}, timeout=300)  # a cold kernel on a loaded machine
         assert status == 200 and not answer.get("error"), answer
     finally:
         server.stop()
