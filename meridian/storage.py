@@ -22,7 +22,7 @@ from meridian.engine.metrics import METRIC_NAMES, metric_info
 from meridian.exceptions import ParameterError, RegistryError, RunNotFoundError
 from meridian.registry.backup import backup_registry, keep_deleted_run
 from meridian.registry.db import ANNOTATIONS_SQL, Registry
-from meridian.registry.query import json_path, param_clause, text_clauses
+from meridian.registry.query import json_path, param_clause, tag_clause, text_clauses
 from meridian.registry.rebuild import rebuild_registry, record_from_notebook
 from meridian.registry.records import (
     MIN_PREFIX,
@@ -248,8 +248,9 @@ def _filters(strategy: str | None, status: str | None, tag: str | None
     clauses: list[str] = []
     args: list[Any] = []
     if tag is not None:
-        clauses.append("EXISTS (SELECT 1 FROM json_each(runs.extra, '$.tags') WHERE value = ?)")
-        args.append(tag)
+        clause, clause_args = tag_clause(tag)
+        clauses.append(clause)
+        args += clause_args
     for column, value in (("strategy_name", strategy), ("status", status)):
         if value is not None:
             clauses.append(f"{column} = ?")

@@ -89,19 +89,13 @@ def information_ratio(returns: pd.Series, benchmark: pd.Series) -> float:
     return float(active.mean() / spread) if spread > 0 else math.nan
 
 
-def max_drawdown(prices: pd.Series) -> float:
-    """``min_t(p_t / max_{s≤t} p_s − 1)``: the deepest fall from a running peak."""
-    values = prices.dropna()
-    return float((values / values.cummax() - 1.0).min()) if len(values) else math.nan
-
-
 def relative_figures(equity: pd.Series, benchmark: pd.Series, periods_per_year: float,
                      risk_free_rate: float = 0.0) -> dict[str, float]:
     """The strategy against the benchmark (prices on the same bars, :func:`aligned`): the
     benchmark's own Sharpe ratio, volatility and max drawdown (as the run's metrics define
     them), then beta, alpha, correlation and information ratio of the bar returns, all over
     the bars where the benchmark has a price."""
-    from meridian.engine.metrics import sharpe_ratio, volatility
+    from meridian.engine.metrics import max_drawdown, sharpe_ratio, volatility
 
     known = benchmark.notna()
     strategy = returns_of(equity[known]).iloc[1:]  # the first bar has no return of its own
@@ -112,7 +106,7 @@ def relative_figures(equity: pd.Series, benchmark: pd.Series, periods_per_year: 
     return {
         "benchmark_sharpe_ratio": float(sharpe_ratio(values, periods_per_year, risk_free_rate)),
         "benchmark_volatility": float(volatility(values, periods_per_year)),
-        "benchmark_max_drawdown": max_drawdown(benchmark[known]),
+        "benchmark_max_drawdown": float(max_drawdown(benchmark[known].to_numpy(float))),
         "beta": beta(strategy, bench),
         "alpha": alpha(strategy, bench, periods_per_year),
         "correlation": correlation(strategy, bench),

@@ -65,7 +65,7 @@ from meridian.exceptions import (
     RegistryError,
     RunNotFoundError,
 )
-from meridian.registry.query import HAYSTACK, text_clauses
+from meridian.registry.query import tag_clause, text_clauses
 from meridian.storage import Registry, delete_runs, load_run_by_id, metric_bound, tag_run
 
 MAX_PAGE = 1_000
@@ -122,8 +122,9 @@ def query_runs(args: dict[str, str]) -> tuple[str, list[Any], str, list[Any]]:
         clauses.append("json_extract(extra, '$.universe.name') = ?")
         values.append(args["universe"])
     if args.get("tag"):
-        clauses.append("EXISTS (SELECT 1 FROM json_each(runs.extra, '$.tags') WHERE value = ?)")
-        values.append(args["tag"])
+        clause, clause_args = tag_clause(args["tag"])
+        clauses.append(clause)
+        values += clause_args
     if args.get("metric"):
         op = OPS.get(args.get("op", ""))
         try:
@@ -135,7 +136,7 @@ def query_runs(args: dict[str, str]) -> tuple[str, list[Any], str, list[Any]]:
         clauses.append(f"json_extract(metrics, ?) {op} ?")
         values += [_metric_path(args["metric"]), bound]
     try:  # the one filter grammar: fld_offset=15 sharpe_ratio>1 tag:keeper words
-        words, word_values = text_clauses(args.get("q") or "", HAYSTACK)
+        words, word_values = text_clauses(args.get("q") or "")
     except RegistryError as error:
         raise UiError(400, str(error)) from None
     clauses += words

@@ -42,6 +42,11 @@ def json_path(key: str, what: str) -> str:
     return f'$."{key}"'
 
 
+def tag_clause(tag: str) -> tuple[str, list]:
+    """The run carries ``tag``."""
+    return "EXISTS (SELECT 1 FROM json_each(runs.extra, '$.tags') WHERE value = ?)", [tag]
+
+
 def param_clause(key: str, value: Any) -> tuple[str, list]:
     """A parameter equal to ``value``, exactly (15 is not 150 nor "15"; SQLite compares 15
     and 15.0 as the same number)."""
@@ -55,18 +60,17 @@ def param_clause(key: str, value: Any) -> tuple[str, list]:
     return "json_extract(params, ?) = ?", [path, clean_json(value, key)]
 
 
-def text_clauses(text: str, haystack: str = HAYSTACK) -> tuple[list[str], list[Any]]:
-    """The WHERE clauses (AND-ed) and their arguments of a filter text (module doc);
-    ``haystack`` is the SQL expression, lower-cased, that free words are looked for in."""
+def text_clauses(text: str) -> tuple[list[str], list[Any]]:
+    """The WHERE clauses (AND-ed) and their arguments of a filter text (module doc)."""
     clauses: list[str] = []
     args: list[Any] = []
     for word in str(text or "").split():
         compared = COMPARISON.match(word)
         assigned = ASSIGNMENT.match(word)
         if word.lower().startswith(TAG) and len(word) > len(TAG):
-            clauses.append("EXISTS (SELECT 1 FROM json_each(runs.extra, '$.tags') "
-                           "WHERE value = ?)")
-            args.append(word[len(TAG):])
+            clause, clause_args = tag_clause(word[len(TAG):])
+            clauses.append(clause)
+            args += clause_args
         elif compared and _number(compared[3]) is not None:
             name, op, bound = compared[1], compared[2], _number(compared[3])
             clauses.append(f"json_extract(metrics, ?) {op} ?")
@@ -76,7 +80,7 @@ def text_clauses(text: str, haystack: str = HAYSTACK) -> tuple[list[str], list[A
             clauses.append(clause)
             args += clause_args
         else:
-            clauses.append(f"instr({haystack}, ?) > 0")
+            clauses.append(f"instr({HAYSTACK}, ?) > 0")
             args.append(word.lower())
     return clauses, args
 
