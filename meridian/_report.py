@@ -4,7 +4,7 @@ A report is a list of sections — HTML (the header, tables) or Plotly figures �
 In a notebook each section is one output, tagged ``{"meridian_report": <section>}`` in its
 output metadata, so the HTML export (:mod:`meridian.pipeline.export`) can lift the whole report
 to the top of the page, above the (folded) code. Inside ``meridian run`` the report also glues
-the run's results for the registry and writes ``trades.csv`` beside the report.
+the run's record for the registry (the pipeline writes ``trades.csv`` beside the report).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import plotly.graph_objects as go
 from meridian._files import write_atomic
 from meridian.engine.metrics import KEY_METRICS, format_metric, metric_info
 from meridian.pages import CHART_LOADER, chart_html, lock_down, plotly_src
+from meridian.record import RunRecord
 from meridian.viz import charts as viz
 
 RUN_DIR_VARIABLE = "MERIDIAN_RUN_DIR"
@@ -70,13 +71,21 @@ class Report:
     run_id: str
     sections: list[Section] = field(default_factory=list)
     trades: pd.DataFrame | None = None
-    glue: dict[str, Any] | None = None
+    record: Any = None  # the RunRecord shown, glued inside ``meridian run``
     shown_in_cell: int | None = None
+    lifted: bool = True
+    """Whether the HTML export lifts the sections to the top of the page (a run's report);
+    a :func:`backtest_summary` stays where its cell shows it."""
+
+    def section(self, name: str) -> Section | None:
+        """The section called ``name`` (``"equity"``, ``"trades"``…), None without one."""
+        return next((section for section in self.sections if section.name == name), None)
 
     def show(self) -> None:
         """Display every section (in a notebook); inside ``meridian run`` also glue the
-        results and write ``trades.csv``. Shown once per cell: ``viz.report(result)`` as a
-        cell's last line displays it, and the returned object must not show it twice."""
+        run's record (the pipeline files it and writes ``trades.csv``). Shown once per cell:
+        ``viz.report(result)`` as a cell's last line displays it, and the returned object
+        must not show it twice."""
         from IPython import get_ipython
         from IPython.display import display
 
@@ -86,19 +95,14 @@ class Report:
         self.shown_in_cell = cell
 
         for section in self.sections:
-            metadata = {METADATA_KEY: section.name}
+            metadata = {METADATA_KEY: section.name} if self.lifted else {}
             if section.figure is not None:
                 display(_figure_bundle(section.figure), raw=True, metadata=metadata)
             else:
                 display({"text/html": section.html, "text/plain": f"[{section.name}]"},
                         raw=True, metadata=metadata)
-        folder = os.environ.get(RUN_DIR_VARIABLE)
-        if folder and self.glue is not None:
-            if self.trades is not None:
-                self.trades.to_csv(Path(folder) / "trades.csv", index=False)
-            from meridian.pipeline.scraps import glue_results
-
-            glue_results(**self.glue)
+        if os.environ.get(RUN_DIR_VARIABLE) and self.record is not None:
+            self.record.glue()  # inside `meridian run`: the run's one record, for the pipeline
 
     def _ipython_display_(self) -> None:
         self.show()
@@ -357,12 +361,7 @@ def build_report(result: Any, overlays: Mapping[str, pd.Series] | None = None,
         linked = bool(os.environ.get(RUN_DIR_VARIABLE)) if trades_file is None else trades_file
         report.sections += [_title("Trades"), _trades_section(result.trades, linked)]
         report.trades = result.trades
-    report.glue = {"metrics": dict(result.metrics or {}), "equity": equity,
-                   "trades_count": len(result.trades),
-                   "provenance": {"data": result.data, "settings": result.settings,
-                                  "environment": result.environment,
-                                  **({"universe": result.universe, "markets": result.markets}
-                                     if getattr(result, "universe", None) else {})}}
+    report.record = result
     return report
 
 
@@ -384,6 +383,47 @@ def report(result: Any, *, overlays: Mapping[str, pd.Series] | None = None,
     if display:
         built.show()
     return built
+
+
+def backtest_summary(result: Any, metrics: Mapping[str, float | None] | None = None,
+                     title: str | None = None) -> Report:
+    """Equity with drawdown, the metrics table and the trades table of one run: shown at once
+    in a Jupyter kernel (also from inside a loop) and returned as a :class:`Report` (sections
+    ``title``, ``error`` when it failed, ``equity``, ``metrics``, ``trades``; ``.html()``).
+
+    ``result`` is a :class:`~meridian.record.RunRecord`, its ``to_dict()``, a registry record
+    (which keeps no trades: no trades section) or an engine result (pass ``metrics``, or they
+    are computed with :func:`meridian.engine.compute_metrics`).
+    """
+    if hasattr(result, "sim"):  # an engine result
+        from meridian.engine import compute_metrics
+
+        record = RunRecord(run_id="", timestamp="", strategy_name="", params={},
+                           metrics=dict(metrics or compute_metrics(result)),
+                           equity=result.equity, drawdown=result.drawdown, trades=result.trades)
+        has_trades = True
+    else:
+        record = RunRecord.of(result)
+        has_trades = not isinstance(result, Mapping) or result.get("trades") is not None
+    head = " ".join(filter(None, [record.strategy_name, viz.format_params(record.params)]))
+    if title is None:
+        title = f"{head} · run {record.run_id[:8]}" if record.run_id else head
+    drawdown = record.drawdown if len(record.drawdown) else viz.drawdown_of(record.equity)
+    summary = Report(record.run_id, [Section("title", f"<h3>{_esc(title)}</h3>")], lifted=False)
+    if record.error:
+        summary.sections.append(Section("error", f"<p><b>failed:</b> {_esc(record.error)}</p>"))
+    summary.sections += [
+        Section("equity", figure=viz.plot_equity_with_drawdown(record.equity, drawdown,
+                                                               title=None)),
+        Section("metrics", viz.metrics_table(dict(
+            record.metrics if metrics is None else metrics)).to_html()),
+    ]
+    if has_trades:
+        summary.trades = viz.trades_table(record.trades)
+        summary.sections.append(Section("trades", summary.trades.to_html(index=False)))
+    if viz._ipython() is not None:  # shows inside loops too (`for run in runs: ...`)
+        summary.show()
+    return summary
 
 
 def write_record_report(record, path: str | os.PathLike[str],

@@ -153,22 +153,23 @@ class BacktestMagics(Magics):
         # IPython hands the body over with one "\n" appended: hash the cell as it is written
         source = cell[:-1] if cell.endswith("\n") else cell
         result.code = {"cell_sha256": hashlib.sha256(source.encode("utf-8")).hexdigest()}
+        result.source = source
         if args.notebook is not None:
             result.code.update(notebook=args.notebook, cell_index=args.cell_index)
         shell.user_ns["_backtest"] = result
         viz.report(result)
-        saved = "" if args.no_save else self._save(result, cell)
+        saved = "" if args.no_save else self._save(result)
         display(HTML(f"<p>run <code>{html.escape(result.run_id)}</code> · "
                      f"{html.escape(args.name)} · {html.escape(viz.format_params(params))}"
                      f"{saved}</p>"))
 
     @staticmethod
-    def _save(result, cell: str) -> str:
+    def _save(result) -> str:
         from meridian import storage
         from meridian.dashboard import refresh_dashboard
 
         try:
-            storage.save_run({**result.to_dict(), "source": cell})
+            storage.save_run(result.to_dict())
         except MeridianError as error:
             raise UsageError(f"the run was not saved: {error}") from None
         refresh_dashboard(run_ids=[result.run_id])

@@ -35,7 +35,9 @@ from meridian.engine.metrics import format_metrics, returns_from_equity
 from meridian.exceptions import RegistryError
 
 EQUITY_POINTS = 500
-"""Points kept of a curve wherever a downsampled one is enough (registry rows, scraps)."""
+"""Points kept of a curve wherever a downsampled one is enough (a sweep's stitched curve)."""
+SCRAP = "record"
+"""The scrap an executed notebook holds its run's record in (:meth:`RunRecord.glue`)."""
 KEY_PACKAGES = ("meridian", "numpy", "pandas", "plotly", "papermill", "jupytext", "nbconvert",
                 "scrapbook", "pyarrow")
 
@@ -111,10 +113,13 @@ def series_to_dict(series: pd.Series) -> dict:
 
 
 def series_from_dict(payload: Mapping | None, name: str) -> pd.Series:
-    payload = payload or {"index": [], "values": []}
-    index = pd.DatetimeIndex(pd.to_datetime(list(payload["index"])), name="Date")
-    values = [np.nan if v is None else v for v in payload["values"]]
-    return pd.Series(values, index=index, name=name, dtype=float)
+    """The inverse of :func:`series_to_dict` (``{"index": [ISO 8601], "values": [float |
+    None]}``, None → NaN): how every reader turns a stored curve back into a Series."""
+    payload = payload or {}
+    index = pd.DatetimeIndex(pd.to_datetime(list(payload.get("index") or []),
+                                            format="ISO8601"), name="Date")
+    values = [np.nan if v is None else v for v in payload.get("values") or []]
+    return pd.Series(np.asarray(values, dtype=float), index=index, name=name)
 
 
 @functools.cache
@@ -270,6 +275,14 @@ class RunRecord:
     portfolio: Any = field(default=None, repr=False)
     """A portfolio run's :class:`~meridian.engine.portfolio.PortfolioResult` (per-market
     positions, P&L and costs per bar; never stored)."""
+    duration: float | None = None
+    """Seconds the run took (``meridian run``, sweeps: set by whoever timed it)."""
+    notebook_path: str | None = None
+    """The executed notebook of a ``meridian run``."""
+    report_path: str | None = None
+    """Its HTML report."""
+    source: str | None = None
+    """A ``%%backtest`` cell's text, as written."""
 
     @property
     def returns(self) -> pd.Series:
@@ -299,9 +312,17 @@ class RunRecord:
             "logs": list(self.logs), "settings": dict(self.settings), "data": dict(self.data),
             "code": dict(self.code), "environment": dict(self.environment),
             "tags": list(self.tags), "note": self.note, "parent_id": self.parent_id,
-            **({"universe": dict(self.universe), "markets": dict(self.markets)}
-               if self.universe else {}),
+            "universe": dict(self.universe) if self.universe else None,
+            "markets": dict(self.markets), "duration": self.duration,
+            "notebook_path": self.notebook_path, "report_path": self.report_path,
+            "source": self.source,
         })
+
+    @classmethod
+    def of(cls, run: RunRecord | Mapping[str, Any]) -> RunRecord:
+        """``run`` as a RunRecord: itself, or a registry record / ``to_dict()`` dict read
+        back (what charts and summaries accept)."""
+        return run if isinstance(run, RunRecord) else cls.from_dict(run)
 
     @classmethod
     def from_dict(cls, payload: Mapping[str, Any]) -> RunRecord:
@@ -328,7 +349,17 @@ class RunRecord:
             changed=payload.get("changed"), tags=list(payload.get("tags") or []),
             note=payload.get("note") or "", parent_id=payload.get("parent_id"),
             universe=payload.get("universe") or None, markets=dict(payload.get("markets") or {}),
+            duration=payload.get("duration"), notebook_path=payload.get("notebook_path"),
+            report_path=payload.get("report_path"), source=payload.get("source"),
         )
+
+    def glue(self) -> None:
+        """Record this run in the executing notebook (``scrapbook.glue("record", ...)``): the
+        one record ``meridian run`` files, so the kernel and the registry share one shape;
+        the pipeline adds only its own bookkeeping (status, duration, paths)."""
+        import scrapbook as sb
+
+        sb.glue(SCRAP, {k: v for k, v in self.to_dict().items() if k != "drawdown"})
 
     def fail(self, error: BaseException) -> RunRecord:
         """Record ``error`` (the exception being handled) as this run's failure."""
@@ -350,3 +381,30 @@ class RunRecord:
                                      f"{row.get('pnl') or 0:,.0f}"
                                      for name, row in self.markets.items()))
         return "\n".join(lines)
+
+
+STORED_APART = ("drawdown", "trades")
+"""Keys of :meth:`RunRecord.to_dict` kept in the run's file but not in its registry row."""
+
+
+@functools.cache
+def _blank() -> dict[str, Any]:
+    blank = RunRecord(run_id=None, timestamp=None, strategy_name=None, params={},  # type: ignore[arg-type]
+                      status=None)  # type: ignore[arg-type]
+    values = blank.to_dict()
+    values["trades_count"] = None
+    return {k: v for k, v in values.items() if k not in STORED_APART}
+
+
+@functools.cache
+def record_keys() -> tuple[str, ...]:
+    """Every key a stored record has, in order (:meth:`RunRecord.to_dict` less
+    :data:`STORED_APART`)."""
+    return tuple(_blank())
+
+
+def missing_value(key: str) -> Any:
+    """The value of ``key`` in a record that was saved without it: RunRecord's own default
+    (a fresh copy of an empty dict or list), None for a key it does not know."""
+    value = _blank().get(key)
+    return type(value)(value) if isinstance(value, dict | list) else value

@@ -1,8 +1,8 @@
 """The run registry's public API: save, load, search, delete, export — the seed's
 ``storage`` module, over :mod:`meridian.registry`.
 
-Every run is a plain dict (the :meth:`meridian.api.BacktestResult.to_dict` shape plus the
-extras listed in :data:`RECORD_DEFAULTS`). Saving writes the run's file
+Every run is a plain dict of one shape, :meth:`meridian.record.RunRecord.to_dict`'s: a value a
+run does not have is None (or empty), never a missing key. Saving writes the run's file
 ``runs/<run_id>/run.json`` (the source of truth) and then its registry row (the index);
 ``meridian runs rebuild`` (:func:`rebuild_registry`) recreates the index from the files.
 """
@@ -26,7 +26,6 @@ from meridian.registry.query import json_path, param_clause, tag_clause, text_cl
 from meridian.registry.rebuild import rebuild_registry, record_from_notebook
 from meridian.registry.records import (
     MIN_PREFIX,
-    RECORD_DEFAULTS,
     STATUSES,
     downsample_equity,
     normalize_timestamp,
@@ -36,7 +35,7 @@ from meridian.registry.records import (
 from meridian.registry.transfer import Imported, import_runs
 
 __all__ = [
-    "MIN_PREFIX", "RECORD_DEFAULTS", "SORT_COLUMNS", "STATUSES", "Imported", "Registry",
+    "MIN_PREFIX", "SORT_COLUMNS", "STATUSES", "Imported", "Registry",
     "backup_registry", "count_runs", "delete_run", "delete_runs", "downsample_equity",
     "export_runs", "get_registry_stats", "import_runs",
     "load_all_runs", "load_run_by_id", "normalize_timestamp", "rebuild_registry",

@@ -90,16 +90,23 @@ def test_equal_labels_get_the_id_prefix_and_markup_is_escaped(results):
     assert fig.data[0].name == "fld note=&lt;b&gt;x&lt;/b&gt;"  # Plotly shows it literally
 
 
+def _metric_rows(summary) -> int:
+    return summary.section("metrics").html.count("<tr>") - 1  # less the header row
+
+
 def test_backtest_summary_from_a_result_a_dict_a_record_and_an_engine_result(results):
     result = results["fld15"]
     summary = viz.backtest_summary(result)
-    assert summary.title.startswith("fld fld_offset=15") and result.run_id[:8] in summary.title
-    assert len(summary.trades) == len(result.trades) and len(summary.metrics) == 19
-    assert [t.name for t in summary.figure.data] == ["Equity", "Drawdown"]
+    assert isinstance(summary, viz.Report) and not summary.lifted  # the one report object
+    title = summary.section("title").html
+    assert "fld fld_offset=15" in title and result.run_id[:8] in title
+    assert len(summary.trades) == len(result.trades) and _metric_rows(summary) == 19
+    assert [t.name for t in summary.section("equity").figure.data] == ["Equity", "Drawdown"]
     assert len(viz.backtest_summary(result.to_dict()).trades) == len(result.trades)
     from_record = viz.backtest_summary(_record(result))
-    assert from_record.trades is None and len(from_record.metrics) == 19
-    assert min(from_record.figure.data[1].y) < 0  # drawdown recomputed from the equity
+    assert from_record.trades is None and from_record.section("trades") is None
+    assert _metric_rows(from_record) == 19
+    assert min(from_record.section("equity").figure.data[1].y) < 0  # drawdown from equity
 
     data = get_strategy("fld").signals
     from meridian.data import load_sample
@@ -107,7 +114,8 @@ def test_backtest_summary_from_a_result_a_dict_a_record_and_an_engine_result(res
     frame = load_sample()
     engine = backtest(frame, data(frame, fld_offset=10))
     from_engine = viz.backtest_summary(engine, title="engine")
-    assert from_engine.title == "engine" and len(from_engine.metrics) == 19
+    assert from_engine.section("title").html == "<h3>engine</h3>"
+    assert _metric_rows(from_engine) == 19
 
-    html = viz.backtest_summary(results["failed"]).to_html()
+    html = viz.backtest_summary(results["failed"]).html()
     assert "failed:" in html and "need 1 &lt;= fast &lt; slow" in html

@@ -2,7 +2,7 @@
 
 One module per step, as papermill does it: :mod:`.notebooks` (find, read, inspect),
 :mod:`.parameterize` (check values), :mod:`.execute` (papermill), :mod:`.export` (HTML),
-:mod:`.scraps` (what notebooks glue) and :mod:`.run` (the whole ``meridian run``).
-Nothing is imported here: the kernel imports :mod:`.scraps` and must not pay for papermill
-and nbconvert.
+:mod:`.run` (the whole ``meridian run``: the kernel glues the run's one record,
+:meth:`meridian.record.RunRecord.glue`, and the pipeline files it). Nothing is imported here:
+a kernel must not pay for papermill and nbconvert.
 """

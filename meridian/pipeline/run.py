@@ -20,6 +20,7 @@ from typing import Any
 import nbformat
 
 from meridian import _process, project
+from meridian._files import write_atomic
 from meridian.pages import plotly_src
 from meridian.pipeline.kernel import Kernel
 from meridian.pipeline.notebooks import (
@@ -158,13 +159,20 @@ def run_notebook(
     record.pop("owner", None)
     executed.metadata["meridian"] = {k: v for k, v in record.items() if k != "params"}
     nbformat.write(executed, executed_path)
-    scraps = storage.record_from_notebook(executed_path, executed)
-    record.update({key: scraps[key] for key in ("metrics", "equity", "trades_count", "data",
-                                                "settings", "environment", "markets")
-                   if key in scraps})
+    # the record the kernel glued, under the pipeline's own bookkeeping
+    record = {**storage.record_from_notebook(executed_path, executed), **record}
+    _write_trades(record.get("trades"), folder)
     storage.save_run(record, out)
     _refresh(out, run_id)
     return storage.load_run_by_id(run_id, out)
+
+
+def _write_trades(trades: list[dict] | None, folder: Path) -> None:
+    """``trades.csv`` beside the report (which links it): every trade of the glued record."""
+    if trades:
+        import pandas as pd
+
+        write_atomic(folder / "trades.csv", pd.DataFrame(trades).to_csv(index=False))
 
 
 def changed_names(values: dict[str, Any], baseline: dict[str, Any]) -> list[str]:

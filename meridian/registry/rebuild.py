@@ -18,6 +18,7 @@ from typing import Any
 
 from meridian import project
 from meridian.exceptions import RegistryDamagedError, RegistryError
+from meridian.record import SCRAP, record_keys
 from meridian.registry.backup import (
     SQLITE_SUFFIXES,
     backup_registry,
@@ -25,7 +26,7 @@ from meridian.registry.backup import (
     move_damaged_aside,
 )
 from meridian.registry.db import Registry, settled_status
-from meridian.registry.records import RECORD_DEFAULTS, RECORD_FILE, read_record_file
+from meridian.registry.records import RECORD_FILE, read_record_file
 from meridian.registry.sweeps import SWEEP_FILE, read_sweep_file, restore_sweep
 
 log = logging.getLogger(__name__)
@@ -35,12 +36,15 @@ PathLike = str | os.PathLike[str]
 def record_from_notebook(path: PathLike, notebook: Any = None) -> dict:
     """A run record from an executed notebook written by the pipeline.
 
-    The pipeline stores bookkeeping in the notebook metadata key ``meridian`` and glues the
-    results with scrapbook (``metrics``, ``params``, ``equity``, ``trades_count``). A failed
-    run has no scraps: its metrics are empty and its params come from papermill's injected
-    parameters. A relative ``report_path`` in the metadata is taken relative to the notebook's
-    folder. :class:`RegistryError` when the notebook has no ``meridian`` metadata. Pass the
-    already loaded ``notebook`` (a NotebookNode) to skip reading it again.
+    The kernel glues the run's record (:meth:`~meridian.record.RunRecord.glue`, the scrap
+    ``record``); the pipeline keeps its bookkeeping (status, duration, paths, the parameters it
+    injected) in the notebook metadata key ``meridian``, which wins. A notebook from an older
+    Meridian glued ``metrics``, ``equity``, ``trades_count`` and ``provenance`` instead; those
+    are read too. A failed run has no scraps: its metrics are empty and its params come from
+    papermill's injected parameters. A relative ``report_path`` in the metadata is taken
+    relative to the notebook's folder. :class:`RegistryError` when the notebook has no
+    ``meridian`` metadata. Pass the already loaded ``notebook`` (a NotebookNode) to skip
+    reading it again.
     """
     import nbformat  # deferred: heavy, and only rebuilds need it
     import scrapbook
@@ -52,17 +56,19 @@ def record_from_notebook(path: PathLike, notebook: Any = None) -> dict:
     if not isinstance(meta, Mapping) or not meta.get("run_id"):
         raise RegistryError(f"{path} has no 'meridian' run metadata: not written by the pipeline")
     scraps = scrapbook.models.Notebook(notebook).scraps.data_dict
+    glued = scraps.get(SCRAP)
+    if not isinstance(glued, Mapping):  # an older Meridian's scraps
+        glued = {"metrics": scraps.get("metrics") or {},
+                 "equity": scraps.get("equity") or {"index": [], "values": []},
+                 "trades_count": scraps.get("trades_count", meta.get("trades_count")),
+                 **(scraps.get("provenance") or {})}  # data, settings, environment
     papermill_params = notebook.metadata.get("papermill", {}).get("parameters") or {}
-    record = {key: meta[key] for key in RECORD_DEFAULTS if key in meta}
+    record = {**glued, **{key: meta[key] for key in record_keys() if key in meta}}
     record.update(
-        params=dict(scraps.get("params") or meta.get("params") or papermill_params),
-        metrics=dict(scraps.get("metrics") or {}),
-        equity=scraps.get("equity") or {"index": [], "values": []},
-        trades_count=scraps.get("trades_count", meta.get("trades_count")),
+        params=dict(meta.get("params") or glued.get("params") or papermill_params),
         notebook_path=str(path),
-        status=meta.get("status") or ("success" if "metrics" in scraps else "failed"),
+        status=meta.get("status") or ("success" if glued.get("metrics") else "failed"),
     )
-    record.update(scraps.get("provenance") or {})  # data, settings, environment
     if not record.get("code") and meta.get("source_hash"):  # written before `code` was
         record["code"] = {"notebook": meta.get("source_path"),
                           "notebook_sha256": meta["source_hash"]}

@@ -22,7 +22,14 @@ from typing import Any
 from meridian import project
 from meridian._files import write_atomic
 from meridian.exceptions import RegistryError
-from meridian.record import clean_json, downsample, strict_json
+from meridian.record import (
+    STORED_APART,
+    clean_json,
+    downsample,
+    missing_value,
+    record_keys,
+    strict_json,
+)
 from meridian.registry import curves
 
 MAX_EQUITY_POINTS = 250
@@ -33,22 +40,12 @@ STATUSES = ("success", "failed", "running", "interrupted", "queued")
 KINDS = ("notebook", "api", "magic", "sweep", "walk_forward", "cell", "portfolio")
 REQUIRED_KEYS = ("run_id", "strategy_name", "status")
 
-RECORD_DEFAULTS: dict[str, Any] = {
-    "run_id": None, "timestamp": None, "strategy_name": None, "params": {}, "metrics": {},
-    "status": None, "error": None, "traceback": None, "duration": None, "notebook_path": None,
-    "report_path": None, "equity": {"index": [], "values": []},
-    "trades_count": None, "kind": "api", "name": None, "source": None, "logs": [],
-    "settings": {}, "data": {}, "code": {}, "environment": {}, "changed": None, "tags": [],
-    "note": "", "parent_id": None, "universe": None, "markets": {},
-}
-"""Every key a loaded record has, in order, with the value used when it was not saved."""
-
 COLUMNS = ("run_id", "timestamp", "strategy_name", "status", "kind", "name", "duration",
            "trades_count")
 """Record keys that get their own SQL column (filtered and sorted often)."""
 JSON_COLUMNS = ("params", "metrics")
 PATH_KEYS = ("notebook_path", "report_path")
-NOT_STORED = ("drawdown", "trades")
+NOT_STORED = STORED_APART
 """Record keys kept in the run's file but not in its row (``drawdown`` is kept nowhere)."""
 RECORD_FILE = "run.json"
 
@@ -131,7 +128,7 @@ def _load_path(value: str | None, out: Path) -> str | None:
 
 
 def _choice(record: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> str:
-    value = record.get(key) if record.get(key) is not None else RECORD_DEFAULTS[key]
+    value = record.get(key) if record.get(key) is not None else missing_value(key)
     if value not in allowed:
         raise RegistryError(f"{key} {value!r} is not one of {', '.join(allowed)}")
     return value
@@ -209,8 +206,8 @@ class LazyRecord(curves.LazyDict):
     def _lookup(self, key: Any) -> Any:
         if self._pending and not dict.__contains__(self, key):
             self._part(key if key in ("params", "metrics", "equity") else "extra")
-            if not dict.__contains__(self, key) and key in RECORD_DEFAULTS:
-                dict.__setitem__(self, key, _default(key))
+            if not dict.__contains__(self, key) and key in record_keys():
+                dict.__setitem__(self, key, missing_value(key))
         return dict.__getitem__(self, key)
 
     def _materialize(self) -> None:
@@ -218,14 +215,9 @@ class LazyRecord(curves.LazyDict):
             self._part(name)
         loaded = dict(dict.items(self))
         dict.clear(self)
-        for key in RECORD_DEFAULTS:  # the usual order, then whatever else the record holds
-            dict.__setitem__(self, key, loaded.pop(key) if key in loaded else _default(key))
+        for key in record_keys():  # RunRecord's order, then whatever else the record holds
+            dict.__setitem__(self, key, loaded.pop(key) if key in loaded else missing_value(key))
         dict.update(self, loaded)
-
-
-def _default(key: str) -> Any:
-    value = RECORD_DEFAULTS[key]
-    return type(value)(value) if isinstance(value, (dict, list)) else value
 
 
 def from_row(row: sqlite3.Row, out: Path) -> dict[str, Any]:

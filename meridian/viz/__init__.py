@@ -11,7 +11,8 @@ from typing import Any
 
 from meridian.viz.charts import *  # noqa: F403 - the charts are viz's own names
 
-REPORT_NAMES = ("report", "Report", "Section", "build_report", "write_record_report")
+REPORT_NAMES = ("report", "Report", "Section", "backtest_summary", "build_report",
+                "write_record_report")
 
 
 def __getattr__(name: str) -> Any:

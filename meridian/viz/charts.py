@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,6 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from meridian.engine.metrics import format_metric, ordered_metric_names
+from meridian.record import RunRecord, series_from_dict
 
 EQUITY_COLOR = "#1f4e79"
 DRAWDOWN_COLOR = "#c0392b"
@@ -77,12 +77,7 @@ def drawdown_of(equity: pd.Series) -> pd.Series:
 def as_series(equity: pd.Series | Mapping[str, Any] | None, name: str = "equity") -> pd.Series:
     """``equity`` as a float Series: a Series unchanged, or a registry-style
     ``{"index": [ISO 8601], "values": [float | None]}`` dict (None → NaN)."""
-    if isinstance(equity, pd.Series):
-        return equity
-    equity = equity or {}
-    index = pd.DatetimeIndex(pd.to_datetime(list(equity.get("index") or []), format="ISO8601"))
-    values = [np.nan if v is None else v for v in equity.get("values") or []]
-    return pd.Series(np.asarray(values, dtype=float), index=index, name=name)
+    return equity if isinstance(equity, pd.Series) else series_from_dict(equity, name)
 
 
 def plot_equity_curve(
@@ -502,34 +497,22 @@ def differing_params(param_sets: Iterable[Mapping[str, Any]]) -> list[str]:
     return [key for key, values in shown.items() if len(values) > 1]
 
 
-def _run_view(run: Any) -> dict[str, Any]:
-    """The fields of a registry record, a ``to_dict()`` dict or a BacktestResult that a
-    comparison needs."""
-    get = run.get if isinstance(run, Mapping) else lambda key, default=None: getattr(
-        run, key, default)
-    return {
-        "run_id": str(get("run_id", "") or ""), "strategy": str(get("strategy_name", "") or ""),
-        "name": get("name", None), "params": dict(get("params", None) or {}),
-        "metrics": dict(get("metrics", None) or {}), "status": get("status", None),
-        "equity": as_series(get("equity", None)),
-    }
-
-
 def run_labels(runs: Iterable[Any]) -> list[str]:
     """One legend label per run: its strategy (or name) and the parameters that differ between
     ``runs``; the 8-character id prefix is added where two labels would otherwise be equal."""
-    return _labels([_run_view(run) for run in runs])
+    return _labels([RunRecord.of(run) for run in runs])
 
 
-def _labels(views: list[dict[str, Any]]) -> list[str]:
-    keys = differing_params(v["params"] for v in views)
+def _labels(records: list[RunRecord]) -> list[str]:
+    keys = differing_params(r.params for r in records)
     labels = []
-    for view in views:
-        head = f"{view['name']} ({view['strategy']})" if view["name"] else view["strategy"]
-        labels.append(" ".join(filter(None, [head, format_params(view["params"], keys)])))
+    for record in records:
+        head = f"{record.name} ({record.strategy_name})" if record.name \
+            else record.strategy_name
+        labels.append(" ".join(filter(None, [head, format_params(record.params, keys)])))
     counts = {label: labels.count(label) for label in labels}
-    return [f"{label} · {view['run_id'][:8]}" if counts[label] > 1 else label
-            for label, view in zip(labels, views, strict=True)]
+    return [f"{label} · {record.run_id[:8]}" if counts[label] > 1 else label
+            for label, record in zip(labels, records, strict=True)]
 
 
 def normalized_equity(equity: pd.Series) -> pd.Series:
@@ -548,10 +531,10 @@ def comparison_chart(runs: Iterable[Any], title: str | None = "Equity, normalize
     BacktestResults. The legend names each run's strategy and the parameters that differ
     between the runs compared. Runs without an equity curve (failed runs) are left out.
     """
-    views = [_run_view(run) for run in runs]
+    records = [RunRecord.of(run) for run in runs]
     fig = go.Figure()
-    for view, label in zip(views, _labels(views), strict=True):
-        curve = normalized_equity(view["equity"])
+    for record, label in zip(records, _labels(records), strict=True):
+        curve = normalized_equity(record.equity)
         if curve.empty:
             continue
         fig.add_trace(go.Scatter(
@@ -564,93 +547,6 @@ def comparison_chart(runs: Iterable[Any], title: str | None = "Equity, normalize
     fig.update_layout(legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.12,
                               "yanchor": "top"}, margin={"b": 40})
     return fig
-
-
-@dataclass
-class BacktestSummary:
-    """Everything about one run, ready to display: in a notebook the object shows itself
-    (title, equity with drawdown, metrics, trades); ``to_html()`` gives an HTML fragment."""
-
-    title: str
-    params: dict[str, Any]
-    figure: go.Figure
-    metrics: pd.DataFrame
-    trades: pd.DataFrame | None
-    status: str = "success"
-    error: str | None = None
-    shown_in_cell: int | None = None
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import HTML, display
-
-        shell = _ipython()
-        cell = getattr(shell, "execution_count", None)
-        if cell is not None and cell == self.shown_in_cell:
-            return  # already shown by backtest_summary() in this very cell
-        self.shown_in_cell = cell
-        display(HTML(f"<h3>{html.escape(self.title)}</h3>"))
-        if self.error:
-            display(HTML(f"<p><b>failed:</b> {html.escape(self.error)}</p>"))
-        display(self.figure)
-        display(self.metrics)
-        if self.trades is not None:
-            display(self.trades)
-
-    def to_html(self) -> str:
-        """An HTML fragment (escaped text; the chart needs plotly.js on the page)."""
-        parts = [f"<h3>{html.escape(self.title)}</h3>"]
-        if self.error:
-            parts.append(f"<p><b>failed:</b> {html.escape(self.error)}</p>")
-        parts.append(self.figure.to_html(include_plotlyjs=False, full_html=False))
-        parts.append(self.metrics.to_html())
-        if self.trades is not None:
-            parts.append(self.trades.to_html(index=False))
-        return "\n".join(parts)
-
-
-def backtest_summary(result: Any, metrics: Mapping[str, float | None] | None = None,
-                     title: str | None = None) -> BacktestSummary:
-    """Equity with drawdown, metrics table and trades table of one run, shown at once in a
-    Jupyter kernel (also from inside a loop) and returned for ``to_html()``.
-
-    ``result`` is a BacktestResult, its ``to_dict()``, a registry record (which keeps no
-    trades: ``trades`` is then None) or an engine result (pass ``metrics``, or they are
-    computed with :func:`meridian.engine.compute_metrics`).
-    """
-    if isinstance(result, Mapping) and result.get("trades") is not None:
-        from meridian.api import BacktestResult
-
-        result = BacktestResult.from_dict({**result, "run_id": result.get("run_id", "")})
-    view = _run_view(result)
-    if isinstance(result, Mapping):
-        drawdown = as_series(result.get("drawdown")) if result.get("drawdown") else None
-        trades = None
-    else:
-        drawdown = getattr(result, "drawdown", None)
-        trades = trades_table(result.trades) if getattr(result, "trades", None) is not None \
-            else None
-    if metrics is None:
-        metrics = view["metrics"]
-        if not metrics and hasattr(result, "sim"):  # an engine result
-            from meridian.engine import compute_metrics
-
-            metrics = compute_metrics(result)
-    equity = view["equity"]
-    if drawdown is None or drawdown.empty:
-        drawdown = drawdown_of(equity)
-    head = " ".join(filter(None, [view["strategy"], format_params(view["params"])]))
-    if title is None:
-        title = f"{head} · run {view['run_id'][:8]}" if view["run_id"] else head
-    error = result.get("error") if isinstance(result, Mapping) else getattr(result, "error", None)
-    summary = BacktestSummary(
-        title=title, params=view["params"],
-        figure=plot_equity_with_drawdown(equity, drawdown, title=None),
-        metrics=metrics_table(dict(metrics)), trades=trades,
-        status=str(view["status"] or "success"), error=error,
-    )
-    if _ipython() is not None:  # shows inside loops too (the seed's `for run in ...:` usage)
-        summary._ipython_display_()
-    return summary
 
 
 def _ipython():
