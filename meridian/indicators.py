@@ -113,3 +113,19 @@ def cross_state(fast, slow) -> np.ndarray:
     out = np.zeros(len(side))
     out[first:] = side[first:]  # defined from the first cross on: NaNs only come before it
     return out
+
+
+def cross_states(fast: np.ndarray, slow: np.ndarray, fast_column: np.ndarray,
+                 slow_column: np.ndarray) -> np.ndarray:
+    """:func:`cross_state` for many pairs at once (a sweep's ``signals_batch``): column k is
+    ``cross_state(fast[:, fast_column[k]], slow[:, slow_column[k]])``, bars × pairs, with the
+    same result column by column, compiled. Each distinct line is computed once by the caller
+    (one moving average per window, one FLD per offset) and shared by every pair using it."""
+    from meridian.engine._cross import cross_columns  # numba: only sweeps pay for it
+
+    fast = np.asfortranarray(np.asarray(fast, dtype=float).reshape(len(fast), -1))
+    slow = np.asfortranarray(np.asarray(slow, dtype=float).reshape(len(slow), -1))
+    out = np.empty((len(fast), len(fast_column)), order="F")
+    cross_columns(fast, slow, np.asarray(fast_column, np.int64),
+                  np.asarray(slow_column, np.int64), out)
+    return out

@@ -47,9 +47,10 @@ data, data_note = load_market_data(data_path)
 # project's `strategies/sma_cross.py`.
 
 # %% tags=["export"]
+import numpy as np
 import pandas as pd
 
-from meridian.indicators import cross_state, sma
+from meridian.indicators import cross_state, cross_states, sma
 
 # Checked before any run, sweep or backtest starts (a value outside is refused in one line).
 PARAM_RANGES = {"fast": "[1, inf)", "slow": "[2, inf)"}
@@ -65,6 +66,19 @@ def signals(data: pd.DataFrame, fast: int = 10, slow: int = 20) -> pd.Series:
         raise ValueError(f"need 1 <= fast < slow, got fast={fast}, slow={slow}")
     position = cross_state(sma(data["Close"], fast), sma(data["Close"], slow))
     return pd.Series(position, index=data.index, name="position")
+
+
+def signals_batch(data: pd.DataFrame, fast: np.ndarray, slow: np.ndarray) -> np.ndarray | None:
+    """``signals`` for many combinations at once, for sweeps (one value per combination in
+    each array): bars × combinations, each distinct average computed once. None when a
+    combination is one ``signals`` refuses: the sweep then runs them one by one."""
+    fast, slow = np.asarray(fast, dtype=float), np.asarray(slow, dtype=float)
+    if not (np.all(fast >= 1) and np.all(fast < slow) and np.all(fast % 1 == 0)
+            and np.all(slow % 1 == 0)):
+        return None
+    windows, column = np.unique(np.concatenate([fast, slow]), return_inverse=True)
+    averages = np.column_stack([sma(data["Close"], int(window)) for window in windows])
+    return cross_states(averages, averages, column[: len(fast)], column[len(fast):])
 
 
 # %% [markdown]

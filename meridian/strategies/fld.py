@@ -1,5 +1,5 @@
 # Generated from notebooks/fld.py by meridian extract — edit the notebook, not this file.
-# Notebook SHA-256: 18c169b00a91b52ec8b5acaeaf1839e05e930322568a701c8aeb8c1cce2654e3
+# Notebook SHA-256: feec5d1bbd5fb02bd3dc985d587477924d9b3f9e3871ef443982496b3d964728
 """FLD with a Commitments-of-Traders filter
 
 J. M. Hurst's **Future Line of Demarcation** is the median price (High + Low) / 2 displaced
@@ -14,7 +14,7 @@ Positions are decided at each bar's close and filled at the next bar's open.
 import numpy as np
 import pandas as pd
 
-from meridian.indicators import cross_state, median_price, shift, values
+from meridian.indicators import cross_state, cross_states, median_price, shift, values
 
 PARAMS = {
     "fld_offset": 10,
@@ -62,6 +62,30 @@ def signals(
             allowed = np.where(position > 0, cot >= cot_threshold, cot <= -cot_threshold)
         position = np.where(allowed, position, 0.0)
     return pd.Series(position, index=data.index, name="position")
+
+
+def signals_batch(data: pd.DataFrame, fld_offset: np.ndarray, cot_threshold: np.ndarray,
+                  allow_short: np.ndarray, fld_stop: np.ndarray) -> np.ndarray | None:
+    """``signals`` for many combinations at once, for sweeps (one value per combination in
+    each array): bars × combinations, one FLD per distinct offset. None when a combination
+    needs the one-by-one path (an FLD stop, or a value ``signals`` refuses)."""
+    offset = np.asarray(fld_offset, dtype=float)
+    if np.any(np.asarray(fld_stop, dtype=bool)) or not np.all((offset >= 1) & (offset % 1 == 0)):
+        return None
+    offsets, column = np.unique(offset, return_inverse=True)
+    median = median_price(data["High"], data["Low"])
+    lines = np.column_stack([shift(median, int(o)) for o in offsets])
+    states = cross_states(values(data["Close"]), lines, np.zeros(len(offsets), dtype=int),
+                          np.arange(len(offsets)))
+    position = states[:, column]
+    position = np.where(np.asarray(allow_short, dtype=bool), position, np.maximum(position, 0.0))
+    if "COT_Index" in data.columns:
+        cot = values(data["COT_Index"])[:, None]
+        threshold = np.asarray(cot_threshold, dtype=float)
+        with np.errstate(invalid="ignore"):
+            allowed = np.where(position > 0, cot >= threshold, cot <= -threshold)
+        position = np.where(allowed, position, 0.0)
+    return position
 
 
 def exits(data: pd.DataFrame, fld_offset: int = 10, fld_stop: bool = False) -> dict:

@@ -1,5 +1,5 @@
 # Generated from notebooks/sma_cross.py by meridian extract — edit the notebook, not this file.
-# Notebook SHA-256: 2f54fb432cef89537ad359b6ff82f5c7b5b4a655099fef5eab4f1f62af70a7f8
+# Notebook SHA-256: c0e7806994193f5bccfa40c38e3d645f600061f51224fa0245adc55fd6d3f082
 """Moving-average crossover
 
 Long after the fast simple moving average crosses above the slow one, short after it crosses
@@ -7,9 +7,10 @@ below; flat only until the first cross. The textbook second example, and the str
 such as backtesting.py ship, so results can be compared side by side.
 """
 
+import numpy as np
 import pandas as pd
 
-from meridian.indicators import cross_state, sma
+from meridian.indicators import cross_state, cross_states, sma
 
 PARAMS = {
     "fast": 10,
@@ -34,3 +35,16 @@ def signals(data: pd.DataFrame, fast: int = 10, slow: int = 20) -> pd.Series:
         raise ValueError(f"need 1 <= fast < slow, got fast={fast}, slow={slow}")
     position = cross_state(sma(data["Close"], fast), sma(data["Close"], slow))
     return pd.Series(position, index=data.index, name="position")
+
+
+def signals_batch(data: pd.DataFrame, fast: np.ndarray, slow: np.ndarray) -> np.ndarray | None:
+    """``signals`` for many combinations at once, for sweeps (one value per combination in
+    each array): bars × combinations, each distinct average computed once. None when a
+    combination is one ``signals`` refuses: the sweep then runs them one by one."""
+    fast, slow = np.asarray(fast, dtype=float), np.asarray(slow, dtype=float)
+    if not (np.all(fast >= 1) and np.all(fast < slow) and np.all(fast % 1 == 0)
+            and np.all(slow % 1 == 0)):
+        return None
+    windows, column = np.unique(np.concatenate([fast, slow]), return_inverse=True)
+    averages = np.column_stack([sma(data["Close"], int(window)) for window in windows])
+    return cross_states(averages, averages, column[: len(fast)], column[len(fast):])

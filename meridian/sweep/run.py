@@ -41,7 +41,7 @@ from meridian.registry.sweeps import load_sweep, save_sweep_header
 from meridian.settings import RANGES, WINDOW, RunSettings
 from meridian.strategies import find_strategy, get_strategy, strategy_settings
 from meridian.sweep import executors
-from meridian.sweep.evaluate import SKIPPED, Job, Markets, Window
+from meridian.sweep.evaluate import SKIPPED, Job, Markets, Window, fusable
 from meridian.sweep.grid import DEFAULT_MAX_COMBINATIONS, Grid, build_grid
 from meridian.sweep.store import (
     OOS_PREFIX,
@@ -386,7 +386,8 @@ def run_sweep(
     warm.start()
     try:
         with _process.sigterm_interrupts():
-            size = executors.chunk_size(plan.grid.size, workers, len(plan.data))
+            size = executors.chunk_size(plan.grid.size, workers, len(plan.data),
+                                        fusable(plan.data, plan.job))
             work = _work(plan.done, size)
             for indices, tables, errors, kept, kept_indices in executors.run(
                     executor, plan.data, plan.job, plan.grid, windows, work, workers,
@@ -656,5 +657,9 @@ def _run_reports(strategy: str, best: list[dict], info: dict, window: Window, ou
 
 
 def _same(a, b) -> bool:
-    return (a is None and b is None) or a == b
+    """The same metric value: both undefined, or equal to 1e-12 (a fused sweep sums returns
+    in order, numpy pairwise)."""
+    if a is None or b is None:
+        return a is None and b is None
+    return a == b or abs(a - b) <= 1e-12 * max(1.0, abs(b))
 

@@ -1,0 +1,315 @@
+"""One compiled pass per column: fills, costs, equity, closed trades and every metric.
+
+A sweep does not need a combination's equity curve or trade list, only its row of metrics.
+:func:`backtest_batch` followed by :func:`~meridian.engine.metrics.compute_metrics_batch`
+builds bars × combinations arrays for each step (held, events, factors, equity, returns,
+peaks…); this kernel walks each column once, keeps one bar's state, records each trade's P&L
+as it closes and accumulates the metrics on the fly, so its memory is one column's and its
+speed is the machine's.
+
+It is the same arithmetic as the reference, step for step (:mod:`meridian.engine._simulate`
+for fills and equity, :func:`~meridian.engine._trades.closed_trades` for trades,
+:mod:`meridian.engine.metrics` for the formulas, whose docstrings define them): only the
+order of some sums differs (numpy sums pairwise), so rows agree with ``run_backtest`` to
+about 1e-12. It covers what the vectorized engine covers — fractional exposures, commission,
+slippage, next-open or close fills; a run with stops, contracts, volatility sizing or
+rebalancing goes through :func:`~meridian.engine.backtest_batch` (see :func:`fusable`).
+``run_backtest`` stays the reference, and the tests hold this kernel to it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from meridian.engine._jit import njit
+from meridian.engine.metrics import METRIC_NAMES, _nanoseconds, _per_period
+from meridian.engine.sizing import rebalance_moments
+from meridian.settings import EXITS, LEVELS, RunSettings
+
+ORDER = ("total_return", "cagr", "volatility", "sharpe_ratio", "sortino_ratio", "calmar_ratio",
+         "max_drawdown", "max_drawdown_duration", "exposure", "num_trades", "win_rate",
+         "profit_factor", "avg_trade", "best_trade", "worst_trade", "expectancy", "sqn",
+         "buy_and_hold_return", "final_equity")
+"""The kernel's output columns; the metrics table's order (checked at import)."""
+assert ORDER == METRIC_NAMES, "the fused kernel must write the metrics table's columns"
+
+DAY_NS = 86_400e9
+
+
+def fusable(settings: RunSettings, index: pd.DatetimeIndex) -> bool:
+    """Whether the fused pass can run with ``settings``: what the vectorized engine runs
+    (no contract, no volatility sizing, no stops or targets, no periodic rebalancing)."""
+    if settings.instrument is not None or settings.sizing != "fixed_fraction":
+        return False
+    for name in (*EXITS, *LEVELS):
+        value = getattr(settings, name, None)
+        if isinstance(value, pd.Series) or (value is not None and value != 0):
+            return False
+    return not rebalance_moments(index, settings.rebalance).any()
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _finite_or_nan(value: float) -> float:
+    return value if np.isfinite(value) else np.nan
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _fill_factor(before: float, after: float, buy_cost: float, sell_cost: float) -> float:
+    if after > before:
+        return (1.0 + buy_cost * before) / (1.0 + buy_cost * after)
+    return (1.0 - sell_cost * before) / (1.0 - sell_cost * after)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _sign(value: float) -> float:
+    return 1.0 if value > 0 else (-1.0 if value < 0 else 0.0)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _column(open_, close, target, column, next_open, capital, buy_cost, sell_cost,
+            commission, slippage, times, years, periods, rf_period, equity, pnls, out):
+    """One combination: simulate ``target[:, column]`` and write its metrics to ``out``;
+    ``equity`` (bars) and ``pnls`` (bars + 1) are scratch buffers; ``equity`` holds the curve
+    afterwards."""
+    bars = close.shape[0]
+    mark = open_ if next_open else close
+    product = 1.0  # cumulative product of the fill factors
+    last_fill = 0
+    held_before = 0.0
+    units_before = 0.0
+    ruined = False
+    exposed = 0
+    peak = -np.inf
+    deepest = np.inf
+    last_peak = 0
+    longest = 0
+    was_at_peak = True
+    # the trade being built: accumulated legs (closed_trades' sums, in its order)
+    trades = 0
+    open_trade = False
+    pnl = added_notional = added_units = removed_notional = removed_units = 0.0
+    ret_sum = 0.0
+    best = -np.inf
+    worst = np.inf
+    wins = 0
+    gains = losses = pnl_sum = 0.0
+    held = 0.0
+    for t in range(bars + 1):
+        closing_out = t == bars
+        if not closing_out:
+            if next_open:
+                held = 0.0 if t == 0 else target[t - 1, column]
+            else:
+                held = target[t, column]
+                if t == bars - 1 and bars > 1:
+                    held = target[bars - 2, column]
+            event = held != held_before
+            if event:
+                was = held_before
+                move = mark[t] / mark[last_fill]
+                growth = max(1.0 + was * (move - 1.0), 0.0)
+                drifted = was * move / growth
+                if not np.isfinite(drifted):
+                    drifted = 0.0
+                product *= growth * _fill_factor(drifted, held, buy_cost, sell_cost)
+                last_fill = t
+            after_fill = product * capital
+            value = close[t] / mark[last_fill]
+            value -= 1.0
+            value *= held
+            value += 1.0
+            value = max(value, 0.0)
+            value *= after_fill
+            if t == bars - 1:  # still open after the last bar: closed at its close
+                last_growth = value / after_fill
+                last_drift = held * (close[t] / mark[last_fill]) / last_growth
+                if not np.isfinite(last_drift):
+                    last_drift = 0.0
+                value *= _fill_factor(last_drift, 0.0, buy_cost, sell_cost)
+            if ruined or value <= 0.0:
+                ruined = True
+                value = 0.0
+            equity[t] = value
+            if held != 0.0:
+                exposed += 1
+            # drawdown and its duration (metrics.max_drawdown, max_drawdown_duration)
+            at_peak = value >= peak
+            peak = max(peak, value)
+            if at_peak:
+                if t > 0 and not was_at_peak:
+                    longest = max(longest, times[t] - times[last_peak])
+                last_peak = t
+            was_at_peak = at_peak
+            fall = value / peak - 1.0 if peak > 0 else 0.0
+            deepest = min(deepest, fall)
+            held_before = held
+            if not event:
+                continue
+            units_after = held * after_fill / mark[t]
+            price_mark = mark[t]
+        else:
+            if held == 0.0:
+                break
+            units_after = 0.0
+            price_mark = close[bars - 1]
+        # the fill's legs: closing, resizing, opening (closed_trades)
+        before, after = units_before, units_after
+        sign_before, sign_after = _sign(before), _sign(after)
+        flips = sign_before != sign_after
+        for kind in range(3):
+            if kind == 0:
+                if not (sign_before != 0 and flips):
+                    continue
+                units, position = -before, before
+            elif kind == 1:
+                if not (sign_before != 0 and not flips and before != after):
+                    continue
+                units, position = after - before, before
+            else:
+                if not (sign_after != 0 and flips):
+                    continue
+                units, position = after, after
+                if open_trade:  # the previous trade is complete
+                    ret = pnl / added_notional
+                    pnls[trades] = pnl
+                    trades += 1
+                    ret_sum += ret
+                    best = np.nan if np.isnan(best) or np.isnan(ret) else max(best, ret)
+                    worst = np.nan if np.isnan(worst) or np.isnan(ret) else min(worst, ret)
+                    wins += pnl > 0
+                    gains += max(pnl, 0.0)
+                    losses += min(pnl, 0.0)
+                    pnl_sum += pnl
+                open_trade = True
+                pnl = added_notional = added_units = removed_notional = removed_units = 0.0
+            price = price_mark * (1.0 + slippage * _sign(units))
+            fee = commission * abs(units) * price
+            pnl += -units * price - fee
+            if _sign(units) == _sign(position):
+                added_notional += abs(units) * price
+                added_units += abs(units)
+            else:
+                removed_notional += abs(units) * price
+                removed_units += abs(units)
+        units_before = units_after
+    if open_trade:
+        ret = pnl / added_notional
+        pnls[trades] = pnl
+        trades += 1
+        ret_sum += ret
+        best = np.nan if np.isnan(best) or np.isnan(ret) else max(best, ret)
+        worst = np.nan if np.isnan(worst) or np.isnan(ret) else min(worst, ret)
+        wins += pnl > 0
+        gains += max(pnl, 0.0)
+        losses += min(pnl, 0.0)
+        pnl_sum += pnl
+    if not was_at_peak:  # still under water at the end
+        longest = max(longest, times[bars - 1] - times[last_peak])
+
+    # returns: r_t = E_t / E_{t-1} - 1, the first against the capital; 0 where undefined
+    total = 0.0
+    below = 0.0
+    for t in range(bars):
+        previous = capital if t == 0 else equity[t - 1]
+        r = equity[t] / previous - 1.0
+        if not np.isfinite(r):
+            r = 0.0
+        total += r
+    mean = total / bars
+    excess_mean = mean - rf_period
+    squares = 0.0
+    for t in range(bars):
+        previous = capital if t == 0 else equity[t - 1]
+        r = equity[t] / previous - 1.0
+        if not np.isfinite(r):
+            r = 0.0
+        squares += (r - mean) * (r - mean)
+        low = min(r - rf_period, 0.0)
+        below += low * low
+    final = equity[bars - 1]
+    root = math.sqrt(periods)
+    nan = np.nan
+    out[0] = final / capital - 1.0
+    growth_rate = nan
+    if years > 0:
+        growth_rate = max(final / capital, 0.0) ** (1.0 / years) - 1.0
+    out[1] = growth_rate
+    std = math.sqrt(squares / (bars - 1)) if bars > 1 else nan
+    out[2] = std * root
+    if bars > 1:
+        spread = std if std > 1e-15 else 0.0
+        out[3] = _finite_or_nan(excess_mean / spread) * root
+        downside = math.sqrt(below / bars)
+        downside = downside if downside > 1e-15 else 0.0
+        out[4] = _finite_or_nan(excess_mean / downside) * root
+    else:
+        out[3] = nan
+        out[4] = nan
+    out[5] = _finite_or_nan(growth_rate / abs(deepest))
+    out[6] = deepest
+    out[7] = longest / 86_400e9
+    out[8] = exposed / bars
+    count = float(trades)
+    out[9] = count
+    out[10] = _finite_or_nan(wins / count)
+    out[11] = _finite_or_nan(gains / -losses)
+    out[12] = _finite_or_nan(ret_sum / count)
+    out[13] = best if trades else nan
+    out[14] = worst if trades else nan
+    out[15] = _finite_or_nan(pnl_sum / count)
+    trade_mean = _finite_or_nan(pnl_sum / count)
+    deviation = 0.0
+    for i in range(trades):
+        gap = pnls[i] - trade_mean
+        deviation += gap * gap
+    variance = _finite_or_nan(deviation / (count - 1.0))
+    spread = math.sqrt(variance) if trades > 1 else nan
+    if not (spread > 1e-12 * abs(trade_mean)):
+        spread = nan
+    out[16] = _finite_or_nan(math.sqrt(count) * trade_mean / spread)
+    out[17] = close[bars - 1] / close[0] - 1.0
+    out[18] = final
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _columns(open_, close, targets, next_open, capital, buy_cost, sell_cost, commission,
+             slippage, times, years, periods, rf_period, keep, kept, out):
+    bars, count = targets.shape
+    equity = np.empty(bars)
+    pnls = np.empty(bars + 1)
+    slot = 0
+    for column in range(count):
+        _column(open_, close, targets, column, next_open, capital, buy_cost, sell_cost,
+                commission, slippage, times, years, periods, rf_period, equity, pnls,
+                out[column])
+        if keep[column]:
+            for t in range(bars):
+                previous = capital if t == 0 else equity[t - 1]
+                r = equity[t] / previous - 1.0
+                kept[t, slot] = r if np.isfinite(r) else 0.0
+            slot += 1
+
+
+def metrics(open_: np.ndarray, close: np.ndarray, index: pd.DatetimeIndex,
+            targets: np.ndarray, settings: RunSettings, keep: np.ndarray | None = None
+            ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Every metric (combinations × :data:`~meridian.engine.metrics.METRIC_NAMES`) of each
+    column of ``targets`` (bars × combinations, checked exposures) traded over these bars
+    with ``settings`` (:func:`fusable` ones; the window already applied), and the bar returns
+    (float32, bars × marked) of the columns ``keep`` marks, else None."""
+    bars, count = targets.shape
+    keep = np.zeros(count, dtype=np.bool_) if keep is None else np.asarray(keep, np.bool_)
+    kept = np.zeros((bars, int(keep.sum())), dtype=np.float32)
+    out = np.full((count, len(ORDER)), np.nan)
+    commission, slippage = float(settings.commission), float(settings.slippage)
+    years = (index[-1] - index[0]).total_seconds() / (365.25 * 86_400) if len(index) else 0.0
+    periods = float(settings.periods(index))
+    _columns(np.ascontiguousarray(open_, dtype=float), np.ascontiguousarray(close, dtype=float),
+             targets, settings.fill == "next_open", float(settings.initial_capital),
+             slippage + commission * (1.0 + slippage), slippage + commission * (1.0 - slippage),
+             commission, slippage, _nanoseconds(index).astype(np.int64), years, periods,
+             _per_period(settings.risk_free_rate, periods), keep, kept, out)
+    return out, (kept if keep.any() else None)

@@ -1,0 +1,158 @@
+"""The fused pass (engine/_fused.py) against the reference: every metric of every column equals
+``backtest_batch`` + ``compute_metrics_batch`` (what ``run_backtest`` uses), and a sweep's rows
+through a module's ``signals_batch`` equal the one-by-one path's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from meridian.data import load_sample
+from meridian.engine import METRIC_NAMES, _fused, backtest_batch, compute_metrics_batch
+from meridian.engine.backtest import _window_mask
+from meridian.engine.metrics import returns_from_equity
+from meridian.indicators import cross_state, cross_states
+from meridian.settings import RunSettings
+from meridian.strategies import StrategySource
+from meridian.sweep.evaluate import Job, Window, _evaluate_fused, evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+TOLERANCE = 1e-9
+
+
+def _random_targets(bars: int, count: int, seed: int) -> np.ndarray:
+    """Piecewise-constant exposures (long, short, partial, flat), some columns never trading."""
+    rng = np.random.default_rng(seed)
+    targets = np.zeros((bars, count), order="F")
+    for column in range(count):
+        if column % 7 == 0:
+            continue
+        change = rng.random(bars) < rng.uniform(0.002, 0.08)
+        levels = rng.choice([-1.0, -0.5, 0.0, 0.3, 1.0], size=bars)
+        targets[:, column] = levels[np.maximum.accumulate(
+            np.where(change, np.arange(bars), 0))]
+    return targets
+
+
+def _reference(data: pd.DataFrame, targets: np.ndarray, run: RunSettings):
+    result = backtest_batch(data, targets, run)
+    metrics = compute_metrics_batch(result)
+    returns = returns_from_equity(result.sim.equity, run.initial_capital).astype(np.float32)
+    return np.column_stack([metrics[name] for name in METRIC_NAMES]), returns
+
+
+def _fused_run(data: pd.DataFrame, targets: np.ndarray, run: RunSettings, keep=None):
+    rows = _window_mask(data, run.start or None, run.end or None) if run.start or run.end \
+        else np.ones(len(data), bool)
+    frame = data.loc[rows]
+    return _fused.metrics(frame["Open"].to_numpy(), frame["Close"].to_numpy(), frame.index,
+                          np.asfortranarray(targets[rows]), run, keep)
+
+
+def _assert_same(fused: np.ndarray, reference: np.ndarray) -> None:
+    for number, name in enumerate(METRIC_NAMES):
+        a, b = fused[:, number], reference[:, number]
+        same = (a == b) | (np.isnan(a) & np.isnan(b)) | (
+            np.abs(a - b) <= TOLERANCE * np.maximum(1.0, np.abs(b)))
+        assert same.all(), (name, np.flatnonzero(~same)[:5], a[~same][:3], b[~same][:3])
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"commission": 0.001, "slippage": 0.0005}, {"fill": "close", "commission": 0.002},
+    {"risk_free_rate": 0.03, "start": "2012-01-01", "end": "2016-06-30"},
+    {"initial_capital": 1_000.0, "commission": 0.01, "periods_per_year": 260},
+], ids=["plain", "costs", "close-fill", "window-rf", "small-account"])
+def test_every_metric_of_every_column_equals_the_reference(options):
+    data = load_sample()
+    targets = _random_targets(len(data), 120, seed=len(options))
+    run = RunSettings(**options)
+    keep = np.arange(120) % 9 == 0
+    fused, kept = _fused_run(data, targets, run, keep)
+    rows = _window_mask(data, run.start or None, run.end or None) if run.start else slice(None)
+    reference, returns = _reference(data, targets, run)
+    _assert_same(fused, reference)
+    assert kept.shape == (len(data.loc[rows]), keep.sum())
+    np.testing.assert_allclose(kept, returns[:, keep], rtol=1e-6, atol=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(st.floats(-0.2, 0.2), min_size=2, max_size=60),
+    gaps=st.lists(st.floats(-0.05, 0.05), min_size=60, max_size=60),
+    exposures=st.lists(st.sampled_from([-1.0, -0.4, 0.0, 0.5, 1.0]), min_size=60,
+                       max_size=60),
+    commission=st.sampled_from([0.0, 0.001, 0.05]),
+    fill=st.sampled_from(["next_open", "close"]),
+)
+def test_hypothesis_prices_and_exposures_agree(steps, gaps, exposures, commission, fill):
+    """Short, wild series (crashes to near zero, ruin, flat stretches, one or two bars)."""
+    close = 100.0 * np.cumprod(1.0 + np.asarray(steps))
+    open_ = close * (1.0 + np.asarray(gaps[: len(close)]))
+    index = pd.date_range("2020-01-01", periods=len(close), freq="D")
+    data = pd.DataFrame({"Open": open_, "High": np.maximum(open_, close),
+                         "Low": np.minimum(open_, close), "Close": close}, index=index)
+    targets = np.asfortranarray(np.asarray(exposures[: len(close)])[:, None])
+    run = RunSettings(commission=commission, fill=fill)
+    fused, _ = _fused_run(data, targets, run)
+    reference, _ = _reference(data, targets, run)
+    _assert_same(fused, reference)
+
+
+def test_only_plain_settings_are_fused():
+    index = load_sample().index
+    assert _fused.fusable(RunSettings(commission=0.001), index)
+    for options in ({"stop_loss": 0.05}, {"trailing_stop": 0.1}, {"multiplier": 50.0},
+                    {"sizing": "volatility_target", "target_volatility": 0.1},
+                    {"rebalance": "weekly"}):
+        assert not _fused.fusable(RunSettings(**options), index), options
+
+
+def _without_batch(tmp_path: Path, name: str) -> StrategySource:
+    """The shipped module less its ``signals_batch``: the one-by-one path, the same logic."""
+    text = (ROOT / "meridian" / "strategies" / f"{name}.py").read_text()
+    start = text.index("def signals_batch")
+    end = text.find("\n\n\n", start)
+    end = len(text) if end < 0 else end + 3
+    path = tmp_path / f"{name}.py"
+    path.write_text(text[:start] + text[end:])
+    return StrategySource(name, path, "project")
+
+
+@pytest.mark.parametrize(("name", "combinations"), [
+    ("sma_cross", [{"fast": f, "slow": s} for f in (2, 5, 9, 20) for s in (10, 21, 60)]),
+    ("fld", [{"fld_offset": o, "cot_threshold": c, "allow_short": short}
+             for o in (3, 10, 17) for c in (-0.5, 0.0, 0.4) for short in (True, False)]),
+], ids=["sma_cross", "fld"])
+def test_a_sweep_through_signals_batch_gives_the_one_by_one_rows(tmp_path, name,
+                                                                 combinations):
+    data = load_sample()
+    windows = (Window(), Window("2010-01-01", "2014-12-31"))
+    keep = np.arange(len(combinations)) % 4 == 0
+    run = RunSettings(commission=0.0005)
+    fused = evaluate(data, Job(name, settings=run), combinations, windows, keep)
+    assert _evaluate_fused(data, Job(name, settings=run), combinations, windows, keep) \
+        is not None  # the compiled path did run
+    single = evaluate(data, Job(name, _without_batch(tmp_path, name), run), combinations,
+                      windows, keep)
+    assert fused[1] == single[1]  # the same combinations left out (sma_cross: fast < slow)
+    assert any(fused[1]) == (name == "sma_cross")
+    for mine, theirs in zip(fused[0], single[0], strict=True):
+        _assert_same(mine, theirs)
+    np.testing.assert_allclose(fused[2], single[2], rtol=1e-6, atol=1e-9, equal_nan=True)
+
+
+@settings(max_examples=100, deadline=None)
+@given(fast=st.lists(st.sampled_from([1.0, 2.0, 3.0, np.nan]), min_size=1, max_size=40),
+       slow=st.lists(st.sampled_from([1.0, 2.0, np.nan]), min_size=40, max_size=40))
+def test_cross_states_equals_cross_state_column_by_column(fast, slow):
+    """The compiled batch behind ``signals_batch``: ties and gaps keep the previous side."""
+    fast, slow = np.asarray(fast), np.asarray(slow[: len(fast)])
+    lines = np.column_stack([fast, slow])
+    batch = cross_states(lines, lines, [0, 1, 0], [1, 0, 0])
+    for column, (a, b) in enumerate([(fast, slow), (slow, fast), (fast, fast)]):
+        np.testing.assert_array_equal(batch[:, column], cross_state(a, b))
