@@ -70,10 +70,10 @@ def _sign(value: float) -> float:
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _column(open_, close, target, column, next_open, capital, buy_cost, sell_cost,
-            commission, slippage, times, years, periods, rf_period, equity, pnls, out):
+            commission, slippage, times, years, periods, rf_period, equity, pnls, rets, out):
     """One combination: simulate ``target[:, column]`` and write its metrics to ``out``;
-    ``equity`` (bars) and ``pnls`` (bars + 1) are scratch buffers; ``equity`` holds the curve
-    afterwards."""
+    ``equity`` (bars), ``pnls`` and ``rets`` (bars + 1) are scratch buffers; ``equity`` holds
+    the bar returns afterwards."""
     bars = close.shape[0]
     mark = open_ if next_open else close
     product = 1.0  # cumulative product of the fill factors
@@ -87,15 +87,11 @@ def _column(open_, close, target, column, next_open, capital, buy_cost, sell_cos
     last_peak = 0
     longest = 0
     was_at_peak = True
-    # the trade being built: accumulated legs (closed_trades' sums, in its order)
+    # the trade being built: its P&L and entry notional (closed_trades' sums, in its order);
+    # each closed trade's P&L and return go to pnls / rets
     trades = 0
     open_trade = False
-    pnl = added_notional = added_units = removed_notional = removed_units = 0.0
-    ret_sum = 0.0
-    best = -np.inf
-    worst = np.inf
-    wins = 0
-    gains = losses = pnl_sum = 0.0
+    pnl = added_notional = 0.0
     held = 0.0
     for t in range(bars + 1):
         closing_out = t == bars
@@ -173,63 +169,39 @@ def _column(open_, close, target, column, next_open, capital, buy_cost, sell_cos
                     continue
                 units, position = after, after
                 if open_trade:  # the previous trade is complete
-                    ret = pnl / added_notional
-                    pnls[trades] = pnl
+                    pnls[trades], rets[trades] = pnl, pnl / added_notional
                     trades += 1
-                    ret_sum += ret
-                    best = np.nan if np.isnan(best) or np.isnan(ret) else max(best, ret)
-                    worst = np.nan if np.isnan(worst) or np.isnan(ret) else min(worst, ret)
-                    wins += pnl > 0
-                    gains += max(pnl, 0.0)
-                    losses += min(pnl, 0.0)
-                    pnl_sum += pnl
                 open_trade = True
-                pnl = added_notional = added_units = removed_notional = removed_units = 0.0
+                pnl = added_notional = 0.0
             price = price_mark * (1.0 + slippage * _sign(units))
             fee = commission * abs(units) * price
             pnl += -units * price - fee
             if _sign(units) == _sign(position):
                 added_notional += abs(units) * price
-                added_units += abs(units)
-            else:
-                removed_notional += abs(units) * price
-                removed_units += abs(units)
         units_before = units_after
     if open_trade:
-        ret = pnl / added_notional
-        pnls[trades] = pnl
+        pnls[trades], rets[trades] = pnl, pnl / added_notional
         trades += 1
-        ret_sum += ret
-        best = np.nan if np.isnan(best) or np.isnan(ret) else max(best, ret)
-        worst = np.nan if np.isnan(worst) or np.isnan(ret) else min(worst, ret)
-        wins += pnl > 0
-        gains += max(pnl, 0.0)
-        losses += min(pnl, 0.0)
-        pnl_sum += pnl
     if not was_at_peak:  # still under water at the end
         longest = max(longest, times[bars - 1] - times[last_peak])
 
-    # returns: r_t = E_t / E_{t-1} - 1, the first against the capital; 0 where undefined
+    final = equity[bars - 1]
+    # returns, in place (last bar first): r_t = E_t / E_{t-1} - 1, the first against the
+    # capital; 0 where undefined (after ruin)
     total = 0.0
-    below = 0.0
+    for t in range(bars - 1, -1, -1):
+        r = equity[t] / (capital if t == 0 else equity[t - 1]) - 1.0
+        equity[t] = r if np.isfinite(r) else 0.0
     for t in range(bars):
-        previous = capital if t == 0 else equity[t - 1]
-        r = equity[t] / previous - 1.0
-        if not np.isfinite(r):
-            r = 0.0
-        total += r
+        total += equity[t]
     mean = total / bars
     excess_mean = mean - rf_period
     squares = 0.0
+    below = 0.0
     for t in range(bars):
-        previous = capital if t == 0 else equity[t - 1]
-        r = equity[t] / previous - 1.0
-        if not np.isfinite(r):
-            r = 0.0
-        squares += (r - mean) * (r - mean)
-        low = min(r - rf_period, 0.0)
+        squares += (equity[t] - mean) * (equity[t] - mean)
+        low = min(equity[t] - rf_period, 0.0)
         below += low * low
-    final = equity[bars - 1]
     root = math.sqrt(periods)
     nan = np.nan
     out[0] = final / capital - 1.0
@@ -252,6 +224,19 @@ def _column(open_, close, target, column, next_open, capital, buy_cost, sell_cos
     out[6] = deepest
     out[7] = longest / 86_400e9
     out[8] = exposed / bars
+    # trade statistics (metrics.win_rate … sqn), summed in trade order
+    wins = 0
+    gains = losses = pnl_sum = ret_sum = 0.0
+    best, worst = -np.inf, np.inf
+    for i in range(trades):
+        ret = rets[i]
+        wins += pnls[i] > 0
+        gains += max(pnls[i], 0.0)
+        losses += min(pnls[i], 0.0)
+        pnl_sum += pnls[i]
+        ret_sum += ret
+        best = np.nan if np.isnan(best) or np.isnan(ret) else max(best, ret)
+        worst = np.nan if np.isnan(worst) or np.isnan(ret) else min(worst, ret)
     count = float(trades)
     out[9] = count
     out[10] = _finite_or_nan(wins / count)
@@ -259,8 +244,8 @@ def _column(open_, close, target, column, next_open, capital, buy_cost, sell_cos
     out[12] = _finite_or_nan(ret_sum / count)
     out[13] = best if trades else nan
     out[14] = worst if trades else nan
-    out[15] = _finite_or_nan(pnl_sum / count)
     trade_mean = _finite_or_nan(pnl_sum / count)
+    out[15] = trade_mean
     deviation = 0.0
     for i in range(trades):
         gap = pnls[i] - trade_mean
@@ -278,18 +263,16 @@ def _column(open_, close, target, column, next_open, capital, buy_cost, sell_cos
 def _columns(open_, close, targets, next_open, capital, buy_cost, sell_cost, commission,
              slippage, times, years, periods, rf_period, keep, kept, out):
     bars, count = targets.shape
-    equity = np.empty(bars)
+    returns = np.empty(bars)
     pnls = np.empty(bars + 1)
+    rets = np.empty(bars + 1)
     slot = 0
     for column in range(count):
         _column(open_, close, targets, column, next_open, capital, buy_cost, sell_cost,
-                commission, slippage, times, years, periods, rf_period, equity, pnls,
+                commission, slippage, times, years, periods, rf_period, returns, pnls, rets,
                 out[column])
         if keep[column]:
-            for t in range(bars):
-                previous = capital if t == 0 else equity[t - 1]
-                r = equity[t] / previous - 1.0
-                kept[t, slot] = r if np.isfinite(r) else 0.0
+            kept[:, slot] = returns
             slot += 1
 
 
