@@ -129,3 +129,27 @@ def cross_states(fast: np.ndarray, slow: np.ndarray, fast_column: np.ndarray,
     cross_columns(fast, slow, np.asarray(fast_column, np.int64),
                   np.asarray(slow_column, np.int64), out)
     return out
+
+
+def gated_states(states: np.ndarray, column: np.ndarray, gate: np.ndarray | None,
+                 long_from: np.ndarray, short_to: np.ndarray) -> np.ndarray:
+    """Positions of many combinations at once, each a column of ``states`` (+1 / −1 / 0, e.g.
+    :func:`cross_states`) held only while a filter allows it: column k is
+    ``states[:, column[k]]`` where a long holds while ``gate >= long_from[k]`` and a short
+    while ``gate <= short_to[k]`` (a NaN gate or bound never allows: ``short_to`` NaN means no
+    shorts; no ``gate`` means only the bounds' NaNs matter). Bars × combinations, compiled,
+    written once: a COT filter swept over thresholds costs one pass."""
+    from meridian.engine._cross import gate_columns
+
+    states = np.asfortranarray(np.asarray(states, dtype=float).reshape(len(states), -1))
+    count = len(column)
+    low = np.broadcast_to(np.asarray(long_from, dtype=float), (count,)).copy()
+    high = np.broadcast_to(np.asarray(short_to, dtype=float), (count,)).copy()
+    if gate is None:
+        gate = np.zeros(len(states))
+        low = np.where(np.isnan(low), np.nan, -np.inf)
+        high = np.where(np.isnan(high), np.nan, np.inf)
+    out = np.empty((len(states), count), order="F")
+    gate_columns(states, np.asarray(column, np.int64), np.asarray(gate, dtype=float), low,
+                 high, out)
+    return out

@@ -123,14 +123,18 @@ def _without_batch(tmp_path: Path, name: str) -> StrategySource:
     return StrategySource(name, path, "project")
 
 
-@pytest.mark.parametrize(("name", "combinations"), [
-    ("sma_cross", [{"fast": f, "slow": s} for f in (2, 5, 9, 20) for s in (10, 21, 60)]),
-    ("fld", [{"fld_offset": o, "cot_threshold": c, "allow_short": short}
-             for o in (3, 10, 17) for c in (-0.5, 0.0, 0.4) for short in (True, False)]),
-], ids=["sma_cross", "fld"])
+FLD_GRID = [{"fld_offset": o, "cot_threshold": c, "allow_short": short}
+            for o in (3, 10, 17) for c in (-0.5, 0.0, 0.4) for short in (True, False)]
+
+
+@pytest.mark.parametrize(("name", "combinations", "columns"), [
+    ("sma_cross", [{"fast": f, "slow": s} for f in (2, 5, 9, 20) for s in (10, 21, 60)], None),
+    ("fld", FLD_GRID, None),
+    ("fld", FLD_GRID, ["Open", "High", "Low", "Close"]),  # no COT column: no filter
+], ids=["sma_cross", "fld", "fld-without-cot"])
 def test_a_sweep_through_signals_batch_gives_the_one_by_one_rows(tmp_path, name,
-                                                                 combinations):
-    data = load_sample()
+                                                                 combinations, columns):
+    data = load_sample() if columns is None else load_sample()[columns]
     windows = (Window(), Window("2010-01-01", "2014-12-31"))
     keep = np.arange(len(combinations)) % 4 == 0
     run = RunSettings(commission=0.0005)

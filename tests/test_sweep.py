@@ -197,8 +197,9 @@ def test_cli_refuses_the_data_the_api_refuses(tmp_path):
 def test_ctrl_c_stops_cleanly_and_keeps_finished_work(tmp_path):
     out = tmp_path / "outputs"
     process = subprocess.Popen(
-        [sys.executable, "-m", "meridian.cli", "sweep", "fld", "--grid", "fld_offset=1:150:1",
-         "--grid", "cot_threshold=-1:1:0.01", "--workers", "2", "--output-dir", str(out)],
+        [sys.executable, "-m", "meridian.cli", "sweep", "fld", "--grid", "fld_offset=1:250:1",
+         "--grid", "cot_threshold=-1:1:0.0005", "--workers", "2", "--output-dir", str(out)],
+        # 1 M combinations: tens of seconds even fused, so the signal lands midway
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=default_signals,
     )

@@ -60,7 +60,14 @@ data, data_note = load_market_data(data_path, cot_path, cot_market)
 import numpy as np
 import pandas as pd
 
-from meridian.indicators import cross_state, cross_states, median_price, shift, values
+from meridian.indicators import (
+    cross_state,
+    cross_states,
+    gated_states,
+    median_price,
+    shift,
+    values,
+)
 
 # Checked before any run, sweep or backtest starts (a value outside is refused in one line).
 PARAM_RANGES = {"fld_offset": "[1, inf)", "cot_threshold": "[-1, 1]"}
@@ -102,8 +109,9 @@ def signals(
 def signals_batch(data: pd.DataFrame, fld_offset: np.ndarray, cot_threshold: np.ndarray,
                   allow_short: np.ndarray, fld_stop: np.ndarray) -> np.ndarray | None:
     """``signals`` for many combinations at once, for sweeps (one value per combination in
-    each array): bars × combinations, one FLD per distinct offset. None when a combination
-    needs the one-by-one path (an FLD stop, or a value ``signals`` refuses)."""
+    each array): bars × combinations, one FLD per distinct offset, the COT filter applied to
+    all combinations in one pass. None when a combination needs the one-by-one path (an FLD
+    stop, or a value ``signals`` refuses)."""
     offset = np.asarray(fld_offset, dtype=float)
     if np.any(np.asarray(fld_stop, dtype=bool)) or not np.all((offset >= 1) & (offset % 1 == 0)):
         return None
@@ -112,15 +120,10 @@ def signals_batch(data: pd.DataFrame, fld_offset: np.ndarray, cot_threshold: np.
     lines = np.column_stack([shift(median, int(o)) for o in offsets])
     states = cross_states(values(data["Close"]), lines, np.zeros(len(offsets), dtype=int),
                           np.arange(len(offsets)))
-    position = states[:, column]
-    position = np.where(np.asarray(allow_short, dtype=bool), position, np.maximum(position, 0.0))
-    if "COT_Index" in data.columns:
-        cot = values(data["COT_Index"])[:, None]
-        threshold = np.asarray(cot_threshold, dtype=float)
-        with np.errstate(invalid="ignore"):
-            allowed = np.where(position > 0, cot >= threshold, cot <= -threshold)
-        position = np.where(allowed, position, 0.0)
-    return position
+    threshold = np.asarray(cot_threshold, dtype=float)
+    shorts = np.asarray(allow_short, dtype=bool)
+    cot = values(data["COT_Index"]) if "COT_Index" in data.columns else None
+    return gated_states(states, column, cot, threshold, np.where(shorts, -threshold, np.nan))
 
 
 def exits(data: pd.DataFrame, fld_offset: int = 10, fld_stop: bool = False) -> dict:

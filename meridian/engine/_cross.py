@@ -26,3 +26,20 @@ def cross_columns(fast, slow, fast_column, slow_column, out):
                 crossed = True
             out[t, k] = side if crossed else 0.0
             previous = side
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def gate_columns(states, column, gate, long_from, short_to, out):
+    """``out[:, k]`` = ``states[:, column[k]]`` where allowed, else 0: a long (> 0) while
+    ``gate >= long_from[k]``, a short (< 0) while ``gate <= short_to[k]`` (NaN never allows)."""
+    bars = states.shape[0]
+    for k in range(len(column)):
+        c, low, high = column[k], long_from[k], short_to[k]
+        for t in range(bars):
+            side = states[t, c]
+            if side > 0:
+                out[t, k] = side if gate[t] >= low else 0.0
+            elif side < 0:
+                out[t, k] = side if gate[t] <= high else 0.0
+            else:
+                out[t, k] = 0.0

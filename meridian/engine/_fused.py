@@ -69,9 +69,10 @@ def _sign(value: float) -> float:
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _column(open_, close, target, column, next_open, capital, buy_cost, sell_cost,
+def _column(open_, close, target, first, column, next_open, capital, buy_cost, sell_cost,
             commission, slippage, times, years, periods, rf_period, equity, pnls, rets, out):
-    """One combination: simulate ``target[:, column]`` and write its metrics to ``out``;
+    """One combination: simulate ``target[first:first + bars, column]`` and write its metrics
+    to ``out``;
     ``equity`` (bars), ``pnls`` and ``rets`` (bars + 1) are scratch buffers; ``equity`` holds
     the bar returns afterwards."""
     bars = close.shape[0]
@@ -97,11 +98,11 @@ def _column(open_, close, target, column, next_open, capital, buy_cost, sell_cos
         closing_out = t == bars
         if not closing_out:
             if next_open:
-                held = 0.0 if t == 0 else target[t - 1, column]
+                held = 0.0 if t == 0 else target[first + t - 1, column]
             else:
-                held = target[t, column]
+                held = target[first + t, column]
                 if t == bars - 1 and bars > 1:
-                    held = target[bars - 2, column]
+                    held = target[first + bars - 2, column]
             event = held != held_before
             if event:
                 was = held_before
@@ -260,15 +261,15 @@ def _column(open_, close, target, column, next_open, capital, buy_cost, sell_cos
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _columns(open_, close, targets, next_open, capital, buy_cost, sell_cost, commission,
-             slippage, times, years, periods, rf_period, keep, kept, out):
-    bars, count = targets.shape
+def _columns(open_, close, targets, first, next_open, capital, buy_cost, sell_cost,
+             commission, slippage, times, years, periods, rf_period, keep, kept, out):
+    bars, count = close.shape[0], targets.shape[1]
     returns = np.empty(bars)
     pnls = np.empty(bars + 1)
     rets = np.empty(bars + 1)
     slot = 0
     for column in range(count):
-        _column(open_, close, targets, column, next_open, capital, buy_cost, sell_cost,
+        _column(open_, close, targets, first, column, next_open, capital, buy_cost, sell_cost,
                 commission, slippage, times, years, periods, rf_period, returns, pnls, rets,
                 out[column])
         if keep[column]:
@@ -277,13 +278,17 @@ def _columns(open_, close, targets, next_open, capital, buy_cost, sell_cost, com
 
 
 def metrics(open_: np.ndarray, close: np.ndarray, index: pd.DatetimeIndex,
-            targets: np.ndarray, settings: RunSettings, keep: np.ndarray | None = None
-            ) -> tuple[np.ndarray, np.ndarray | None]:
+            targets: np.ndarray, settings: RunSettings, keep: np.ndarray | None = None,
+            first: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
     """Every metric (combinations × :data:`~meridian.engine.metrics.METRIC_NAMES`) of each
-    column of ``targets`` (bars × combinations, checked exposures) traded over these bars
-    with ``settings`` (:func:`fusable` ones; the window already applied), and the bar returns
-    (float32, bars × marked) of the columns ``keep`` marks, else None."""
-    bars, count = targets.shape
+    column of ``targets`` (bars × combinations, checked exposures; rows ``first`` on are these
+    bars', so a window needs no copy) traded over these bars with ``settings``
+    (:func:`fusable` ones; the window already applied), and the bar returns (float32, bars ×
+    marked) of the columns ``keep`` marks, else None."""
+    bars, count = len(close), targets.shape[1]
+    if first < 0 or first + bars > targets.shape[0]:
+        raise ValueError(f"targets rows {first}..{first + bars} lie outside its "
+                         f"{targets.shape[0]} rows")
     keep = np.zeros(count, dtype=np.bool_) if keep is None else np.asarray(keep, np.bool_)
     kept = np.zeros((bars, int(keep.sum())), dtype=np.float32)
     out = np.full((count, len(ORDER)), np.nan)
@@ -291,7 +296,8 @@ def metrics(open_: np.ndarray, close: np.ndarray, index: pd.DatetimeIndex,
     years = (index[-1] - index[0]).total_seconds() / (365.25 * 86_400) if len(index) else 0.0
     periods = float(settings.periods(index))
     _columns(np.ascontiguousarray(open_, dtype=float), np.ascontiguousarray(close, dtype=float),
-             targets, settings.fill == "next_open", float(settings.initial_capital),
+             np.asfortranarray(targets, dtype=float), int(first),
+             settings.fill == "next_open", float(settings.initial_capital),
              slippage + commission * (1.0 + slippage), slippage + commission * (1.0 - slippage),
              commission, slippage, _nanoseconds(index).astype(np.int64), years, periods,
              _per_period(settings.risk_free_rate, periods), keep, kept, out)

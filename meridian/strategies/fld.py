@@ -1,5 +1,5 @@
 # Generated from notebooks/fld.py by meridian extract — edit the notebook, not this file.
-# Notebook SHA-256: feec5d1bbd5fb02bd3dc985d587477924d9b3f9e3871ef443982496b3d964728
+# Notebook SHA-256: e78bf9fa56ef7ae01953cce288a06fb2b5f0c9a440cd8dbc21af869f61c8223e
 """FLD with a Commitments-of-Traders filter
 
 J. M. Hurst's **Future Line of Demarcation** is the median price (High + Low) / 2 displaced
@@ -14,7 +14,14 @@ Positions are decided at each bar's close and filled at the next bar's open.
 import numpy as np
 import pandas as pd
 
-from meridian.indicators import cross_state, cross_states, median_price, shift, values
+from meridian.indicators import (
+    cross_state,
+    cross_states,
+    gated_states,
+    median_price,
+    shift,
+    values,
+)
 
 PARAMS = {
     "fld_offset": 10,
@@ -67,8 +74,9 @@ def signals(
 def signals_batch(data: pd.DataFrame, fld_offset: np.ndarray, cot_threshold: np.ndarray,
                   allow_short: np.ndarray, fld_stop: np.ndarray) -> np.ndarray | None:
     """``signals`` for many combinations at once, for sweeps (one value per combination in
-    each array): bars × combinations, one FLD per distinct offset. None when a combination
-    needs the one-by-one path (an FLD stop, or a value ``signals`` refuses)."""
+    each array): bars × combinations, one FLD per distinct offset, the COT filter applied to
+    all combinations in one pass. None when a combination needs the one-by-one path (an FLD
+    stop, or a value ``signals`` refuses)."""
     offset = np.asarray(fld_offset, dtype=float)
     if np.any(np.asarray(fld_stop, dtype=bool)) or not np.all((offset >= 1) & (offset % 1 == 0)):
         return None
@@ -77,15 +85,10 @@ def signals_batch(data: pd.DataFrame, fld_offset: np.ndarray, cot_threshold: np.
     lines = np.column_stack([shift(median, int(o)) for o in offsets])
     states = cross_states(values(data["Close"]), lines, np.zeros(len(offsets), dtype=int),
                           np.arange(len(offsets)))
-    position = states[:, column]
-    position = np.where(np.asarray(allow_short, dtype=bool), position, np.maximum(position, 0.0))
-    if "COT_Index" in data.columns:
-        cot = values(data["COT_Index"])[:, None]
-        threshold = np.asarray(cot_threshold, dtype=float)
-        with np.errstate(invalid="ignore"):
-            allowed = np.where(position > 0, cot >= threshold, cot <= -threshold)
-        position = np.where(allowed, position, 0.0)
-    return position
+    threshold = np.asarray(cot_threshold, dtype=float)
+    shorts = np.asarray(allow_short, dtype=bool)
+    cot = values(data["COT_Index"]) if "COT_Index" in data.columns else None
+    return gated_states(states, column, cot, threshold, np.where(shorts, -threshold, np.nan))
 
 
 def exits(data: pd.DataFrame, fld_offset: int = 10, fld_stop: bool = False) -> dict:

@@ -274,8 +274,11 @@ def _evaluate_fused(data: pd.DataFrame, job: Job, combinations: list[dict],
     targets = np.asfortranarray(targets, dtype=float)
     if targets.shape != (len(data), len(live)):
         return None
-    targets[np.isnan(targets)] = 0.0
-    if not (np.abs(targets) <= 1.0).all():
+    low, high = targets.min(initial=0.0), targets.max(initial=0.0)  # NaN if any is NaN
+    if np.isnan(low) or np.isnan(high):
+        targets[np.isnan(targets)] = 0.0  # NaN: flat, as as_positions has it
+        low, high = targets.min(initial=0.0), targets.max(initial=0.0)
+    if not (low >= -1.0 and high <= 1.0):
         return None  # the one-by-one path names the bar
     keep = np.isin(live, kept_columns)
     kept = None
@@ -284,13 +287,15 @@ def _evaluate_fused(data: pd.DataFrame, job: Job, combinations: list[dict],
         if window.start or window.end:
             settings = settings.replace(start=window.start or settings.start,
                                         end=window.end or settings.end)
-        rows = slice(None)
-        if settings.start or settings.end:
-            rows = _window_mask(data, settings.start or None, settings.end or None)
-        frame = data.loc[rows] if not isinstance(rows, slice) else data
+        first, stop = 0, len(data)
+        if settings.start or settings.end:  # the index is sorted: a window is a run of rows
+            inside = np.flatnonzero(_window_mask(data, settings.start or None,
+                                                 settings.end or None))
+            first, stop = int(inside[0]), int(inside[-1]) + 1
+        frame = data.iloc[first:stop]
         table, returns = _fused.metrics(frame["Open"].to_numpy(), frame["Close"].to_numpy(),
-                                        frame.index, np.asfortranarray(targets[rows]),
-                                        settings, keep if number == 0 else None)
+                                        frame.index, targets, settings,
+                                        keep if number == 0 else None, first)
         tables[number][live] = table
         if returns is not None:
             kept = np.full((len(frame), len(kept_columns)), np.nan, np.float32)
