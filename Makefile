@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 STRATEGY ?= fld
 PARAMS ?=
 
-.PHONY: install test lint bench run new extract sweep dashboard clean
+.PHONY: install test lint bench bench-full run new extract sweep dashboard clean
 
 install: $(STAMP)
 
@@ -52,6 +52,10 @@ dashboard: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python -m benchmarks
+
+bench-full: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python -m benchmarks full
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis

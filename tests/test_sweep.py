@@ -33,6 +33,16 @@ def _same(a, b) -> bool:
                       and abs(a - b) <= 1e-12 * max(1.0, abs(b)))
 
 
+def test_grid_columns_are_its_combinations_one_array_per_parameter():
+    grid = build_grid(FLD, ["fld_offset=5:9:2", "cot_threshold=-0.5,0.5"], "fld")
+    indices = np.array([5, 0, 3])
+    columns = grid.columns(indices)
+    combinations = grid.combinations(indices)
+    assert set(columns) == set(combinations[0])
+    for number, combination in enumerate(combinations):
+        assert {name: column[number].item() for name, column in columns.items()} == combination
+
+
 def test_specs_ranges_lists_and_types():
     assert parse_spec("fld_offset", "5:10:2", 10, "fld") == [5, 7, 9]
     assert parse_spec("fld_offset", "5:9:2", 10, "fld") == [5, 7, 9]  # stop included

@@ -243,28 +243,44 @@ def fusable(data: pd.DataFrame | Markets, job: Job) -> bool:
 
 def _evaluate_fused(data: pd.DataFrame, job: Job, combinations: list[dict],
                     windows: tuple[Window, ...], keep_returns: np.ndarray | None):
+    """:func:`evaluate_columns` of a list of combinations."""
+    if not fusable(data, job) or not combinations:
+        return None
+    names = dict.fromkeys(name for params in combinations for name in params)
+    columns = {name: np.array([params.get(name, job.module().PARAMS.get(name))
+                               for params in combinations]) for name in names}
+    return evaluate_columns(data, job, columns, windows, keep_returns)
+
+
+def evaluate_columns(data: pd.DataFrame, job: Job, columns: dict[str, np.ndarray],
+                     windows: tuple[Window, ...], keep_returns: np.ndarray | None):
     """:func:`evaluate` in one compiled pass per column (:mod:`meridian.engine._fused`) when
-    it can: the module offers ``signals_batch`` (its signals over bars × combinations), the
-    settings are ones the fused pass covers and no combination varies a run setting. None
-    otherwise (and when ``signals_batch`` declines), for the one-by-one path."""
-    if not fusable(data, job):
+    it can, for combinations given as one array per parameter (a sweep's task: no dict per
+    combination): the module offers ``signals_batch`` (its signals over bars ×
+    combinations), the settings are ones the fused pass covers and no combination varies a
+    run setting. None otherwise (and when ``signals_batch`` declines), for the one-by-one
+    path."""
+    if not columns or not fusable(data, job):
         return None
     module = job.module()
     signals_batch = module.signals_batch
-    split = [split_params(params, module.PARAMS) for params in combinations]
-    if any(settings for _, settings in split):
-        return None
-    errors = [_skipped(module, params, job.strategy) for params, _ in split]
+    if any(name in SETTINGS and name not in module.PARAMS for name in columns):
+        return None  # a grid over a run setting: one engine pass per value, the other path
+    columns = {**{name: np.full(len(next(iter(columns.values()))), value)
+                  for name, value in module.PARAMS.items() if name not in columns}, **columns}
+    count = len(next(iter(columns.values())))
+    errors: list[str | None] = [None] * count
+    if getattr(module, "PARAM_RULES", None):
+        values = {name: column.tolist() for name, column in columns.items()}
+        errors = [_skipped(module, {name: values[name][i] for name in values}, job.strategy)
+                  for i in range(count)]
     live = np.array([i for i, error in enumerate(errors) if not error], dtype=np.int64)
-    count = len(combinations)
     tables = [np.full((count, len(METRIC_NAMES)), np.nan) for _ in windows]
     kept_columns = np.flatnonzero(keep_returns) if keep_returns is not None else np.array([])
     if not len(live):
         return tables, errors, None
-    defaults = {**module.PARAMS, **{k: v for k, v in split[live[0]][0].items()
-                                    if k not in module.PARAMS}}
-    columns = {name: np.array([split[i][0].get(name, default) for i in live])
-               for name, default in defaults.items()}
+    if len(live) < count:
+        columns = {name: column[live] for name, column in columns.items()}
     try:
         targets = signals_batch(data, **accepted(signals_batch, columns))
     except Exception:  # noqa: BLE001 - the one-by-one path reports each combination's error

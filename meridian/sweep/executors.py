@@ -23,7 +23,7 @@ import pandas as pd
 from meridian import _process
 from meridian.exceptions import ParameterError
 from meridian.indicators import shared_windows
-from meridian.sweep.evaluate import Job, Window, evaluate
+from meridian.sweep.evaluate import Job, Window, evaluate, evaluate_columns
 from meridian.sweep.grid import Grid
 
 EXECUTORS = ("local", "dask")
@@ -66,7 +66,9 @@ def _run_task(indices: np.ndarray):
 def _evaluate(data, settings, grid: Grid, windows, indices: np.ndarray):
     """``(indices, tables, errors, kept returns, their indices)`` of one task."""
     keep = sampled(indices, settings.sample_stride, settings.sample_size)
-    tables, errors, kept = evaluate(data, settings, grid.combinations(indices), windows, keep)
+    fused = evaluate_columns(data, settings, grid.columns(indices), windows, keep)
+    tables, errors, kept = fused if fused is not None else evaluate(
+        data, settings, grid.combinations(indices), windows, keep)
     return indices, tables, errors, kept, indices[keep]
 
 

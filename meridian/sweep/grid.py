@@ -102,6 +102,17 @@ class Grid:
         return [{**self.defaults, **dict(zip(names, row, strict=True))}
                 for row in zip(*columns, strict=True)] if names else [dict(self.defaults)]
 
+    def columns(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """The combinations ``indices`` as one array per parameter, the defaults repeated for
+        parameters not in the grid: what a fused sweep reads (no dict per combination)."""
+        count = len(indices)
+        columns = {name: np.full(count, value) for name, value in self.defaults.items()
+                   if name not in self.axes}
+        for (name, values), positions in zip(self.axes.items(), self.positions(indices),
+                                             strict=True):
+            columns[name] = np.asarray(values)[positions]
+        return columns
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         return self.combinations(np.array([index]))[0]
 
