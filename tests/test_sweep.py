@@ -253,3 +253,16 @@ def test_workers_are_capped_by_the_combinations_and_the_cores(tmp_path):
     for bad in (0, -3, 2.5, "4"):
         with pytest.raises(ParameterError, match="a whole number of processes"):
             run_sweep("fld", ["fld_offset=5,6"], workers=bad, output_dir=out, progress=False)
+
+
+def test_the_first_compile_of_the_sweep_kernels_is_said_once(tmp_path):
+    """A fresh numba cache: the first sweep says it compiles (seconds, once); the next loads."""
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    args = ("sweep", "sma_cross", "--grid", "fast=5,8", "--grid", "slow=20,30", "--workers", "1",
+            "--output-dir", str(tmp_path / "outputs"))
+    first = meridian(*args, env=env, timeout=600)
+    assert first.returncode == 0, first.stderr
+    assert "compiling the sweep kernels" in first.stderr
+    assert str(tmp_path / "numba") in first.stderr
+    again = meridian(*args, env=env, timeout=600)
+    assert again.returncode == 0 and "compiling" not in again.stderr, again.stderr

@@ -302,3 +302,12 @@ def metrics(open_: np.ndarray, close: np.ndarray, index: pd.DatetimeIndex,
              commission, slippage, _nanoseconds(index).astype(np.int64), years, periods,
              _per_period(settings.risk_free_rate, periods), keep, kept, out)
     return out, (kept if keep.any() else None)
+
+
+def cached() -> bool:
+    """Whether numba's on-disk cache holds this version of the fused kernel (else a sweep's
+    first task compiles it, several seconds once). True when it cannot tell."""
+    try:
+        return bool(_columns._cache._cache_file._load_index())
+    except Exception:  # noqa: BLE001 - numba's cache internals: never fail a sweep over them
+        return True

@@ -15,6 +15,7 @@ ranking metric): combinations are decoded from their index when a batch needs th
 from __future__ import annotations
 
 import math
+import os
 import sys
 import threading
 import time
@@ -381,13 +382,19 @@ def run_sweep(
     already = int(plan.done.sum())
     sharpes = _Moments()
     fold_best = [(np.nan, -1)] * len(plan.folds)
+    fused = fusable(plan.data, plan.job)
+    if fused and progress:
+        from meridian.engine import _fused
+
+        if not _fused.cached():
+            print("compiling the sweep kernels: once, several seconds; later sweeps load them "
+                  f"from {os.environ.get('NUMBA_CACHE_DIR')}", file=sys.stderr, flush=True)
     bar = _progress(plan.grid.size, already, info["strategy_name"], progress)
     warm = threading.Thread(target=_warm_up_report, daemon=True)
     warm.start()
     try:
         with _process.sigterm_interrupts():
-            size = executors.chunk_size(plan.grid.size, workers, len(plan.data),
-                                        fusable(plan.data, plan.job))
+            size = executors.chunk_size(plan.grid.size, workers, len(plan.data), fused)
             work = _work(plan.done, size)
             for indices, tables, errors, kept, kept_indices in executors.run(
                     executor, plan.data, plan.job, plan.grid, windows, work, workers,
