@@ -160,3 +160,38 @@ def test_cross_states_equals_cross_state_column_by_column(fast, slow):
     batch = cross_states(lines, lines, [0, 1, 0], [1, 0, 0])
     for column, (a, b) in enumerate([(fast, slow), (slow, fast), (fast, fast)]):
         np.testing.assert_array_equal(batch[:, column], cross_state(a, b))
+
+
+HOSTILE = '''import numpy as np
+import pandas as pd
+
+PARAMS = {"lag": 1}
+
+
+def signals(data, lag=1):
+    return pd.Series(np.where(data["Close"].diff(lag) > 0, 1.0, -1.0), index=data.index)
+
+
+def signals_batch(data, lag):
+    return {BATCH}
+'''
+
+
+@pytest.mark.parametrize("batch", ["np.full((len(data), len(lag)), 2.0)",  # out of [-1, 1]
+                                   "np.zeros((3, 3))",  # the wrong shape
+                                   "1 / 0"],  # raises
+                         ids=["out-of-range", "wrong-shape", "raises"])
+def test_a_hostile_signals_batch_falls_back_to_the_one_by_one_path(tmp_path, batch):
+    path = tmp_path / "hostile.py"
+    path.write_text(HOSTILE.replace("{BATCH}", batch))
+    plain = tmp_path / "plain" / "hostile.py"
+    plain.parent.mkdir()
+    plain.write_text(HOSTILE[: HOSTILE.index("\n\ndef signals_batch")] + "\n")
+    data, combinations = load_sample(), [{"lag": lag} for lag in (1, 2, 5)]
+    job = Job("hostile", StrategySource("hostile", path, "project"))
+    assert _evaluate_fused(data, job, combinations, (Window(),), None) is None
+    mine = evaluate(data, job, combinations, (Window(),))
+    theirs = evaluate(data, Job("hostile", StrategySource("hostile", plain, "project")),
+                      combinations, (Window(),))
+    assert mine[1] == theirs[1] == [None, None, None]
+    _assert_same(mine[0][0], theirs[0][0])
