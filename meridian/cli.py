@@ -6,7 +6,11 @@ exit with the error's code (2 for bad input); nothing prints a traceback unless 
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -42,6 +46,33 @@ class _Group(click.Group):
 @click.version_option(package_name="meridian")
 def main() -> None:
     """Meridian: notebook-driven backtesting."""
+
+
+def entry() -> None:
+    """The ``meridian`` console script: :func:`main`, then an exit that does not tear the
+    interpreter down object by object.
+
+    Freeing what pandas, numba and plotly hold took 0.25 s of a 1.5 s sweep. By the time a
+    command returns, everything it wrote is closed (files in ``with`` blocks, the registry
+    committed); the atexit handlers still run (process pools, finalizers) and the streams are
+    flushed. With another thread still running, the ordinary exit waits for it as usual."""
+    try:
+        main()
+        code: object = 0
+    except SystemExit as stop:
+        code = stop.code
+    if any(thread is not threading.main_thread() and not thread.daemon
+           for thread in threading.enumerate()):
+        sys.exit(code)
+    if not isinstance(code, int):
+        if code is not None:
+            print(code, file=sys.stderr)
+        code = 0 if code is None else 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: no reader is left
+            stream.flush()
+    os._exit(code)
 
 
 OUTPUT_DIR = click.option(
@@ -295,7 +326,6 @@ def sweep_command(strategy, grid, resume, metric, workers, executor, scheduler, 
     failed, 130/143 interrupted by Ctrl-C/SIGTERM (finished work kept: --resume ID)."""
     from meridian.exceptions import ParameterError
     from meridian.sweep.run import run_sweep
-    from meridian.sweep.summary import summary_lines
 
     if anchored and not walk_forward:
         raise ParameterError("--anchored goes with --walk-forward TRAIN:TEST")
@@ -318,6 +348,8 @@ def sweep_command(strategy, grid, resume, metric, workers, executor, scheduler, 
         slippage=slippage, output_dir=output_dir, max_combinations=max_combinations, resume=resume,
         universe=universe,
     )
+    from meridian.sweep.summary import summary_lines  # plotly: imported while workers run
+
     for line in summary_lines(result):
         click.echo(line)
     if result.status == "interrupted":

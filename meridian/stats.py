@@ -127,7 +127,7 @@ def probability_of_backtest_overfitting(returns_matrix, n_splits: int = 16,
     Over :data:`PBO_MAX_COLUMNS` columns an even sample is used; over
     :data:`PBO_MAX_SPLITS` splits, a seeded sample. NaN returns count as 0. Raises
     ``ValueError`` for fewer than 2 combinations (PBO is undefined) or bad splits."""
-    matrix = np.asarray(returns_matrix, dtype=float)
+    matrix = np.asarray(returns_matrix)
     if matrix.ndim != 2 or matrix.shape[1] < 2:
         raise ValueError("PBO needs at least 2 combinations (columns); with one there is "
                          "nothing to choose from, so nothing can be overfit")
@@ -137,11 +137,14 @@ def probability_of_backtest_overfitting(returns_matrix, n_splits: int = 16,
     if matrix.shape[1] > PBO_MAX_COLUMNS:
         keep = np.unique(np.linspace(0, matrix.shape[1] - 1, PBO_MAX_COLUMNS).astype(int))
         matrix = matrix[:, keep]
-    matrix = np.nan_to_num(matrix)
     rows, columns = matrix.shape
     bounds = np.linspace(0, rows, n_splits + 1).astype(int)
-    sums = np.add.reduceat(matrix, bounds[:-1], axis=0)  # S × N
-    squares = np.add.reduceat(matrix ** 2, bounds[:-1], axis=0)
+    sums, squares = np.empty((n_splits, columns)), np.empty((n_splits, columns))  # S × N
+    for number, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        block = np.nan_to_num(np.array(matrix[start:stop], dtype=float), copy=False)  # a copy
+        sums[number] = np.add.reduceat(block, [0], axis=0)[0]
+        block *= block
+        squares[number] = np.add.reduceat(block, [0], axis=0)[0]
     counts = np.diff(bounds).astype(float)
     halves = list(combinations(range(n_splits), n_splits // 2))
     if len(halves) > PBO_MAX_SPLITS:
@@ -158,21 +161,29 @@ def probability_of_backtest_overfitting(returns_matrix, n_splits: int = 16,
         oos_sharpe = _block_sharpe(outside, sums, squares, counts)
         best = np.argmax(is_sharpe, axis=1)
         chosen_oos = oos_sharpe[np.arange(len(best)), best]
-        rank = (oos_sharpe < chosen_oos[:, None]).sum(axis=1) + 1  # 1 = worst
+        rank = np.count_nonzero(oos_sharpe < chosen_oos[:, None], axis=1) + 1  # 1 = worst
         omega = rank / (columns + 1.0)
         logits.append(np.log(omega / (1.0 - omega)))
     return float(np.mean(np.concatenate(logits) <= 0.0))
 
 
 def _block_sharpe(selection, sums, squares, counts):
-    """Per-period Sharpe ratios of every column over the blocks each selection row picks."""
-    n = selection @ counts
-    total = selection @ sums
-    mean = total / n[:, None]
-    variance = (selection @ squares - n[:, None] * mean ** 2) / (n[:, None] - 1.0)
+    """Per-period Sharpe ratios of every column over the blocks each selection row picks
+    (``−inf`` where undefined). In place: each array is splits × columns, and a fresh one
+    per step cost more than the arithmetic."""
+    n = (selection @ counts)[:, None]
+    mean = selection @ sums
+    mean /= n
+    variance = mean ** 2
+    variance *= n
+    np.subtract(selection @ squares, variance, out=variance)
+    variance /= n - 1.0
+    np.maximum(variance, 0.0, out=variance)
+    np.sqrt(variance, out=variance)
     with np.errstate(divide="ignore", invalid="ignore"):
-        sharpe = mean / np.sqrt(np.maximum(variance, 0.0))
-    return np.where(np.isfinite(sharpe), sharpe, -np.inf)
+        mean /= variance
+    mean[~np.isfinite(mean)] = -np.inf
+    return mean
 
 
 def block_bootstrap(returns, n_paths: int = 1000, block: int = 20, seed: int = 0,
@@ -191,10 +202,13 @@ def block_bootstrap(returns, n_paths: int = 1000, block: int = 20, seed: int = 0
     rng = np.random.default_rng(seed)
     starts = rng.integers(0, count - block + 1, size=(n_paths, math.ceil(count / block)))
     picks = (starts[:, :, None] + np.arange(block)).reshape(n_paths, -1)[:, :count]
-    paths = np.cumprod(1.0 + values[picks], axis=1)
-    peaks = np.maximum.accumulate(np.maximum(paths, 1.0), axis=1)
-    drawdowns = (paths / peaks - 1.0).min(axis=1)
-    growth = np.maximum(paths[:, -1], 0.0) ** (periods_per_year / count) - 1.0
+    paths = 1.0 + values[picks.T]  # bars × paths: numpy accumulates down rows fastest
+    np.cumprod(paths, axis=0, out=paths)
+    drawdowns = np.maximum(paths, 1.0)
+    np.maximum.accumulate(drawdowns, axis=0, out=drawdowns)  # the running peaks
+    np.divide(paths, drawdowns, out=drawdowns)
+    drawdowns = drawdowns.min(axis=0) - 1.0
+    growth = np.maximum(paths[-1], 0.0) ** (periods_per_year / count) - 1.0
 
     def bands(samples: np.ndarray) -> dict[str, float]:
         return {f"p{q}": float(np.percentile(samples, q)) for q in (5, 50, 95)}
