@@ -103,13 +103,107 @@ def test_hypothesis_prices_and_exposures_agree(steps, gaps, exposures, commissio
     _assert_same(fused, reference)
 
 
-def test_only_plain_settings_are_fused():
+def test_the_vectorized_kernel_takes_plain_settings_and_the_ordered_one_the_rest():
     index = load_sample().index
-    assert _fused.fusable(RunSettings(commission=0.001), index)
+    assert _fused.vectorized(RunSettings(commission=0.001), index)
     for options in ({"stop_loss": 0.05}, {"trailing_stop": 0.1}, {"multiplier": 50.0},
                     {"sizing": "volatility_target", "target_volatility": 0.1},
                     {"rebalance": "weekly"}):
-        assert not _fused.fusable(RunSettings(**options), index), options
+        assert not _fused.vectorized(RunSettings(**options), index), options
+        assert _fused.fusable(RunSettings(**options)), options
+    level = pd.Series(1.0, index=index)
+    assert not _fused.fusable(RunSettings(stop_loss=level))  # a strategy's own levels
+
+
+ORDERED = {
+    "stops": {"stop_loss": 0.03, "take_profit": 0.08, "commission": 0.001},
+    "trailing": {"trailing_stop": 0.05, "slippage": 0.0005},
+    "close-fill": {"fill": "close", "stop_loss": 0.04, "trailing_stop": 0.06},
+    "contracts": {"multiplier": 50.0, "tick_size": 0.25, "commission_per_contract": 2.5,
+                  "margin": 5_000.0, "initial_capital": 50_000.0, "stop_loss": 0.02},
+    "volatility": {"sizing": "volatility_target", "target_volatility": 0.2,
+                   "max_leverage": 3.0, "financing_rate": 0.05, "rebalance": "weekly"},
+    "window": {"trailing_stop": 0.08, "start": "2011-03-01", "end": "2015-12-31",
+               "risk_free_rate": 0.02},
+}
+
+
+@pytest.mark.parametrize("options", ORDERED.values(), ids=ORDERED.keys())
+def test_stops_contracts_and_sizing_fused_equal_the_reference(options):
+    data = load_sample()
+    targets = _random_targets(len(data), 60, seed=len(options) + 7)
+    run = RunSettings(**options)
+    assert not _fused.vectorized(run, data.index)
+    keep = np.arange(60) % 7 == 0
+    fused, kept = _fused.ordered_metrics(data, targets, run, keep=keep)
+    reference, returns = _reference(data, targets, run)
+    _assert_same(fused, reference)
+    assert reference[:, METRIC_NAMES.index("num_trades")].sum() > 60  # it did trade
+    np.testing.assert_allclose(kept, returns[:, keep], rtol=1e-6, atol=1e-9)
+
+
+def test_exit_fractions_one_per_column_equal_the_reference():
+    data = load_sample()
+    targets = _random_targets(len(data), 40, seed=3)
+    exits = {"stop_loss": np.tile([0.0, 0.01, 0.03, 0.1], 10),
+             "trailing_stop": np.repeat([0.0, 0.05], 20)}
+    run = RunSettings(commission=0.0005, take_profit=0.06)
+    fused, _ = _fused.ordered_metrics(data, targets, run, exits)
+    result = backtest_batch(data, targets, run, exits=exits)
+    metrics = compute_metrics_batch(result)
+    _assert_same(fused, np.column_stack([metrics[name] for name in METRIC_NAMES]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(st.floats(-0.3, 0.3), min_size=2, max_size=60),
+    swings=st.lists(st.floats(0.0, 0.1), min_size=60, max_size=60),
+    exposures=st.lists(st.sampled_from([-1.0, -0.4, 0.0, 0.5, 1.0]), min_size=60,
+                       max_size=60),
+    stop=st.sampled_from([0.0, 0.02, 0.2]),
+    trail=st.sampled_from([0.0, 0.05]),
+    multiplier=st.sampled_from([1.0, 20.0]),
+    fill=st.sampled_from(["next_open", "close"]),
+)
+def test_hypothesis_stops_and_contracts_agree(steps, swings, exposures, stop, trail,
+                                              multiplier, fill):
+    """Wild bars (gaps through stops, ruin, one or two bars) with stops and contracts."""
+    close = 100.0 * np.cumprod(1.0 + np.asarray(steps))
+    swing = np.asarray(swings[: len(close)])
+    open_ = np.r_[100.0, close[:-1]]
+    data = pd.DataFrame({"Open": open_, "High": np.maximum(open_, close) * (1 + swing),
+                         "Low": np.minimum(open_, close) * (1 - swing), "Close": close},
+                        index=pd.date_range("2020-01-01", periods=len(close), freq="D"))
+    targets = np.asfortranarray(np.asarray(exposures[: len(close)])[:, None])
+    options = {"stop_loss": stop, "trailing_stop": trail, "fill": fill, "commission": 0.001}
+    if multiplier > 1:
+        options.update(multiplier=multiplier, tick_size=0.01, initial_capital=20_000.0)
+    run = RunSettings(**options)
+    fused, _ = _fused.ordered_metrics(data, targets, run)
+    reference, _ = _reference(data, targets, run)
+    _assert_same(fused, reference)
+
+
+@pytest.mark.parametrize("options", [
+    {"stop_loss": 0.03, "multiplier": 10.0, "initial_capital": 50_000.0},
+    {"sizing": "volatility_target", "target_volatility": 0.15, "trailing_stop": 0.07},
+], ids=["stops-contracts", "volatility"])
+def test_a_sweep_with_stops_contracts_or_sizing_fuses_and_gives_the_one_by_one_rows(
+        tmp_path, options):
+    data, windows = load_sample(), (Window(), Window("2010-01-01", "2014-12-31"))
+    combinations = [{**combo, "take_profit": take} for combo in FLD_GRID[:6]
+                    for take in (0.0, 0.05)]
+    keep = np.arange(len(combinations)) % 3 == 0
+    run = RunSettings(**options)
+    assert _evaluate_fused(data, Job("fld", settings=run), combinations, windows, keep) \
+        is not None  # the compiled path did run
+    fused = evaluate(data, Job("fld", settings=run), combinations, windows, keep)
+    single = evaluate(data, Job("fld", _without_batch(tmp_path, "fld"), run), combinations,
+                      windows, keep)
+    assert fused[1] == single[1]
+    for mine, theirs in zip(fused[0], single[0], strict=True):
+        _assert_same(mine, theirs)
+    np.testing.assert_allclose(fused[2], single[2], rtol=1e-6, atol=1e-9, equal_nan=True)
 
 
 def _without_batch(tmp_path: Path, name: str) -> StrategySource:

@@ -7,14 +7,19 @@ peaks…); this kernel walks each column once, keeps one bar's state, records ea
 as it closes and accumulates the metrics on the fly, so its memory is one column's and its
 speed is the machine's.
 
-It is the same arithmetic as the reference, step for step (:mod:`meridian.engine._simulate`
-for fills and equity, :func:`~meridian.engine._trades.closed_trades` for trades,
-:mod:`meridian.engine.metrics` for the formulas, whose docstrings define them): only the
-order of some sums differs (numpy sums pairwise), so rows agree with ``run_backtest`` to
-about 1e-12. It covers what the vectorized engine covers — fractional exposures, commission,
-slippage, next-open or close fills; a run with stops, contracts, volatility sizing or
-rebalancing goes through :func:`~meridian.engine.backtest_batch` (see :func:`fusable`).
-``run_backtest`` stays the reference, and the tests hold this kernel to it.
+Two kernels. :func:`metrics` covers what the vectorized engine covers — fractional
+exposures, commission, slippage, next-open or close fills — with the same arithmetic as the
+reference, step for step (:mod:`meridian.engine._simulate` for fills and equity,
+:func:`~meridian.engine._trades.closed_trades` for trades). :func:`ordered_metrics` covers
+stops, targets and trailing stops (one fraction per column, so a grid over them is one pass),
+whole contracts, volatility sizing, rebalancing and financing: it runs the per-bar
+simulator's own column loop (:func:`meridian.engine._orders.column`, the code
+``backtest_batch`` runs) into one column's buffers. Both measure with :func:`_measure`, the
+formulas of :mod:`meridian.engine.metrics` (whose docstrings define them). Only the order of
+some sums differs (numpy sums pairwise), so rows agree with ``run_backtest`` to about 1e-12.
+Price levels that change bar by bar (a strategy's ``exits``, such as the FLD line as a stop)
+stay with ``backtest_batch`` (see :func:`fusable`). ``run_backtest`` stays the reference, and
+the tests hold both kernels to it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from meridian.engine import _orders
 from meridian.engine._jit import njit
 from meridian.engine.metrics import METRIC_NAMES, _nanoseconds, _per_period
 from meridian.engine.sizing import rebalance_moments
@@ -39,9 +45,16 @@ assert ORDER == METRIC_NAMES, "the fused kernel must write the metrics table's c
 DAY_NS = 86_400e9
 
 
-def fusable(settings: RunSettings, index: pd.DatetimeIndex) -> bool:
-    """Whether the fused pass can run with ``settings``: what the vectorized engine runs
-    (no contract, no volatility sizing, no stops or targets, no periodic rebalancing)."""
+def fusable(settings: RunSettings) -> bool:
+    """Whether the fused pass runs ``settings``: all but price levels given as a Series
+    (those are a strategy's own, per combination: its ``exits``)."""
+    return not any(isinstance(getattr(settings, name, None), pd.Series) for name in LEVELS)
+
+
+def vectorized(settings: RunSettings, index: pd.DatetimeIndex) -> bool:
+    """Whether :func:`metrics` runs ``settings``: what the vectorized engine runs (no
+    contract, no volatility sizing, no stops or targets, no periodic rebalancing); the rest
+    is :func:`ordered_metrics`'."""
     if settings.instrument is not None or settings.sizing != "fixed_fraction":
         return False
     for name in (*EXITS, *LEVELS):
@@ -83,11 +96,6 @@ def _column(open_, close, target, first, column, next_open, capital, buy_cost, s
     units_before = 0.0
     ruined = False
     exposed = 0
-    peak = -np.inf
-    deepest = np.inf
-    last_peak = 0
-    longest = 0
-    was_at_peak = True
     # the trade being built: its P&L and entry notional (closed_trades' sums, in its order);
     # each closed trade's P&L and return go to pnls / rets
     trades = 0
@@ -132,16 +140,6 @@ def _column(open_, close, target, first, column, next_open, capital, buy_cost, s
             equity[t] = value
             if held != 0.0:
                 exposed += 1
-            # drawdown and its duration (metrics.max_drawdown, max_drawdown_duration)
-            at_peak = value >= peak
-            peak = max(peak, value)
-            if at_peak:
-                if t > 0 and not was_at_peak:
-                    longest = max(longest, times[t] - times[last_peak])
-                last_peak = t
-            was_at_peak = at_peak
-            fall = value / peak - 1.0 if peak > 0 else 0.0
-            deepest = min(deepest, fall)
             held_before = held
             if not event:
                 continue
@@ -183,6 +181,34 @@ def _column(open_, close, target, first, column, next_open, capital, buy_cost, s
     if open_trade:
         pnls[trades], rets[trades] = pnl, pnl / added_notional
         trades += 1
+    _measure(close, equity, exposed, pnls, rets, trades, times, capital, years, periods,
+             rf_period, out)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _measure(close, equity, exposed, pnls, rets, trades, times, capital, years, periods,
+             rf_period, out):
+    """Every metric into ``out`` from one combination's equity at each close (turned into its
+    bar returns, in place), the number of bars it held a position, and the P&L and return of
+    each of its ``trades`` closed trades (in the order they closed)."""
+    bars = close.shape[0]
+    # drawdown and its duration (metrics.max_drawdown, max_drawdown_duration)
+    peak = -np.inf
+    deepest = np.inf
+    last_peak = 0
+    longest = 0
+    was_at_peak = True
+    for t in range(bars):
+        value = equity[t]
+        at_peak = value >= peak
+        peak = max(peak, value)
+        if at_peak:
+            if t > 0 and not was_at_peak:
+                longest = max(longest, times[t] - times[last_peak])
+            last_peak = t
+        was_at_peak = at_peak
+        fall = value / peak - 1.0 if peak > 0 else 0.0
+        deepest = min(deepest, fall)
     if not was_at_peak:  # still under water at the end
         longest = max(longest, times[bars - 1] - times[last_peak])
 
@@ -293,15 +319,72 @@ def metrics(open_: np.ndarray, close: np.ndarray, index: pd.DatetimeIndex,
     kept = np.zeros((bars, int(keep.sum())), dtype=np.float32)
     out = np.full((count, len(ORDER)), np.nan)
     commission, slippage = float(settings.commission), float(settings.slippage)
-    years = (index[-1] - index[0]).total_seconds() / (365.25 * 86_400) if len(index) else 0.0
-    periods = float(settings.periods(index))
+    times, years, periods, rf_period = _calendar(index, settings, float(settings.periods(index)))
     _columns(np.ascontiguousarray(open_, dtype=float), np.ascontiguousarray(close, dtype=float),
              np.asfortranarray(targets, dtype=float), int(first),
              settings.fill == "next_open", float(settings.initial_capital),
              slippage + commission * (1.0 + slippage), slippage + commission * (1.0 - slippage),
-             commission, slippage, _nanoseconds(index).astype(np.int64), years, periods,
-             _per_period(settings.risk_free_rate, periods), keep, kept, out)
+             commission, slippage, times, years, periods, rf_period, keep, kept, out)
     return out, (kept if keep.any() else None)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _ordered_columns(open_, high, low, close, sized, raw, resize, stop_frac, take_frac,
+                     trail_frac, stop_level, take_level, next_open, cost, capital, financing,
+                     notional, times, years, periods, rf_period, keep, kept, out):
+    bars, count = close.shape[0], sized.shape[1]
+    equity = np.empty(bars)
+    held = np.empty(bars)
+    trades = np.empty((2 * bars + 2, 11))  # a signal flip and a stop can close two a bar
+    slot = 0
+    for column in range(count):
+        rows = _orders.column(open_, high, low, close, sized, raw, resize, column,
+                              stop_frac[column], take_frac[column], trail_frac[column],
+                              stop_level, take_level, next_open, cost, capital, financing,
+                              notional, equity, held, trades, np.int64(0))
+        exposed = 0
+        for t in range(bars):
+            if held[t] != 0.0:
+                exposed += 1
+        _measure(close, equity, exposed, trades[:, 6], trades[:, 7], rows, times, capital,
+                 years, periods, rf_period, out[column])
+        if keep[column]:
+            kept[:, slot] = equity
+            slot += 1
+
+
+def ordered_metrics(data: pd.DataFrame, targets: np.ndarray, settings: RunSettings,
+                    exits: dict[str, np.ndarray] | None = None,
+                    keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`metrics` for the settings the per-bar simulator runs — stops, targets and
+    trailing stops (``exits``: one fraction per column of any of them, over the settings'),
+    contracts, volatility sizing, rebalancing — each column simulated by
+    :func:`meridian.engine._orders.column`, the same loop ``backtest_batch`` runs, and
+    measured as it ends. ``data`` is all the bars (the settings' window is applied here, as
+    ``backtest_batch`` does, after sizing on the whole history)."""
+    from meridian.engine.backtest import order_inputs
+
+    window, _, orders = order_inputs(data, targets, settings, exits)
+    if orders is None:  # nothing path-dependent after all: the vectorized pass
+        first = int(np.searchsorted(data.index, window.index[0])) if len(window) else 0
+        return metrics(window["Open"].to_numpy(), window["Close"].to_numpy(), window.index,
+                       targets, settings, keep, first)
+    bars, count = len(window), targets.shape[1]
+    keep = np.zeros(count, dtype=np.bool_) if keep is None else np.asarray(keep, np.bool_)
+    kept = np.zeros((bars, int(keep.sum())), dtype=np.float32)
+    out = np.full((count, len(ORDER)), np.nan)
+    periods = float(settings.periods(window.index))
+    _ordered_columns(*_orders.arguments(**orders), *_calendar(window.index, settings, periods),
+                     keep, kept, out)
+    return out, (kept if keep.any() else None)
+
+
+def _calendar(index: pd.DatetimeIndex, settings: RunSettings,
+              periods: float) -> tuple[np.ndarray, float, float, float]:
+    """The bar times (ns), the years they span, bars a year and the risk-free rate a bar."""
+    years = (index[-1] - index[0]).total_seconds() / (365.25 * 86_400) if len(index) else 0.0
+    return (_nanoseconds(index).astype(np.int64), years, periods,
+            _per_period(settings.risk_free_rate, periods))
 
 
 def cached() -> bool:

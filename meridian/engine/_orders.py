@@ -170,6 +170,74 @@ def _track_best(state, t, high, low, next_open):
         state[BEST] = max(state[BEST], high) if units > 0 else min(state[BEST], low)
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def column(open_, high, low, close, sized, raw, resize, k, stop_frac, take_frac, trail_frac,
+           stop_level, take_level, next_open, cost, capital, financing, notional, equity, held,
+           trades, count):
+    """Combination ``k`` (column k of ``sized`` and ``raw``, its exit fractions, its column of
+    the levels or their only one): its equity and exposure at each close into ``equity`` and
+    ``held`` (one value per bar), its closed trades into ``trades`` from row ``count`` on.
+    Returns the next free row."""
+    bars = close.shape[0]
+    multiplier = cost[MULTIPLIER]
+    state = np.zeros(STATE_SIZE)
+    state[CASH] = capital
+    ruined, blocked, blocked_value = False, False, 0.0
+    sl_col = min(k, stop_level.shape[1] - 1)
+    tp_col = min(k, take_level.shape[1] - 1)
+    for t in range(bars):
+        if ruined:
+            equity[t] = held[t] = 0.0
+            continue
+        for phase in range(2):
+            if (phase == 0) == next_open:  # next_open fills at the open, close at the close
+                # the signal's fill: to the sized target, unless a stop or target exit left
+                # the position flat and the target itself has not changed since
+                target = sized[t, k]
+                if blocked and raw[t, k] != blocked_value:
+                    blocked = False
+                if blocked:
+                    target = 0.0
+                if target != state[CURRENT] or (resize[t] and target != 0.0):
+                    mark = open_[t] if phase == 0 else close[t]
+                    value = state[CASH] + state[UNITS] * mark * multiplier
+                    wanted = _units(state, target, mark * notional[t], value, cost,
+                                    math.floor(value / cost[MARGIN]) if cost[MARGIN] > 0.0
+                                    else np.inf)
+                    count = _trade(state, trades, count, k, t, wanted - state[UNITS], mark,
+                                   cost, np.int64(SIGNAL))
+                    state[CURRENT] = target
+            if phase == 1 or state[UNITS] == 0.0:
+                continue  # exits: while the bar's range is ahead, with a position
+            # (live from the entry bar when entries fill at the open)
+            price, why = _exit(state, open_[t], high[t], low[t], stop_frac, take_frac,
+                               trail_frac, stop_level[t, sl_col], take_level[t, tp_col])
+            if not math.isnan(price):
+                count = _trade(state, trades, count, k, t, -state[UNITS], price, cost, why)
+                state[CURRENT] = 0.0
+                blocked, blocked_value = True, raw[t, k]
+        # the close: the trailing stop's best price, financing, marking, ruin
+        units = state[UNITS]
+        _track_best(state, t, high[t], low[t], next_open)
+        value = state[CASH] + units * close[t] * multiplier
+        borrowed = abs(units * close[t] * multiplier) - value
+        if financing > 0.0 and borrowed > 0.0:
+            state[CASH] -= borrowed * financing
+            value -= borrowed * financing
+        if value <= 0.0:  # ruin: liquidated at this close, no more trading
+            count = _trade(state, trades, count, k, t, -units, close[t], cost, np.int64(RUIN))
+            ruined, value = True, 0.0
+            state[UNITS] = state[CASH] = 0.0
+        equity[t] = value
+        held[t] = units * close[t] * multiplier / value if value > 0 else 0.0
+    # a position still open after the last bar closes at the last close
+    if state[UNITS] != 0.0 and not ruined:
+        count = _trade(state, trades, count, k, bars - 1, -state[UNITS], close[bars - 1],
+                       cost, np.int64(END))
+        equity[bars - 1] = max(state[CASH], 0.0)
+    return count
+
+
 @njit(cache=True, error_model="numpy")
 def _simulate(open_, high, low, close, sized, raw, resize, stop_frac, take_frac, trail_frac,
               stop_level, take_level, next_open, cost, capital, financing, notional):
@@ -178,64 +246,10 @@ def _simulate(open_, high, low, close, sized, raw, resize, stop_frac, take_frac,
     held = np.zeros((bars, columns))
     trades = np.empty((bars * columns + columns, 11))
     count = np.int64(0)  # a typed variable, not a literal: one compiled version of each helper
-    multiplier = cost[MULTIPLIER]
     for k in range(columns):
-        state = np.zeros(STATE_SIZE)
-        state[CASH] = capital
-        ruined, blocked, blocked_value = False, False, 0.0
-        sl_col = min(k, stop_level.shape[1] - 1)
-        tp_col = min(k, take_level.shape[1] - 1)
-        for t in range(bars):
-            if ruined:
-                continue
-            for phase in range(2):
-                if (phase == 0) == next_open:  # next_open fills at the open, close at the close
-                    # the signal's fill: to the sized target, unless a stop or target exit left
-                    # the position flat and the target itself has not changed since
-                    target = sized[t, k]
-                    if blocked and raw[t, k] != blocked_value:
-                        blocked = False
-                    if blocked:
-                        target = 0.0
-                    if target != state[CURRENT] or (resize[t] and target != 0.0):
-                        mark = open_[t] if phase == 0 else close[t]
-                        value = state[CASH] + state[UNITS] * mark * multiplier
-                        wanted = _units(state, target, mark * notional[t], value, cost,
-                                        math.floor(value / cost[MARGIN]) if cost[MARGIN] > 0.0
-                                        else np.inf)
-                        count = _trade(state, trades, count, k, t, wanted - state[UNITS], mark,
-                                       cost, np.int64(SIGNAL))
-                        state[CURRENT] = target
-                if phase == 1 or state[UNITS] == 0.0:
-                    continue  # exits: while the bar's range is ahead, with a position
-                # (live from the entry bar when entries fill at the open)
-                price, why = _exit(state, open_[t], high[t], low[t], stop_frac[k],
-                                   take_frac[k], trail_frac[k], stop_level[t, sl_col],
-                                   take_level[t, tp_col])
-                if not math.isnan(price):
-                    count = _trade(state, trades, count, k, t, -state[UNITS], price, cost, why)
-                    state[CURRENT] = 0.0
-                    blocked, blocked_value = True, raw[t, k]
-            # the close: the trailing stop's best price, financing, marking, ruin
-            units = state[UNITS]
-            _track_best(state, t, high[t], low[t], next_open)
-            value = state[CASH] + units * close[t] * multiplier
-            borrowed = abs(units * close[t] * multiplier) - value
-            if financing > 0.0 and borrowed > 0.0:
-                state[CASH] -= borrowed * financing
-                value -= borrowed * financing
-            if value <= 0.0:  # ruin: liquidated at this close, no more trading
-                count = _trade(state, trades, count, k, t, -units, close[t], cost,
-                               np.int64(RUIN))
-                ruined, value = True, 0.0
-                state[UNITS] = state[CASH] = 0.0
-            equity[t, k] = value
-            held[t, k] = units * close[t] * multiplier / value if value > 0 else 0.0
-        # a position still open after the last bar closes at the last close
-        if state[UNITS] != 0.0 and not ruined:
-            count = _trade(state, trades, count, k, bars - 1, -state[UNITS], close[bars - 1],
-                           cost, np.int64(END))
-            equity[bars - 1, k] = max(state[CASH], 0.0)
+        count = column(open_, high, low, close, sized, raw, resize, k, stop_frac[k],
+                       take_frac[k], trail_frac[k], stop_level, take_level, next_open, cost,
+                       capital, financing, notional, equity[:, k], held[:, k], trades, count)
     return equity, held, trades[:count]
 
 
@@ -280,16 +294,29 @@ def simulate(open_, high, low, close, target, scale, stop_frac, take_frac, trail
     series' ``UnadjustedClose / Close``, so whole contracts are sized on the real price."""
     global _compile_seconds
     started = time.perf_counter()
+    result = _simulate(*arguments(
+        open_, high, low, close, target, scale, stop_frac, take_frac, trail_frac, stop_level,
+        take_level, next_open=next_open, commission=commission, slippage=slippage,
+        per_contract=per_contract, multiplier=multiplier, tick=tick, whole=whole, margin=margin,
+        capital=capital, financing=financing, rebalance=rebalance, notional=notional))
+    if _compile_seconds is None:
+        _compile_seconds = time.perf_counter() - started
+    return result
+
+
+def arguments(open_, high, low, close, target, scale, stop_frac, take_frac, trail_frac,
+              stop_level, take_level, *, next_open, commission, slippage, per_contract,
+              multiplier, tick, whole, margin, capital, financing, rebalance=None,
+              notional=None) -> tuple:
+    """:func:`simulate`'s arguments as the compiled loop takes them (the sweep's fused pass
+    runs :func:`column` on the same ones)."""
     cost = np.array([commission, slippage, per_contract, multiplier, tick, 1.0 if whole else 0.0,
                      margin], dtype=np.float64)
     sized, raw, resize = fill_targets(np.asarray(target, dtype=np.float64),
                                       np.asarray(scale, dtype=np.float64), next_open, rebalance)
     as_float = lambda values: np.ascontiguousarray(values, dtype=np.float64)  # noqa: E731
-    result = _simulate(
-        as_float(open_), as_float(high), as_float(low), as_float(close), as_float(sized),
-        as_float(raw), resize, as_float(stop_frac), as_float(take_frac), as_float(trail_frac),
-        as_float(stop_level), as_float(take_level), bool(next_open), cost, float(capital),
-        float(financing), as_float(np.ones(len(close)) if notional is None else notional))
-    if _compile_seconds is None:
-        _compile_seconds = time.perf_counter() - started
-    return result
+    return (as_float(open_), as_float(high), as_float(low), as_float(close), as_float(sized),
+            as_float(raw), resize, as_float(stop_frac), as_float(take_frac),
+            as_float(trail_frac), as_float(stop_level), as_float(take_level), bool(next_open),
+            cost, float(capital), float(financing),
+            as_float(np.ones(len(close)) if notional is None else notional))

@@ -237,6 +237,37 @@ def backtest_batch(
     of ``stop_loss`` or ``take_profit`` — both in place of the settings' own. One pass for all.
     """
     settings = RunSettings.of(settings, **options)
+    data, targets, orders = order_inputs(data, targets, settings, exits, levels)
+    capital = float(settings.initial_capital)
+    open_ = data["Open"].to_numpy(dtype=float)
+    close = data["Close"].to_numpy(dtype=float)
+    if orders is None:
+        sim = simulate(
+            open_, close, targets, initial_capital=capital, commission=settings.commission,
+            slippage=settings.slippage, fill=settings.fill,
+        )
+        mark = open_ if settings.fill == "next_open" else close
+        trades = closed_trades(sim, mark, close, settings.commission, settings.slippage)
+        return EngineResult(data.index, close, capital, sim, trades, settings)
+    from meridian.engine import _orders
+
+    equity, held, rows = _orders.simulate(**orders)
+    equity, held = np.asfortranarray(equity), np.asfortranarray(held)
+    before = np.zeros_like(held)
+    before[1:] = held[:-1]
+    sim = Simulation(equity, held, held != before, equity)
+    return EngineResult(data.index, close, capital, sim,
+                        trades_from_rows(rows, orders["whole"]), settings)
+
+
+def order_inputs(data: pd.DataFrame, targets: np.ndarray, settings: RunSettings,
+                 exits: Mapping[str, np.ndarray] | None = None,
+                 levels: Mapping[str, np.ndarray] | None = None,
+                 ) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any] | None]:
+    """The bars and targets inside the settings' trading window, and the arguments of the
+    per-bar simulator (:func:`meridian.engine._orders.simulate`) when the settings need it
+    (stops, targets, contracts, volatility sizing, rebalancing), else None: the vectorized
+    engine runs. Checks the data, the exit fractions and the levels."""
     _check_data(data)
     columns = targets.shape[1]
     level_arrays = {}
@@ -251,7 +282,6 @@ def backtest_batch(
         value = (exits or {}).get(name, getattr(settings, name))
         fractions[name] = _fractions(name, None if isinstance(value, pd.Series) else value,
                                      columns)
-    capital = float(settings.initial_capital)
     periods = settings.periods(data.index)
     close_all = data["Close"].to_numpy(dtype=float)
     scales = sizing_scale(close_all, settings.sizing, settings.target_volatility or None,
@@ -266,41 +296,29 @@ def backtest_batch(
         data, targets, scales = data.loc[keep], targets[keep], scales[keep]
         rebalance = rebalance[keep]
         level_arrays = {name: values[keep] for name, values in level_arrays.items()}
-    open_ = data["Open"].to_numpy(dtype=float)
-    close = data["Close"].to_numpy(dtype=float)
     if not ordered:
-        sim = simulate(
-            open_, close, targets, initial_capital=capital, commission=settings.commission,
-            slippage=settings.slippage, fill=settings.fill,
-        )
-        mark = open_ if settings.fill == "next_open" else close
-        trades = closed_trades(sim, mark, close, settings.commission, settings.slippage)
-        return EngineResult(data.index, close, capital, sim, trades, settings)
+        return data, targets, None
     missing = [c for c in ("High", "Low") if c not in data.columns]
     if missing:
         raise EngineError(f"stops, targets and contracts need High and Low columns; missing "
                           f"{missing}")
     whole = instrument is not None
     instrument = instrument or Instrument()
+    close = data["Close"].to_numpy(dtype=float)
     instrument.check_prices(close)
-    from meridian.engine import _orders
-
     nothing = np.full((len(data), 1), np.nan)
-    equity, held, rows = _orders.simulate(
-        open_, data["High"].to_numpy(dtype=float), data["Low"].to_numpy(dtype=float), close,
-        np.asfortranarray(targets), scales, fractions["stop_loss"], fractions["take_profit"],
-        fractions["trailing_stop"], level_arrays.get("stop_loss", nothing),
-        level_arrays.get("take_profit", nothing),
-        next_open=settings.fill == "next_open", commission=settings.commission,
-        slippage=settings.slippage, per_contract=instrument.commission_per_contract,
-        multiplier=instrument.multiplier, tick=instrument.tick_size, whole=whole,
-        margin=instrument.margin or 0.0, capital=capital,
-        financing=settings.financing_rate / periods, rebalance=rebalance,
-        notional=contract_notional(data) if whole else None,
-    )
-    equity, held = np.asfortranarray(equity), np.asfortranarray(held)
-    before = np.zeros_like(held)
-    before[1:] = held[:-1]
-    sim = Simulation(equity, held, held != before, equity)
-    return EngineResult(data.index, close, capital, sim, trades_from_rows(rows, whole),
-                        settings)
+    return data, targets, {
+        "open_": data["Open"].to_numpy(dtype=float),
+        "high": data["High"].to_numpy(dtype=float), "low": data["Low"].to_numpy(dtype=float),
+        "close": close, "target": np.asfortranarray(targets), "scale": scales,
+        "stop_frac": fractions["stop_loss"], "take_frac": fractions["take_profit"],
+        "trail_frac": fractions["trailing_stop"],
+        "stop_level": level_arrays.get("stop_loss", nothing),
+        "take_level": level_arrays.get("take_profit", nothing),
+        "next_open": settings.fill == "next_open", "commission": settings.commission,
+        "slippage": settings.slippage, "per_contract": instrument.commission_per_contract,
+        "multiplier": instrument.multiplier, "tick": instrument.tick_size, "whole": whole,
+        "margin": instrument.margin or 0.0, "capital": float(settings.initial_capital),
+        "financing": settings.financing_rate / periods, "rebalance": rebalance,
+        "notional": contract_notional(data) if whole else None,
+    }

@@ -10,13 +10,15 @@ engine simulates and measures in one pass (:func:`~meridian.engine.backtest_batc
 settings, float for float.
 
 When the module offers ``signals_batch`` (the shipped ``fld`` and ``sma_cross`` do: their
-signals over bars × combinations, each distinct indicator line computed once) and the settings
-are ones :mod:`meridian.engine._fused` covers (no stops, contracts, volatility sizing or
-rebalancing), each combination is instead one compiled pass that fills, measures and forgets
-it: no bars × combinations array per step, about 1e8 bar × combinations a second per core. Its
-rows equal ``run_backtest``'s to 1e-12 (returns are summed in order where numpy sums pairwise);
-a module without ``signals_batch``, or one whose ``signals_batch`` declines (returns None),
-takes the path above.
+signals over bars × combinations, each distinct indicator line computed once), each
+combination is instead one compiled pass (:mod:`meridian.engine._fused`) that fills, measures
+and forgets it: no bars × combinations array per step; about 1e8 bar × combinations a second
+per core without exits, 6e7 with stops, contracts or volatility sizing. A grid over the exit
+fractions stays one pass. Its rows equal ``run_backtest``'s to 1e-12 (returns are summed in
+order where numpy sums pairwise). A module without ``signals_batch``, one whose
+``signals_batch`` declines (returns None: it must when a combination has price levels, its
+``exits``), a grid over another run setting, or a price level given as a setting, takes the
+path above.
 
 A grid may vary run settings too: the exit fractions vary inside one pass (one per column);
 any other setting (``multiplier``, ``sizing``…) splits the batch into one pass per distinct
@@ -238,7 +240,7 @@ def fusable(data: pd.DataFrame | Markets, job: Job) -> bool:
     """Whether :func:`evaluate` may take the fused path (the module offers ``signals_batch``
     and the settings are ones :mod:`meridian.engine._fused` covers)."""
     return (not isinstance(data, Markets) and hasattr(job.module(), "signals_batch")
-            and _fused.fusable(job.settings, data.index))
+            and _fused.fusable(job.settings))
 
 
 def _evaluate_fused(data: pd.DataFrame, job: Job, combinations: list[dict],
@@ -258,16 +260,19 @@ def evaluate_columns(data: pd.DataFrame, job: Job, columns: dict[str, np.ndarray
     it can, for combinations given as one array per parameter (a sweep's task: no dict per
     combination): the module offers ``signals_batch`` (its signals over bars ×
     combinations), the settings are ones the fused pass covers and no combination varies a
-    run setting. None otherwise (and when ``signals_batch`` declines), for the one-by-one
-    path."""
+    run setting other than the exit fractions. None otherwise (and when ``signals_batch``
+    declines or an exit fraction is out of range), for the one-by-one path."""
     if not columns or not fusable(data, job):
         return None
     module = job.module()
     signals_batch = module.signals_batch
-    if any(name in SETTINGS and name not in module.PARAMS for name in columns):
+    settings_grid = [name for name in columns if name in SETTINGS and name not in module.PARAMS]
+    if any(name not in EXITS for name in settings_grid):
         return None  # a grid over a run setting: one engine pass per value, the other path
+    exits = {name: np.asarray(columns[name], dtype=float) for name in settings_grid}
     columns = {**{name: np.full(len(next(iter(columns.values()))), value)
-                  for name, value in module.PARAMS.items() if name not in columns}, **columns}
+                  for name, value in module.PARAMS.items() if name not in columns},
+               **{name: column for name, column in columns.items() if name not in exits}}
     count = len(next(iter(columns.values())))
     errors: list[str | None] = [None] * count
     if getattr(module, "PARAM_RULES", None):
@@ -281,6 +286,7 @@ def evaluate_columns(data: pd.DataFrame, job: Job, columns: dict[str, np.ndarray
         return tables, errors, None
     if len(live) < count:
         columns = {name: column[live] for name, column in columns.items()}
+        exits = {name: column[live] for name, column in exits.items()}
     try:
         targets = signals_batch(data, **accepted(signals_batch, columns))
     except Exception:  # noqa: BLE001 - the one-by-one path reports each combination's error
@@ -303,18 +309,24 @@ def evaluate_columns(data: pd.DataFrame, job: Job, columns: dict[str, np.ndarray
         if window.start or window.end:
             settings = settings.replace(start=window.start or settings.start,
                                         end=window.end or settings.end)
-        first, stop = 0, len(data)
-        if settings.start or settings.end:  # the index is sorted: a window is a run of rows
-            inside = np.flatnonzero(_window_mask(data, settings.start or None,
-                                                 settings.end or None))
-            first, stop = int(inside[0]), int(inside[-1]) + 1
-        frame = data.iloc[first:stop]
-        table, returns = _fused.metrics(frame["Open"].to_numpy(), frame["Close"].to_numpy(),
-                                        frame.index, targets, settings,
-                                        keep if number == 0 else None, first)
+        wanted = keep if number == 0 else None
+        if exits or not _fused.vectorized(settings, data.index):
+            try:
+                table, returns = _fused.ordered_metrics(data, targets, settings, exits, wanted)
+            except Exception:  # noqa: BLE001 - e.g. stop_loss=2: the one-by-one path says so
+                return None
+        else:
+            first, stop = 0, len(data)
+            if settings.start or settings.end:  # the index is sorted: a window is a run of rows
+                inside = np.flatnonzero(_window_mask(data, settings.start or None,
+                                                     settings.end or None))
+                first, stop = int(inside[0]), int(inside[-1]) + 1
+            frame = data.iloc[first:stop]
+            table, returns = _fused.metrics(frame["Open"].to_numpy(), frame["Close"].to_numpy(),
+                                            frame.index, targets, settings, wanted, first)
         tables[number][live] = table
         if returns is not None:
-            kept = np.full((len(frame), len(kept_columns)), np.nan, np.float32)
+            kept = np.full((len(returns), len(kept_columns)), np.nan, np.float32)
             kept[:, np.searchsorted(kept_columns, live[keep])] = returns
     return tables, errors, kept
 
