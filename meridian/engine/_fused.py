@@ -287,6 +287,14 @@ def _measure(close, equity, exposed, pnls, rets, trades, times, capital, years, 
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _keep(kept, slot, returns):
+    """``kept[:, slot] = returns`` as a loop: numba compiles the slice assignment's general
+    case (broadcasting, shape errors) for seconds."""
+    for t in range(returns.shape[0]):
+        kept[t, slot] = returns[t]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _columns(open_, close, targets, first, next_open, capital, buy_cost, sell_cost,
              commission, slippage, times, years, periods, rf_period, keep, kept, out):
     bars, count = close.shape[0], targets.shape[1]
@@ -299,7 +307,7 @@ def _columns(open_, close, targets, first, next_open, capital, buy_cost, sell_co
                 commission, slippage, times, years, periods, rf_period, returns, pnls, rets,
                 out[column])
         if keep[column]:
-            kept[:, slot] = returns
+            _keep(kept, slot, returns)
             slot += 1
 
 
@@ -349,7 +357,7 @@ def _ordered_columns(open_, high, low, close, sized, raw, resize, stop_frac, tak
         _measure(close, equity, exposed, trades[:, 6], trades[:, 7], rows, times, capital,
                  years, periods, rf_period, out[column])
         if keep[column]:
-            kept[:, slot] = equity
+            _keep(kept, slot, equity)
             slot += 1
 
 
