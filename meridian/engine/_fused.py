@@ -247,7 +247,8 @@ def _measure(close, equity, exposed, pnls, rets, trades, times, capital, years, 
     else:
         out[3] = nan
         out[4] = nan
-    out[5] = _finite_or_nan(growth_rate / abs(deepest))
+    depth = abs(deepest) if abs(deepest) > 1e-12 else 0.0  # metrics.calmar_ratio
+    out[5] = _finite_or_nan(growth_rate / depth)
     out[6] = deepest
     out[7] = longest / 86_400e9
     out[8] = exposed / bars

@@ -221,8 +221,10 @@ def max_drawdown_duration(
 
 
 def calmar_ratio(cagr_value, max_drawdown_value):
-    """``CAGR / |max drawdown|``; ``nan`` when there was no drawdown."""
-    return _safe_divide(cagr_value, np.abs(max_drawdown_value))
+    """``CAGR / |max drawdown|``; ``nan`` when there was no drawdown (one under 1e-12, the
+    rounding of a flat equity curve, counts as none: dividing by it gives noise)."""
+    depth = np.abs(max_drawdown_value)
+    return _safe_divide(cagr_value, np.where(depth > 1e-12, depth, 0.0))
 
 
 def exposure(held: np.ndarray):
