@@ -6,6 +6,10 @@
 2. FLD on the 13-year daily sample with ``--workers 1``: combinations per second on one core.
 3. A 100,000-combination FLD sweep: peak resident memory of the whole process tree, sampled
    from /proc. Target: < 1 GiB.
+4. The speed issue's 100,250-combination FLD sweep (250 offsets × 401 COT thresholds), whole
+   command, bar × combinations a second (target ≥ 5×10⁷), on the local pool and on a Dask
+   ``LocalCluster`` with as many workers, alternated, best of two each. Target: Dask ≥ 0.8 of
+   the local pool's speed.
 
 ``python -m benchmarks sweep [quick]``: ``quick`` shrinks grids for a fast look.
 """
@@ -155,6 +159,20 @@ def main(quick: bool = "quick" in sys.argv) -> None:
         print(f"FLD {count:,}-combination sweep, {WORKERS} workers: peak RSS of the process "
               f"tree {peak / 2**20:,.0f} MiB (target < 1,024), {seconds:.1f} s "
               f"({count / seconds:,.0f} combos/s)")
+
+        grid = ["fld", "--grid", "fld_offset=1:250:1", "--grid",
+                f"cot_threshold=-1:1:{0.005 if not quick else 0.05}", "--workers", str(WORKERS)]
+        count, bars = 250 * (401 if not quick else 41), 3392
+        times: dict[str, list[float]] = {"local": [], "dask": []}
+        for attempt in range(2):
+            for executor in times:
+                times[executor].append(_sweep([*grid, "--executor", executor],
+                                              out / f"d{executor}{attempt}"))
+        local, dask = min(times["local"]), min(times["dask"])
+        print(f"FLD {count:,}-combination sweep, {WORKERS} workers, whole command: local pool "
+              f"{local:.2f} s = {count * bars / local:.2e} bar x combinations/s (target >= 5e7); "
+              f"Dask LocalCluster {dask:.2f} s; Dask at {local / dask:.2f} of local "
+              "(target >= 0.8)")
     os.sync()
 
 

@@ -164,25 +164,26 @@ def connect_dask(workers: int, scheduler: str | None):
 
 def run_dask(data, settings, grid, windows, work: Iterator[np.ndarray], workers: int,
              scheduler: str | None, connection=None) -> Iterator[tuple]:
-    """Tasks on a Dask cluster, a bounded number in flight."""
-    from dask.distributed import wait as dask_wait
+    """Tasks on a Dask cluster, a bounded number in flight; results are fetched in the
+    background as tasks finish (``as_completed``), not one round trip each."""
+    from dask.distributed import as_completed
 
     client, cluster = connection or connect_dask(workers, scheduler)
-    pending: set = set()
+    finished = as_completed(with_results=True)
     try:
         shared = client.scatter(data, broadcast=True)
         for indices in work:
-            pending.add(client.submit(_evaluate, shared, settings, grid, windows, indices,
-                                      pure=False))
-            if len(pending) >= workers * 8:
-                done, pending = dask_wait(pending, return_when="FIRST_COMPLETED")
-                yield from (future.result() for future in done)
-        while pending:
-            done, pending = dask_wait(pending, return_when="FIRST_COMPLETED")
-            yield from (future.result() for future in done)
+            finished.add(client.submit(_evaluate, shared, settings, grid, windows, indices,
+                                       pure=False))
+            if finished.count() >= workers * 8:
+                yield next(finished)[1]
+        for _, result in finished:
+            yield result
     finally:
-        if pending:
-            client.cancel(list(pending))
+        with finished.lock:  # its own: the client's thread moves futures out as they end
+            left = list(finished.futures)
+        if left:
+            client.cancel(left)
         client.close()
         if cluster is not None:
             cluster.close()
