@@ -170,14 +170,15 @@ def _track_best(state, t, high, low, next_open):
         state[BEST] = max(state[BEST], high) if units > 0 else min(state[BEST], low)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def column(open_, high, low, close, sized, raw, resize, k, stop_frac, take_frac, trail_frac,
            stop_level, take_level, next_open, cost, capital, financing, notional, equity, held,
            trades, count):
     """Combination ``k`` (column k of ``sized`` and ``raw``, its exit fractions, its column of
     the levels or their only one): its equity and exposure at each close into ``equity`` and
     ``held`` (one value per bar), its closed trades into ``trades`` from row ``count`` on.
-    Returns the next free row."""
+    Returns the next free row. Inlined into its callers: compiled on its own it added 0.3 s
+    to the simulator's first compile."""
     bars = close.shape[0]
     multiplier = cost[MULTIPLIER]
     state = np.zeros(STATE_SIZE)
