@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from meridian.authoring.extract import build
 from meridian.exceptions import ExtractError, ParameterError
 from meridian.parameters import (
+    broken_rules,
     check_rules,
     parse_assignments,
     parse_literal,
@@ -141,3 +145,32 @@ def test_extract_refuses_rules_the_defaults_break(project):
     with pytest.raises(ExtractError, match="PARAM_RULES: fast=10, slow=20 breaks the rule "
                                            "fast > slow"):
         build(path)
+
+
+RULES = ["fast < slow", "a * 2 <= b and not c > b", "a < c < b", "a > 2 or b < 3",
+         "a / b < 1", "-a + c >= b - 1", "not (a == b)", "b / (a - a) > 5"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(*[st.integers(-3, 6) | st.floats(-3, 6, allow_nan=False)] * 5),
+                min_size=1, max_size=30),
+       st.sets(st.sampled_from(RULES), min_size=1, max_size=3))
+def test_broken_rules_over_arrays_equals_check_rules_one_by_one(rows, rules):
+    """A sweep checks its task's rules over whole arrays; each combination's verdict is the
+    one check_rules gives it (division by zero, chains, and/or/not, ints and floats)."""
+    names = ("fast", "slow", "a", "b", "c")
+    columns = {name: np.array([row[i] for row in rows]) for i, name in enumerate(names)}
+    broken = broken_rules(columns, sorted(rules), "s")
+    for i, row in enumerate(rows):
+        try:
+            check_rules(dict(zip(names, row, strict=True)), sorted(rules), "s")
+            expected = False
+        except ParameterError:
+            expected = True
+        assert broken[i] == expected, (row, rules)
+
+
+def test_broken_rules_leaves_text_values_to_the_one_by_one_check():
+    assert broken_rules({"fast": np.array(["a", "b"]), "slow": np.array([1, 2])},
+                        ["fast < slow"], "s") is None
+    assert not broken_rules({"fast": np.array([1, 2])}, ["fast < slow"], "s").any()

@@ -47,7 +47,7 @@ from meridian.engine import (
 from meridian.engine.backtest import _window_mask
 from meridian.engine.metrics import returns_from_equity
 from meridian.exceptions import ParameterError
-from meridian.parameters import check_rules
+from meridian.parameters import broken_rules, check_rules
 from meridian.settings import EXITS, NAMES, RunSettings
 from meridian.strategies import (
     StrategySource,
@@ -275,10 +275,13 @@ def evaluate_columns(data: pd.DataFrame, job: Job, columns: dict[str, np.ndarray
                **{name: column for name, column in columns.items() if name not in exits}}
     count = len(next(iter(columns.values())))
     errors: list[str | None] = [None] * count
-    if getattr(module, "PARAM_RULES", None):
-        values = {name: column.tolist() for name, column in columns.items()}
-        errors = [_skipped(module, {name: values[name][i] for name in values}, job.strategy)
-                  for i in range(count)]
+    rules = getattr(module, "PARAM_RULES", None)
+    if rules:
+        broken = broken_rules(columns, rules, job.strategy)
+        for i in np.flatnonzero(broken) if broken is not None else range(count):
+            errors[i] = _skipped(module, {name: column[i].item() if hasattr(column[i], "item")
+                                          else column[i] for name, column in columns.items()},
+                                 job.strategy)
     live = np.array([i for i, error in enumerate(errors) if not error], dtype=np.int64)
     tables = [np.full((count, len(METRIC_NAMES)), np.nan) for _ in windows]
     kept_columns = np.flatnonzero(keep_returns) if keep_returns is not None else np.array([])
