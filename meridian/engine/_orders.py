@@ -310,14 +310,17 @@ def arguments(open_, high, low, close, target, scale, stop_frac, take_frac, trai
               multiplier, tick, whole, margin, capital, financing, rebalance=None,
               notional=None) -> tuple:
     """:func:`simulate`'s arguments as the compiled loop takes them (the sweep's fused pass
-    runs :func:`column` on the same ones)."""
+    runs :func:`column` on the same ones). The targets stay column by column (Fortran
+    order, as the engine holds them): the loop reads one combination's bars at a time, and a
+    C-ordered copy of each would double a sweep task's memory."""
     cost = np.array([commission, slippage, per_contract, multiplier, tick, 1.0 if whole else 0.0,
                      margin], dtype=np.float64)
     sized, raw, resize = fill_targets(np.asarray(target, dtype=np.float64),
                                       np.asarray(scale, dtype=np.float64), next_open, rebalance)
     as_float = lambda values: np.ascontiguousarray(values, dtype=np.float64)  # noqa: E731
-    return (as_float(open_), as_float(high), as_float(low), as_float(close), as_float(sized),
-            as_float(raw), resize, as_float(stop_frac), as_float(take_frac),
+    by_column = lambda values: np.asfortranarray(values, dtype=np.float64)  # noqa: E731
+    return (as_float(open_), as_float(high), as_float(low), as_float(close), by_column(sized),
+            by_column(raw), resize, as_float(stop_frac), as_float(take_frac),
             as_float(trail_frac), as_float(stop_level), as_float(take_level), bool(next_open),
             cost, float(capital), float(financing),
             as_float(np.ones(len(close)) if notional is None else notional))
