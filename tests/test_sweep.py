@@ -25,12 +25,10 @@ from meridian.sweep.store import load_sweep_rows
 
 
 def _same(a, b) -> bool:
-    """Equal, both undefined, or equal to 1e-12 (a fused sweep sums returns in order where
-    numpy sums them pairwise: the last digits of a Sharpe ratio may differ)."""
+    """The same float, or both undefined: a fused sweep's sums are numpy's own."""
     if (a is None or math.isnan(a)) and (b is None or math.isnan(b)):
         return True
-    return a == b or (a is not None and b is not None
-                      and abs(a - b) <= 1e-12 * max(1.0, abs(b)))
+    return a == b
 
 
 def test_grid_columns_are_its_combinations_one_array_per_parameter():

@@ -15,8 +15,9 @@ stops, targets and trailing stops (one fraction per column, so a grid over them 
 whole contracts, volatility sizing, rebalancing and financing: it runs the per-bar
 simulator's own column loop (:func:`meridian.engine._orders.column`, the code
 ``backtest_batch`` runs) into one column's buffers. Both measure with :func:`_measure`, the
-formulas of :mod:`meridian.engine.metrics` (whose docstrings define them). Only the order of
-some sums differs (numpy sums pairwise), so rows agree with ``run_backtest`` to about 1e-12.
+formulas of :mod:`meridian.engine.metrics` (whose docstrings define them), summing as numpy
+does (:func:`_pairwise`) and leaving the powers to numpy, so every metric is the same float
+``run_backtest`` gives.
 Price levels that change bar by bar (a strategy's ``exits``, such as the FLD line as a stop)
 stay with ``backtest_batch`` (see :func:`fusable`). ``run_backtest`` stays the reference, and
 the tests hold both kernels to it.
@@ -31,7 +32,13 @@ import pandas as pd
 
 from meridian.engine import _orders
 from meridian.engine._jit import njit
-from meridian.engine.metrics import METRIC_NAMES, _nanoseconds, _per_period
+from meridian.engine.metrics import (
+    METRIC_NAMES,
+    _nanoseconds,
+    _per_period,
+    cagr,
+    calmar_ratio,
+)
 from meridian.engine.sizing import rebalance_moments
 from meridian.settings import EXITS, LEVELS, RunSettings
 
@@ -82,12 +89,79 @@ def _sign(value: float) -> float:
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _pairwise(values, start, count):
+    """The sum of ``values[start:start + count]`` as numpy adds a contiguous run of float64
+    (``pairwise_sum_DOUBLE``: eight running sums up to 128 values, each half on its own
+    above), so it is the same float as ``np.sum`` and the metrics the reference computes
+    with it. The halving walks an explicit stack: numba cannot cache a recursive function."""
+    if count <= 128:
+        return _pairwise_block(values, start, count)
+    starts = np.empty(64, np.int64)  # 2⁶⁴ values would need fewer levels
+    counts = np.empty(64, np.int64)
+    lefts = np.empty(64)
+    stages = np.empty(64, np.int64)  # 0: left half next, 1: right half next, 2: add them
+    top = 0
+    starts[0], counts[0], stages[0] = start, count, 0
+    result = 0.0
+    while True:
+        size = counts[top]
+        if size <= 128:
+            result = _pairwise_block(values, starts[top], size)
+        else:
+            half = size // 2
+            half -= half % 8
+            if stages[top] < 2:
+                if stages[top] == 1:
+                    lefts[top] = result
+                offset = 0 if stages[top] == 0 else half
+                stages[top] += 1
+                top += 1
+                starts[top] = starts[top - 1] + offset
+                counts[top] = half if offset == 0 else size - half
+                stages[top] = 0
+                continue
+            result = lefts[top] + result
+        top -= 1
+        if top < 0:
+            return result
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _pairwise_block(values, start, count):
+    """numpy's pairwise sum of at most 128 values: eight running sums, then the rest."""
+    if count < 8:
+        total = 0.0
+        for i in range(count):
+            total += values[start + i]
+        return total
+    r0, r1, r2, r3 = values[start], values[start + 1], values[start + 2], values[start + 3]
+    r4, r5, r6, r7 = values[start + 4], values[start + 5], values[start + 6], values[start + 7]
+    i = 8
+    while i < count - count % 8:
+        r0 += values[start + i]
+        r1 += values[start + i + 1]
+        r2 += values[start + i + 2]
+        r3 += values[start + i + 3]
+        r4 += values[start + i + 4]
+        r5 += values[start + i + 5]
+        r6 += values[start + i + 6]
+        r7 += values[start + i + 7]
+        i += 8
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < count:
+        total += values[start + i]
+        i += 1
+    return total
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _column(open_, close, target, first, column, next_open, capital, buy_cost, sell_cost,
-            commission, slippage, times, years, periods, rf_period, equity, pnls, rets, out):
+            commission, slippage, times, periods, rf_period, equity, pnls, rets, work,
+            out):
     """One combination: simulate ``target[first:first + bars, column]`` and write its metrics
     to ``out``;
-    ``equity`` (bars), ``pnls`` and ``rets`` (bars + 1) are scratch buffers; ``equity`` holds
-    the bar returns afterwards."""
+    ``equity`` and ``work`` (bars), ``pnls`` and ``rets`` (bars + 1) are scratch buffers;
+    ``equity`` holds the bar returns afterwards."""
     bars = close.shape[0]
     mark = open_ if next_open else close
     product = 1.0  # cumulative product of the fill factors
@@ -181,16 +255,17 @@ def _column(open_, close, target, first, column, next_open, capital, buy_cost, s
     if open_trade:
         pnls[trades], rets[trades] = pnl, pnl / added_notional
         trades += 1
-    _measure(close, equity, exposed, pnls, rets, trades, times, capital, years, periods,
-             rf_period, out)
+    _measure(close, equity, exposed, pnls, rets, trades, times, capital, periods,
+             rf_period, work, out)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _measure(close, equity, exposed, pnls, rets, trades, times, capital, years, periods,
-             rf_period, out):
+def _measure(close, equity, exposed, pnls, rets, trades, times, capital, periods,
+             rf_period, work, out):
     """Every metric into ``out`` from one combination's equity at each close (turned into its
     bar returns, in place), the number of bars it held a position, and the P&L and return of
-    each of its ``trades`` closed trades (in the order they closed)."""
+    each of its ``trades`` closed trades (in the order they closed); ``work`` is a scratch
+    buffer of one value a bar."""
     bars = close.shape[0]
     # drawdown and its duration (metrics.max_drawdown, max_drawdown_duration)
     peak = -np.inf
@@ -215,27 +290,26 @@ def _measure(close, equity, exposed, pnls, rets, trades, times, capital, years, 
     final = equity[bars - 1]
     # returns, in place (last bar first): r_t = E_t / E_{t-1} - 1, the first against the
     # capital; 0 where undefined (after ruin)
-    total = 0.0
     for t in range(bars - 1, -1, -1):
         r = equity[t] / (capital if t == 0 else equity[t - 1]) - 1.0
         equity[t] = r if np.isfinite(r) else 0.0
+    # sums as numpy's mean and std take them (pairwise), so each metric is the same float
+    mean = _pairwise(equity, 0, bars) / bars
     for t in range(bars):
-        total += equity[t]
-    mean = total / bars
-    excess_mean = mean - rf_period
-    squares = 0.0
-    below = 0.0
+        gap = equity[t] - mean
+        work[t] = gap * gap
+    squares = _pairwise(work, 0, bars)
     for t in range(bars):
-        squares += (equity[t] - mean) * (equity[t] - mean)
-        low = min(equity[t] - rf_period, 0.0)
-        below += low * low
+        work[t] = equity[t] - rf_period
+    excess_mean = _pairwise(work, 0, bars) / bars
+    for t in range(bars):
+        low = min(work[t], 0.0)
+        work[t] = low * low
+    below = _pairwise(work, 0, bars)
     root = math.sqrt(periods)
     nan = np.nan
     out[0] = final / capital - 1.0
-    growth_rate = nan
-    if years > 0:
-        growth_rate = max(final / capital, 0.0) ** (1.0 / years) - 1.0
-    out[1] = growth_rate
+    # out[1] (CAGR) and out[5] (Calmar) are numpy's: see _power_metrics
     std = math.sqrt(squares / (bars - 1)) if bars > 1 else nan
     out[2] = std * root
     if bars > 1:
@@ -247,8 +321,6 @@ def _measure(close, equity, exposed, pnls, rets, trades, times, capital, years, 
     else:
         out[3] = nan
         out[4] = nan
-    depth = abs(deepest) if abs(deepest) > 1e-12 else 0.0  # metrics.calmar_ratio
-    out[5] = _finite_or_nan(growth_rate / depth)
     out[6] = deepest
     out[7] = longest / 86_400e9
     out[8] = exposed / bars
@@ -297,16 +369,17 @@ def _keep(kept, slot, returns):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _columns(open_, close, targets, first, next_open, capital, buy_cost, sell_cost,
-             commission, slippage, times, years, periods, rf_period, keep, kept, out):
+             commission, slippage, times, periods, rf_period, keep, kept, out):
     bars, count = close.shape[0], targets.shape[1]
     returns = np.empty(bars)
+    work = np.empty(bars)
     pnls = np.empty(bars + 1)
     rets = np.empty(bars + 1)
     slot = 0
     for column in range(count):
         _column(open_, close, targets, first, column, next_open, capital, buy_cost, sell_cost,
-                commission, slippage, times, years, periods, rf_period, returns, pnls, rets,
-                out[column])
+                commission, slippage, times, periods, rf_period, returns, pnls, rets,
+                work, out[column])
         if keep[column]:
             _keep(kept, slot, returns)
             slot += 1
@@ -328,22 +401,33 @@ def metrics(open_: np.ndarray, close: np.ndarray, index: pd.DatetimeIndex,
     kept = np.zeros((bars, int(keep.sum())), dtype=np.float32)
     out = np.full((count, len(ORDER)), np.nan)
     commission, slippage = float(settings.commission), float(settings.slippage)
-    times, years, periods, rf_period = _calendar(index, settings, float(settings.periods(index)))
+    times, periods, rf_period = _calendar(index, settings, float(settings.periods(index)))
     _columns(np.ascontiguousarray(open_, dtype=float), np.ascontiguousarray(close, dtype=float),
              np.asfortranarray(targets, dtype=float), int(first),
              settings.fill == "next_open", float(settings.initial_capital),
              slippage + commission * (1.0 + slippage), slippage + commission * (1.0 - slippage),
-             commission, slippage, times, years, periods, rf_period, keep, kept, out)
+             commission, slippage, times, periods, rf_period, keep, kept, out)
+    _power_metrics(out, float(settings.initial_capital), index)
     return out, (kept if keep.any() else None)
+
+
+def _power_metrics(out: np.ndarray, capital: float, index: pd.DatetimeIndex) -> None:
+    """CAGR and the Calmar ratio of each row, by :mod:`~meridian.engine.metrics`' own
+    functions: numba's power differs from numpy's in the last bit."""
+    growth = cagr(out[:, ORDER.index("final_equity")][None, :], capital, index)
+    out[:, ORDER.index("cagr")] = growth
+    out[:, ORDER.index("calmar_ratio")] = calmar_ratio(growth,
+                                                       out[:, ORDER.index("max_drawdown")])
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _ordered_columns(open_, high, low, close, sized, raw, resize, stop_frac, take_frac,
                      trail_frac, stop_level, take_level, next_open, cost, capital, financing,
-                     notional, times, years, periods, rf_period, keep, kept, out):
+                     notional, times, periods, rf_period, keep, kept, out):
     bars, count = close.shape[0], sized.shape[1]
     equity = np.empty(bars)
     held = np.empty(bars)
+    work = np.empty(bars)
     trades = np.empty((2 * bars + 2, 11))  # a signal flip and a stop can close two a bar
     slot = 0
     for column in range(count):
@@ -356,7 +440,7 @@ def _ordered_columns(open_, high, low, close, sized, raw, resize, stop_frac, tak
             if held[t] != 0.0:
                 exposed += 1
         _measure(close, equity, exposed, trades[:, 6], trades[:, 7], rows, times, capital,
-                 years, periods, rf_period, out[column])
+                 periods, rf_period, work, out[column])
         if keep[column]:
             _keep(kept, slot, equity)
             slot += 1
@@ -385,14 +469,14 @@ def ordered_metrics(data: pd.DataFrame, targets: np.ndarray, settings: RunSettin
     periods = float(settings.periods(window.index))
     _ordered_columns(*_orders.arguments(**orders), *_calendar(window.index, settings, periods),
                      keep, kept, out)
+    _power_metrics(out, float(settings.initial_capital), window.index)
     return out, (kept if keep.any() else None)
 
 
 def _calendar(index: pd.DatetimeIndex, settings: RunSettings,
-              periods: float) -> tuple[np.ndarray, float, float, float]:
-    """The bar times (ns), the years they span, bars a year and the risk-free rate a bar."""
-    years = (index[-1] - index[0]).total_seconds() / (365.25 * 86_400) if len(index) else 0.0
-    return (_nanoseconds(index).astype(np.int64), years, periods,
+              periods: float) -> tuple[np.ndarray, float, float]:
+    """The bar times (ns), bars a year and the risk-free rate a bar."""
+    return (_nanoseconds(index).astype(np.int64), periods,
             _per_period(settings.risk_free_rate, periods))
 
 

@@ -14,8 +14,8 @@ signals over bars × combinations, each distinct indicator line computed once), 
 combination is instead one compiled pass (:mod:`meridian.engine._fused`) that fills, measures
 and forgets it: no bars × combinations array per step; about 1e8 bar × combinations a second
 per core without exits, 6e7 with stops, contracts or volatility sizing. A grid over the exit
-fractions stays one pass. Its rows equal ``run_backtest``'s to 1e-12 (returns are summed in
-order where numpy sums pairwise). A module without ``signals_batch``, one whose
+fractions stays one pass. Its rows equal ``run_backtest``'s float for float (its sums are
+numpy's own, pairwise). A module without ``signals_batch``, one whose
 ``signals_batch`` declines (returns None: it must when a combination has price levels, its
 ``exits``), a grid over another run setting, or a price level given as a setting, takes the
 path above.

@@ -664,9 +664,8 @@ def _run_reports(strategy: str, best: list[dict], info: dict, window: Window, ou
 
 
 def _same(a, b) -> bool:
-    """The same metric value: both undefined, or equal to 1e-12 (a fused sweep sums returns
-    in order, numpy pairwise)."""
+    """The same metric value: both undefined, or the same float."""
     if a is None or b is None:
         return a is None and b is None
-    return a == b or abs(a - b) <= 1e-12 * max(1.0, abs(b))
+    return a == b
 
