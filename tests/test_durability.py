@@ -314,3 +314,33 @@ def test_every_written_file_has_the_same_mode(tmp_path):
     modes = {str(p.relative_to(out)): stat.S_IMODE(p.stat().st_mode)
              for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")}
     assert modes and set(modes.values()) == {0o666 & ~mask}, modes
+
+
+def test_an_interrupt_while_summarizing_leaves_a_finished_resumable_sweep(tmp_path,
+                                                                         monkeypatch):
+    """Every row is saved before the statistics and the report are made: a Ctrl-C (a real
+    SIGINT to this process) landing there marks the sweep interrupted with all its rows, and
+    ``--resume`` computes nothing again, only the summary."""
+    import meridian.sweep.run as sweep_run
+
+    summarize = sweep_run._overfitting
+
+    def interrupted(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return summarize(*args, **kwargs)
+
+    monkeypatch.setattr(sweep_run, "_overfitting", interrupted)
+    out = tmp_path / "outputs"
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # not inherited
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_sweep("fld", ["fld_offset=5:12:1"], workers=1, output_dir=out, progress=False)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    (cut,) = list_sweeps(out)
+    assert cut["status"] == "interrupted" and cut["completed"] == cut["combinations"] == 8
+    resumed = meridian("sweep", "--resume", cut["sweep_id"][:8], "--output-dir", str(out))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "overfitting: 8 trials" in resumed.stdout
+    (done,) = list_sweeps(out)
+    assert done["status"] == "success" and done["completed"] == 8

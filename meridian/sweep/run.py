@@ -427,20 +427,25 @@ def run_sweep(
         if status == "failed":
             first_error = first_error or first_skip  # perhaps nothing ran: say which rule
 
-    order = [int(i) for i in rank_order(plan.values, metric)[:top] if plan.done[i]]
-    best = [entry for entry in _best_entries(out, info, order)
-            if not str(entry.get("error") or "").startswith(SKIPPED)]
     info.update(status=status, completed=completed, failed=failed, skipped=skipped,
                 duration=round((info.get("duration") or 0) + duration, 3),
                 combinations_per_second=round((completed - already) / duration, 1)
                 if duration else None,
                 first_error=first_error)
-    if best and status != "interrupted" and best[0]["error"] is None:
-        info["stats"] = _overfitting(out, plan, best[0], completed - skipped, sharpes)
-        if plan.folds:
-            info["walk_forward_result"] = _walk_forward(out, plan, fold_best)
-    if reports and best and status != "interrupted":
-        _run_reports(info["strategy_name"], best, info, windows[0], out)
+    try:
+        order = [int(i) for i in rank_order(plan.values, metric)[:top] if plan.done[i]]
+        best = [entry for entry in _best_entries(out, info, order)
+                if not str(entry.get("error") or "").startswith(SKIPPED)]
+        if best and status != "interrupted" and best[0]["error"] is None:
+            info["stats"] = _overfitting(out, plan, best[0], completed - skipped, sharpes)
+            if plan.folds:
+                info["walk_forward_result"] = _walk_forward(out, plan, fold_best)
+        if reports and best and status != "interrupted":
+            _run_reports(info["strategy_name"], best, info, windows[0], out)
+    except KeyboardInterrupt:  # SIGTERM or Ctrl-C while summarizing: every row is saved;
+        info["status"] = "interrupted"  # `--resume` finds none missing and summarizes
+        save_sweep_header(info, out)
+        raise
     info["best"] = best
     save_sweep_header(info, out)
     warm.join()
