@@ -192,31 +192,6 @@ def _rule_tree(rule: str, owner: str) -> ast.Expression:
     return tree
 
 
-def _evaluate(node: ast.AST, values: Mapping[str, Any]) -> Any:
-    if isinstance(node, ast.Expression):
-        return _evaluate(node.body, values)
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.Name):
-        return values[node.id]
-    if isinstance(node, ast.UnaryOp):
-        value = _evaluate(node.operand, values)
-        return (not value) if isinstance(node.op, ast.Not) else -value
-    if isinstance(node, ast.BinOp):
-        return _OPERATIONS[type(node.op)](_evaluate(node.left, values),
-                                          _evaluate(node.right, values))
-    if isinstance(node, ast.BoolOp):
-        results = (_evaluate(value, values) for value in node.values)
-        return all(results) if isinstance(node.op, ast.And) else any(results)
-    left = _evaluate(node.left, values)  # a Compare: a < b <= c holds pairwise
-    for op, right_node in zip(node.ops, node.comparators, strict=True):
-        right = _evaluate(right_node, values)
-        if not _OPERATIONS[type(op)](left, right):
-            return False
-        left = right
-    return True
-
-
 def check_rules(values: Mapping[str, Any], rules: Iterable[str] | Mapping[str, str] | None,
                 owner: str, every_name: bool = False) -> None:
     """A strategy's rules across its parameters, declared as ``PARAM_RULES`` next to
@@ -240,7 +215,7 @@ def check_rules(values: Mapping[str, Any], rules: Iterable[str] | Mapping[str, s
                                  f"which is not one of its parameters: {', '.join(values)}")
         if any(not isinstance(values[name], bool | int | float) for name in names):
             continue
-        if not _evaluate(tree, values):
+        if not bool(_evaluate(tree, values)):
             given = ", ".join(f"{name}={values[name]!r}" for name in names)
             raise ParameterError(f"{given} breaks the rule {rule} of {owner}"
                                  + (f": {reason}" if reason else ""))
@@ -249,10 +224,10 @@ def check_rules(values: Mapping[str, Any], rules: Iterable[str] | Mapping[str, s
 def broken_rules(columns: Mapping[str, Any], rules: Iterable[str] | Mapping[str, str] | None,
                  owner: str) -> Any | None:
     """Which combinations break one of ``rules`` (a bool array), the combinations given as one
-    array per parameter (a sweep's task): :func:`check_rules`' arithmetic over whole arrays
-    at once, where checking 5,000 combinations one by one took longer than backtesting them.
-    Rules over a name ``columns`` lacks are skipped, as there; None when a rule's values are
-    not all numbers (check those one by one)."""
+    array per parameter (a sweep's task): :func:`check_rules`' own :func:`_evaluate` over
+    whole arrays at once, where checking 5,000 combinations one by one took longer than
+    backtesting them. Rules over a name ``columns`` lacks are skipped, as there; None when a
+    rule's values are not all numbers (check those one by one)."""
     import numpy as np
 
     count = len(next(iter(columns.values()))) if columns else 0
@@ -268,38 +243,37 @@ def broken_rules(columns: Mapping[str, Any], rules: Iterable[str] | Mapping[str,
         if any(value.dtype.kind not in "biuf" for value in values.values()):
             return None
         with np.errstate(all="ignore"):
-            broken |= ~np.asarray(_evaluate_arrays(tree, values), dtype=bool)
+            broken |= ~np.asarray(_evaluate(tree, values), dtype=bool)
     return broken
 
 
-def _evaluate_arrays(node: ast.AST, values: Mapping[str, Any]) -> Any:
-    """:func:`_evaluate` element by element over arrays."""
+def _evaluate(node: ast.AST, values: Mapping[str, Any]) -> Any:
+    """A rule's value for numbers, or element by element for arrays of them (a sweep's
+    task): numpy's logical functions in place of ``and``, ``or`` and ``not``."""
     import numpy as np
 
     if isinstance(node, ast.Expression):
-        return _evaluate_arrays(node.body, values)
+        return _evaluate(node.body, values)
     if isinstance(node, ast.Constant):
         return node.value
     if isinstance(node, ast.Name):
         return values[node.id]
     if isinstance(node, ast.UnaryOp):
-        value = _evaluate_arrays(node.operand, values)
+        value = _evaluate(node.operand, values)
         return np.logical_not(value) if isinstance(node.op, ast.Not) else -value
     if isinstance(node, ast.BinOp):
-        left = _evaluate_arrays(node.left, values)
-        right = _evaluate_arrays(node.right, values)
-        if isinstance(node.op, ast.Div):  # as _OPERATIONS: dividing by 0 gives inf
+        left, right = _evaluate(node.left, values), _evaluate(node.right, values)
+        if isinstance(node.op, ast.Div) and np.ndim(right):  # as _OPERATIONS: x / 0 is inf
             return np.where(right != 0, left / np.where(right != 0, right, 1), np.inf)
         return _OPERATIONS[type(node.op)](left, right)
     if isinstance(node, ast.BoolOp):
-        results = [np.asarray(_evaluate_arrays(value, values), dtype=bool)
-                   for value in node.values]
+        results = [np.asarray(_evaluate(value, values), dtype=bool) for value in node.values]
         return (np.logical_and if isinstance(node.op, ast.And) else np.logical_or).reduce(
             results)
-    left = _evaluate_arrays(node.left, values)  # a Compare: a < b <= c holds pairwise
+    left = _evaluate(node.left, values)  # a Compare: a < b <= c holds pairwise
     holds = True
     for op, right_node in zip(node.ops, node.comparators, strict=True):
-        right = _evaluate_arrays(right_node, values)
+        right = _evaluate(right_node, values)
         holds = np.logical_and(holds, _OPERATIONS[type(op)](left, right))
         left = right
     return holds
