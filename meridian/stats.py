@@ -190,30 +190,52 @@ def block_bootstrap(returns, n_paths: int = 1000, block: int = 20, seed: int = 0
                     periods_per_year: float = 252.0) -> dict[str, dict[str, float]]:
     """Monte Carlo of a return series by the moving block bootstrap: ``n_paths`` series of the
     same length made of random blocks of ``block`` consecutive returns (keeping short-range
-    dependence), each compounded into an equity path. Returns the 5 %, 50 % and 95 %
-    percentiles of its max drawdown (``min_t E_t / max_{s≤t} E_s − 1``) and CAGR
-    (``(E_T/E_0)^(P/T) − 1``, P periods a year). Seeded: the same inputs give the same bands."""
+    dependence), each compounded into an equity path from ``E_0 = 1``. Returns the 5 %, 50 %
+    and 95 % percentiles of its max drawdown (``min_t E_t / max_{s≤t} E_s − 1``) and CAGR
+    (``(E_T/E_0)^(P/T) − 1``, P periods a year). Seeded: the same inputs give the same bands.
+    A return below −100 % counts as −100 %: equity cannot go below nothing.
+
+    The paths are never built bar by bar. Every possible block is measured once (its growth
+    factor ``F``, lowest and highest level, and its own worst drop); a path is then followed
+    block by block, since inside a block entered at level ``L`` under the peak ``P``
+    ``min_j L·F_j / max(P, L·max_{i≤j} F_i) = min(L·min F / P, min_j F_j / max(1, max_{i≤j} F_i))``.
+    That is ``n_paths × T / block`` steps instead of ``n_paths × T``: the same bands, ~20×
+    sooner (they only differ from compounding bar by bar in the last bits)."""
     values = np.nan_to_num(np.asarray(pd.Series(returns).dropna(), dtype=float))
     count = len(values)
     if count < 2:
         nothing = {"p5": math.nan, "p50": math.nan, "p95": math.nan}
         return {"max_drawdown": dict(nothing), "cagr": dict(nothing)}
     block = max(1, min(block, count))
+    blocks = math.ceil(count / block)
     rng = np.random.default_rng(seed)
-    starts = rng.integers(0, count - block + 1, size=(n_paths, math.ceil(count / block)))
-    picks = (starts[:, :, None] + np.arange(block)).reshape(n_paths, -1)[:, :count]
-    paths = 1.0 + values[picks.T]  # bars × paths: numpy accumulates down rows fastest
-    np.cumprod(paths, axis=0, out=paths)
-    drawdowns = np.maximum(paths, 1.0)
-    np.maximum.accumulate(drawdowns, axis=0, out=drawdowns)  # the running peaks
-    np.divide(paths, drawdowns, out=drawdowns)
-    drawdowns = drawdowns.min(axis=0) - 1.0
-    growth = np.maximum(paths[-1], 0.0) ** (periods_per_year / count) - 1.0
+    starts = rng.integers(0, count - block + 1, size=(n_paths, blocks))
+    windows = np.lib.stride_tricks.sliding_window_view(1.0 + np.maximum(values, -1.0), block)
+    level, peak, worst = np.ones(n_paths), np.ones(n_paths), np.ones(n_paths)
+    tables: dict[int, tuple[np.ndarray, ...]] = {}
+    for number in range(blocks):
+        length = min(block, count - number * block)  # the last block may be cut short
+        if length not in tables:
+            tables[length] = _block_tables(windows[:, :length])
+        final, lowest, highest, drop = (table[starts[:, number]] for table in tables[length])
+        np.minimum(worst, np.minimum(level * lowest / peak, drop), out=worst)
+        np.maximum(peak, level * highest, out=peak)
+        level *= final
+    growth = level ** (periods_per_year / count) - 1.0
 
     def bands(samples: np.ndarray) -> dict[str, float]:
         return {f"p{q}": float(np.percentile(samples, q)) for q in (5, 50, 95)}
 
-    return {"max_drawdown": bands(drawdowns), "cagr": bands(growth)}
+    return {"max_drawdown": bands(worst - 1.0), "cagr": bands(growth)}
+
+
+def _block_tables(windows: np.ndarray) -> tuple[np.ndarray, ...]:
+    """For every block (a row of growth factors ``1 + r``): its growth ``F`` over the whole
+    block, its lowest and highest level ``min_j F_j``, ``max_j F_j`` (``F_j`` its first ``j``
+    factors compounded) and its own worst drop ``min_j F_j / max(1, max_{i≤j} F_i)``."""
+    levels = np.cumprod(windows, axis=1)
+    peaks = np.maximum.accumulate(np.maximum(levels, 1.0), axis=1)
+    return levels[:, -1], levels.min(axis=1), levels.max(axis=1), (levels / peaks).min(axis=1)
 
 
 def verdict(dsr: float, pbo: float | None) -> str:

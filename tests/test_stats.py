@@ -89,3 +89,31 @@ def test_bootstrap_bands_are_ordered_and_reproducible():
     for name in ("max_drawdown", "cagr"):
         assert bands[name]["p5"] <= bands[name]["p50"] <= bands[name]["p95"]
     assert bands["max_drawdown"]["p95"] <= 0
+
+
+def _bands_of_whole_paths(returns, n_paths, block, seed, periods_per_year=252.0):
+    """The bootstrap done the long way: every path compounded bar by bar from the same draws."""
+    values = np.maximum(np.asarray(returns, dtype=float), -1.0)
+    count = len(values)
+    starts = np.random.default_rng(seed).integers(0, count - block + 1,
+                                                  size=(n_paths, math.ceil(count / block)))
+    picks = (starts[:, :, None] + np.arange(block)).reshape(n_paths, -1)[:, :count]
+    paths = np.cumprod(1.0 + values[picks], axis=1)
+    peaks = np.maximum.accumulate(np.maximum(paths, 1.0), axis=1)
+    drawdowns = (paths / peaks).min(axis=1) - 1.0
+    growth = paths[:, -1] ** (periods_per_year / count) - 1.0
+    return {name: {f"p{q}": float(np.percentile(samples, q)) for q in (5, 50, 95)}
+            for name, samples in (("max_drawdown", drawdowns), ("cagr", growth))}
+
+
+@pytest.mark.parametrize("count", [2, 3, 19, 20, 21, 57, 1000])
+@pytest.mark.parametrize("block", [1, 5, 20, 64])
+def test_bootstrap_by_blocks_equals_compounding_every_path_bar_by_bar(count, block):
+    returns = np.random.default_rng(count).normal(0.0005, 0.04, count)
+    returns[5::11] = -1.0  # ruin inside some blocks, and a loss past everything
+    returns[9::13] = -1.3
+    got = block_bootstrap(returns, n_paths=64, block=block, seed=count + block)
+    want = _bands_of_whole_paths(returns, 64, min(block, count), count + block)
+    for name in want:
+        for band, value in want[name].items():
+            assert got[name][band] == pytest.approx(value, rel=1e-12, abs=1e-12), (name, band)
