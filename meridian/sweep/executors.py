@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from meridian import _process
+from meridian.engine._jit import load_compiler
 from meridian.exceptions import ParameterError
 from meridian.indicators import shared_windows
 from meridian.sweep.evaluate import Job, Window, evaluate, evaluate_columns
@@ -65,6 +66,7 @@ def _run_task(indices: np.ndarray):
 
 def _evaluate(data, settings, grid: Grid, windows, indices: np.ndarray):
     """``(indices, tables, errors, kept returns, their indices)`` of one task."""
+    load_compiler()  # numba's tables, without scipy.linalg (0.1–0.2 s sooner per worker)
     keep = sampled(indices, settings.sample_stride, settings.sample_size)
     fused = evaluate_columns(data, settings, grid.columns(indices), windows, keep)
     tables, errors, kept = fused if fused is not None else evaluate(
