@@ -287,3 +287,11 @@ def test_a_hostile_signals_batch_falls_back_to_the_one_by_one_path(tmp_path, bat
                       combinations, (Window(),))
     assert mine[1] == theirs[1] == [None, None, None]
     _assert_same(mine[0][0], theirs[0][0])
+
+
+@pytest.mark.parametrize("offset", [0, 3, 8])
+def test_pairwise_sum_is_numpys_sum_float_for_float(offset):
+    rng = np.random.default_rng(offset)
+    for count in [*range(0, 300), 1_000, 2_148, 3_392, 8_191, 8_192, 8_193, 20_000]:
+        values = rng.normal(0.0, 1.0, count + offset) * 10.0 ** rng.integers(-8, 8, count + offset)
+        assert _fused._pairwise(values, offset, count) == np.sum(values[offset:]), count
