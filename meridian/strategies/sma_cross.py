@@ -1,5 +1,5 @@
 # Generated from notebooks/sma_cross.py by meridian extract — edit the notebook, not this file.
-# Notebook SHA-256: c0e7806994193f5bccfa40c38e3d645f600061f51224fa0245adc55fd6d3f082
+# Notebook SHA-256: b7c7291859f663167b3d2aa4780c399841f884080b10d3756bbe8851e6ee932a
 """Moving-average crossover
 
 Long after the fast simple moving average crosses above the slow one, short after it crosses
@@ -46,5 +46,6 @@ def signals_batch(data: pd.DataFrame, fast: np.ndarray, slow: np.ndarray) -> np.
             and np.all(slow % 1 == 0)):
         return None
     windows, column = np.unique(np.concatenate([fast, slow]), return_inverse=True)
-    averages = np.column_stack([sma(data["Close"], int(window)) for window in windows])
+    close = data["Close"]  # once: a column lookup costs more than a shared average
+    averages = np.column_stack([sma(close, int(window)) for window in windows])
     return cross_states(averages, averages, column[: len(fast)], column[len(fast):])
