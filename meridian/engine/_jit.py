@@ -34,22 +34,24 @@ def load_compiler() -> None:
     """
     if "numba.np.arraymath" in sys.modules:
         return
+    from numba.core.compiler_lock import global_compiler_lock
     from numba.core.registry import cpu_target
     from numba.np import linalg
 
     ensure_blas = getattr(linalg, "ensure_blas", None)
-    if ensure_blas is None:
-        cpu_target.target_context.refresh()
-        return
-    linalg.ensure_blas = _assume_blas
-    try:
-        cpu_target.target_context.refresh()
-    finally:
-        linalg.ensure_blas = ensure_blas
-    arraymath = sys.modules.get("numba.np.arraymath")
-    if arraymath is not None and getattr(arraymath, "ensure_blas", None) is _assume_blas:
-        arraymath.ensure_blas = ensure_blas
-        arraymath._HAVE_BLAS = importlib.util.find_spec("scipy") is not None
+    with global_compiler_lock:  # no other thread compiles (and asks for BLAS) meanwhile
+        if ensure_blas is None or "numba.np.arraymath" in sys.modules:
+            cpu_target.target_context.refresh()
+            return
+        linalg.ensure_blas = _assume_blas
+        try:
+            cpu_target.target_context.refresh()
+        finally:
+            linalg.ensure_blas = ensure_blas
+        arraymath = sys.modules.get("numba.np.arraymath")
+        if arraymath is not None and getattr(arraymath, "ensure_blas", None) is _assume_blas:
+            arraymath.ensure_blas = ensure_blas
+            arraymath._HAVE_BLAS = importlib.util.find_spec("scipy") is not None
 
 
 def _assume_blas() -> None:
