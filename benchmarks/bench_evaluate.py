@@ -3,8 +3,8 @@
 1. SMA cross on backtesting.py's GOOG sample, the speed issue's 4,800-combination grid: the
    sweep's own tasks through ``executors._evaluate`` (signals over bars × combinations, the
    parameter rules, the fused pass with every metric) in this process, best of five, bar ×
-   combinations a second (target ≥ 1.5×10⁸), against vectorbt's warm in-process
-   ``Portfolio.from_signals`` on the same grid (when installed).
+   combinations a second (target ≥ 1.5×10⁸); ``bench_orders`` times vectorbt's warm
+   ``Portfolio.from_signals`` on the same grid.
 2. FLD with its COT filter on the 13-year sample, 250 offsets × 41 thresholds: the same
    (target ≥ 1×10⁸).
 3. The fused pass alone on the SMA targets against the reference path it replaces
@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-import warnings
 
 import numpy as np
 
@@ -67,36 +66,6 @@ def _evaluation(strategy: str, grid: list[str], data_path: str | None) -> tuple[
     return _best(every_task), plan.grid.size * len(data)
 
 
-def _vectorbt(data_path: str) -> float | None:
-    try:
-        import vectorbt as vbt
-    except ImportError:
-        return None
-    import pandas as pd
-
-    frame = pd.read_csv(data_path, index_col=0, parse_dates=True)
-    close, open_ = frame["Close"], frame["Open"]
-    fast_windows, slow_windows = list(range(5, 65)), list(range(70, 230, 2))
-
-    def run() -> None:
-        fast = vbt.MA.run(close, fast_windows).ma.to_numpy()
-        slow = vbt.MA.run(close, slow_windows).ma.to_numpy()
-        above = np.repeat(fast, len(slow_windows), axis=1) > np.tile(slow,
-                                                                    (1, len(fast_windows)))
-        before = np.zeros_like(above)
-        before[1:] = above[:-1]
-        entries, exits = np.zeros_like(above), np.zeros_like(above)
-        entries[1:] = (above & ~before)[:-1]
-        exits[1:] = (~above & before)[:-1]
-        vbt.Portfolio.from_signals(close, entries, exits, short_entries=exits,
-                                   short_exits=entries, price=open_, init_cash=100_000,
-                                   freq="1D").sharpe_ratio()
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return _best(run, repeats=1)
-
-
 def _fused_against_reference(data_path: str) -> tuple[float, float, int]:
     """Seconds of the fused pass and of backtest_batch + compute_metrics_batch on the same
     1,000 SMA columns, and their bar × combinations."""
@@ -127,12 +96,6 @@ def main() -> None:
         print("in-process evaluation, one core, kernels loaded (every task of the sweep):")
         print(f"  SMA cross on GOOG, 4,800 combinations: {seconds:.3f} s = "
               f"{cells / seconds:.2e} bar x combinations/s (target >= 1.5e8)")
-        peer = _vectorbt(goog)
-        if peer is None:
-            print("  vectorbt: not installed (pip install -e '.[bench]')")
-        else:
-            print(f"  vectorbt Portfolio.from_signals, same grid, warm: {peer:.2f} s = "
-                  f"{cells / peer:.2e} bar x combinations/s; ours {peer / seconds:.0f}x")
         seconds, cells = _evaluation("fld", FLD_GRID, None)
         print(f"  FLD with COT filter, 13 years, 10,250 combinations: {seconds:.3f} s = "
               f"{cells / seconds:.2e} bar x combinations/s (target >= 1e8)")
