@@ -19,6 +19,7 @@ from meridian.data import load_sample
 from meridian.exceptions import ParameterError
 from meridian.registry.sweeps import list_sweeps, load_sweep
 from meridian.strategies.fld import PARAMS as FLD
+from meridian.sweep.executors import chunk_size
 from meridian.sweep.grid import build_grid, parse_spec
 from meridian.sweep.run import run_sweep
 from meridian.sweep.store import load_sweep_rows
@@ -264,3 +265,14 @@ def test_the_first_compile_of_the_sweep_kernels_is_said_once(tmp_path):
     assert str(tmp_path / "numba") in first.stderr
     again = meridian(*args, env=env, timeout=600)
     assert again.returncode == 0 and "compiling" not in again.stderr, again.stderr
+
+
+def test_dask_tasks_hold_twice_a_local_fused_task_and_both_stay_bounded():
+    """A Dask task costs its scheduler and workers more than a pool task: fewer, bigger ones."""
+    local = chunk_size(100_250, 2, 3_392, fused=True)
+    assert local == 4_000_000 // 3_392
+    assert chunk_size(100_250, 2, 3_392, fused=True, dask=True) == 2 * local
+    assert chunk_size(10**7, 2, 100, fused=True) == 20_000  # short data: capped all the same
+    assert chunk_size(10**7, 2, 100, fused=True, dask=True) == 40_000
+    assert chunk_size(4_800, 2, 2_148, fused=True, dask=True) == 4_800 // 8  # 4 tasks a worker
+    assert chunk_size(5_000, 2, 3_000, dask=True) == chunk_size(5_000, 2, 3_000)

@@ -394,7 +394,8 @@ def run_sweep(
     warm.start()
     try:
         with _process.sigterm_interrupts():
-            size = executors.chunk_size(plan.grid.size, workers, len(plan.data), fused)
+            size = executors.chunk_size(plan.grid.size, workers, len(plan.data), fused,
+                                        dask=executor == "dask")
             work = _work(plan.done, size)
             for indices, tables, errors, kept, kept_indices in executors.run(
                     executor, plan.data, plan.job, plan.grid, windows, work, workers,
