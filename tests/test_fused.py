@@ -133,7 +133,7 @@ def test_stops_contracts_and_sizing_fused_equal_the_reference(options):
     run = RunSettings(**options)
     assert not _fused.vectorized(run, data.index)
     keep = np.arange(60) % 7 == 0
-    fused, kept = _fused.ordered_metrics(data, targets, run, keep=keep)
+    fused, kept = _fused.sweep_metrics(data, targets, run, keep=keep)
     reference, returns = _reference(data, targets, run)
     _assert_same(fused, reference)
     assert reference[:, METRIC_NAMES.index("num_trades")].sum() > 60  # it did trade
@@ -146,7 +146,7 @@ def test_exit_fractions_one_per_column_equal_the_reference():
     exits = {"stop_loss": np.tile([0.0, 0.01, 0.03, 0.1], 10),
              "trailing_stop": np.repeat([0.0, 0.05], 20)}
     run = RunSettings(commission=0.0005, take_profit=0.06)
-    fused, _ = _fused.ordered_metrics(data, targets, run, exits)
+    fused, _ = _fused.sweep_metrics(data, targets, run, exits)
     result = backtest_batch(data, targets, run, exits=exits)
     metrics = compute_metrics_batch(result)
     _assert_same(fused, np.column_stack([metrics[name] for name in METRIC_NAMES]))
@@ -177,7 +177,7 @@ def test_hypothesis_stops_and_contracts_agree(steps, swings, exposures, stop, tr
     if multiplier > 1:
         options.update(multiplier=multiplier, tick_size=0.01, initial_capital=20_000.0)
     run = RunSettings(**options)
-    fused, _ = _fused.ordered_metrics(data, targets, run)
+    fused, _ = _fused.sweep_metrics(data, targets, run)
     reference, _ = _reference(data, targets, run)
     _assert_same(fused, reference)
 

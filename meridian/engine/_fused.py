@@ -7,10 +7,10 @@ peaks…); this kernel walks each column once, keeps one bar's state, records ea
 as it closes and accumulates the metrics on the fly, so its memory is one column's and its
 speed is the machine's.
 
-Two kernels. :func:`metrics` covers what the vectorized engine covers — fractional
-exposures, commission, slippage, next-open or close fills — with the same arithmetic as the
-reference, step for step (:mod:`meridian.engine._simulate` for fills and equity,
-:func:`~meridian.engine._trades.closed_trades` for trades). :func:`ordered_metrics` covers
+Two kernels, and :func:`sweep_metrics` chooses. :func:`metrics` covers what the vectorized
+engine covers — fractional exposures, commission, slippage, next-open or close fills — with
+the same arithmetic as the reference, step for step (:mod:`meridian.engine._simulate` for
+fills and equity, :func:`~meridian.engine._trades.closed_trades` for trades). The other covers
 stops, targets and trailing stops (one fraction per column, so a grid over them is one pass),
 whole contracts, volatility sizing, rebalancing and financing: it runs the per-bar
 simulator's own column loop (:func:`meridian.engine._orders.column`, the code
@@ -64,7 +64,7 @@ def fusable(settings: RunSettings) -> bool:
 def vectorized(settings: RunSettings, index: pd.DatetimeIndex) -> bool:
     """Whether :func:`metrics` runs ``settings``: what the vectorized engine runs (no
     contract, no volatility sizing, no stops or targets, no periodic rebalancing); the rest
-    is :func:`ordered_metrics`'."""
+    is the per-bar simulator's (see :func:`sweep_metrics`)."""
     if settings.instrument is not None or settings.sizing != "fixed_fraction":
         return False
     for name in (*EXITS, *LEVELS):
@@ -459,21 +459,30 @@ def _ordered_columns(open_, high, low, close, sized, raw, resize, stop_frac, tak
             slot += 1
 
 
-def ordered_metrics(data: pd.DataFrame, targets: np.ndarray, settings: RunSettings,
-                    exits: dict[str, np.ndarray] | None = None,
-                    keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """:func:`metrics` for the settings the per-bar simulator runs — stops, targets and
-    trailing stops (``exits``: one fraction per column of any of them, over the settings'),
-    contracts, volatility sizing, rebalancing — each column simulated by
-    :func:`meridian.engine._orders.column`, the same loop ``backtest_batch`` runs, and
-    measured as it ends. ``data`` is all the bars (the settings' window is applied here, as
-    ``backtest_batch`` does, after sizing on the whole history)."""
-    from meridian.engine.backtest import order_inputs
+def sweep_metrics(data: pd.DataFrame, targets: np.ndarray, settings: RunSettings,
+                  exits: dict[str, np.ndarray] | None = None,
+                  keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`metrics` of each column of ``targets`` (all of ``data``'s rows) traded with any
+    :func:`fusable` settings, inside their trading window. What the vectorized engine runs
+    goes to :func:`metrics`, reading the window's rows in place. Stops, targets and trailing
+    stops (``exits``: one fraction per column of any of them, over the settings'), contracts,
+    volatility sizing and rebalancing go to the per-bar simulator's own column loop
+    (:func:`meridian.engine._orders.column`, the code ``backtest_batch`` runs), each column
+    measured as it ends, the window applied as ``backtest_batch`` applies it (after sizing on
+    the whole history)."""
+    from meridian.engine.backtest import _window_mask, order_inputs
 
-    window, _, orders = order_inputs(data, targets, settings, exits)
-    if orders is None:  # nothing path-dependent after all: the vectorized pass
-        first = int(np.searchsorted(data.index, window.index[0])) if len(window) else 0
-        return metrics(window["Open"].to_numpy(), window["Close"].to_numpy(), window.index,
+    orders = None
+    if exits or not vectorized(settings, data.index):
+        window, _, orders = order_inputs(data, targets, settings, exits)
+    if orders is None:  # nothing path-dependent (an exit grid of zeros, say): rows in place
+        first, stop = 0, len(data)
+        if settings.start or settings.end:  # the index is sorted: a window is a run of rows
+            inside = np.flatnonzero(_window_mask(data, settings.start or None,
+                                                 settings.end or None))
+            first, stop = int(inside[0]), int(inside[-1]) + 1
+        frame = data.iloc[first:stop]
+        return metrics(frame["Open"].to_numpy(), frame["Close"].to_numpy(), frame.index,
                        targets, settings, keep, first)
     bars, count = len(window), targets.shape[1]
     keep = np.zeros(count, dtype=np.bool_) if keep is None else np.asarray(keep, np.bool_)

@@ -44,7 +44,6 @@ from meridian.engine import (
     backtest_batch,
     compute_metrics_batch,
 )
-from meridian.engine.backtest import _window_mask
 from meridian.engine.metrics import returns_from_equity
 from meridian.exceptions import ParameterError
 from meridian.parameters import broken_rules, check_rules
@@ -312,21 +311,11 @@ def evaluate_columns(data: pd.DataFrame, job: Job, columns: dict[str, np.ndarray
         if window.start or window.end:
             settings = settings.replace(start=window.start or settings.start,
                                         end=window.end or settings.end)
-        wanted = keep if number == 0 else None
-        if exits or not _fused.vectorized(settings, data.index):
-            try:
-                table, returns = _fused.ordered_metrics(data, targets, settings, exits, wanted)
-            except Exception:  # noqa: BLE001 - e.g. stop_loss=2: the one-by-one path says so
-                return None
-        else:
-            first, stop = 0, len(data)
-            if settings.start or settings.end:  # the index is sorted: a window is a run of rows
-                inside = np.flatnonzero(_window_mask(data, settings.start or None,
-                                                     settings.end or None))
-                first, stop = int(inside[0]), int(inside[-1]) + 1
-            frame = data.iloc[first:stop]
-            table, returns = _fused.metrics(frame["Open"].to_numpy(), frame["Close"].to_numpy(),
-                                            frame.index, targets, settings, wanted, first)
+        try:
+            table, returns = _fused.sweep_metrics(data, targets, settings, exits,
+                                                  keep if number == 0 else None)
+        except Exception:  # noqa: BLE001 - e.g. stop_loss=2: the one-by-one path says so
+            return None
         tables[number][live] = table
         if returns is not None:
             kept = np.full((len(returns), len(kept_columns)), np.nan, np.float32)
