@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from meridian.data import load_sample
@@ -96,6 +96,36 @@ def test_hypothesis_prices_and_exposures_agree(steps, gaps, exposures, commissio
                          "Low": np.minimum(open_, close), "Close": close}, index=index)
     targets = np.asfortranarray(np.asarray(exposures[: len(close)])[:, None])
     run = RunSettings(commission=commission, fill=fill)
+    fused, _ = _fused_run(data, targets, run)
+    reference, _ = _reference(data, targets, run)
+    _assert_same(fused, reference)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(st.floats(-0.3, 0.45), min_size=2, max_size=80),
+    runs=st.lists(st.tuples(st.sampled_from([-1.0, -0.6, 0.0, 0.7, 1.0]),
+                            st.integers(1, 25)), min_size=1, max_size=12),
+    fill=st.sampled_from(["next_open", "close"]),
+)
+@example(steps=[0.0, 0.45, 0.45, 0.45, -0.3, -0.3, -0.3, 0.1, 0.1, 0.0, 0.1, 0.0],
+         runs=[(-1.0, 8), (1.0, 4)], fill="next_open")  # ruined, back above, then long
+@example(steps=[0.0, 0.45, 0.45, 0.45, -0.3, -0.3, -0.3, 0.1, 0.1, 0.0, 0.1, 0.0],
+         runs=[(-1.0, 6), (1.0, 6)], fill="close")
+def test_hypothesis_long_runs_ruin_and_recovery_agree(steps, runs, fill):
+    """Exposures held for runs of bars (the kernel's unit of work): a short ruined inside a
+    run while the price more than doubles, trades after the ruin, runs ending on the last bar
+    or on the one before it."""
+    close = 100.0 * np.cumprod(1.0 + np.asarray(steps))
+    held = np.concatenate([np.full(length, level) for level, length in runs])
+    held = np.resize(held, len(close))
+    open_ = np.roll(close, 1)
+    open_[0] = close[0]
+    index = pd.date_range("2020-01-01", periods=len(close), freq="D")
+    data = pd.DataFrame({"Open": open_, "High": np.maximum(open_, close),
+                         "Low": np.minimum(open_, close), "Close": close}, index=index)
+    targets = np.asfortranarray(held[:, None])
+    run = RunSettings(commission=0.001, fill=fill)
     fused, _ = _fused_run(data, targets, run)
     reference, _ = _reference(data, targets, run)
     _assert_same(fused, reference)

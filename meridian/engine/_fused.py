@@ -163,13 +163,29 @@ def _pairwise_block(values, start, count):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _held(target, first, column, t, bars, next_open):
+    """The exposure held over bar ``t``: the target decided at the previous close (next-open
+    fills; none over the first bar), else at this close, the last bar keeping the one before
+    (a close fill on the last bar could not be marked)."""
+    if next_open:
+        return 0.0 if t == 0 else target[uint64(first + t - 1), column]
+    if t == bars - 1 and bars > 1:
+        return target[uint64(first + bars - 2), column]
+    return target[uint64(first + t), column]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _column(open_, close, target, first, column, next_open, capital, buy_cost, sell_cost,
             commission, slippage, times, periods, rf_period, equity, pnls, rets, work,
             out):
     """One combination: simulate ``target[first:first + bars, column]`` and write its metrics
     to ``out``;
     ``equity`` and ``work`` (bars), ``pnls`` and ``rets`` (bars + 1) are scratch buffers;
-    ``equity`` holds the bar returns afterwards."""
+    ``equity`` holds the bar returns afterwards.
+
+    Bars go a run at a time: a run of bars holding one exposure has one fill price, so its
+    equity is a loop LLVM vectorizes (its division, one a bar, was most of the simulation's
+    time one bar at a time); the same operations in the same order, so the same floats."""
     bars = close.shape[0]
     mark = open_ if next_open else close
     product = 1.0  # cumulative product of the fill factors
@@ -185,20 +201,15 @@ def _column(open_, close, target, first, column, next_open, capital, buy_cost, s
     pnl = added_notional = 0.0
     held = 0.0
     ucolumn = uint64(column)
-    for t in range(bars + 1):
-        ut = uint64(t)
-        closing_out = t == bars
-        if not closing_out:
-            if next_open:
-                held = 0.0 if t == 0 else target[uint64(first + t - 1), ucolumn]
-            else:
-                held = target[uint64(first + t), ucolumn]
-                if t == bars - 1 and bars > 1:
-                    held = target[uint64(first + bars - 2), ucolumn]
+    t = 0
+    while t <= bars:
+        stop = bars + 1
+        if t < bars:
+            held = _held(target, first, ucolumn, t, bars, next_open)
             event = held != held_before
             if event:
                 was = held_before
-                move = mark[ut] / mark[uint64(last_fill)]
+                move = mark[uint64(t)] / mark[uint64(last_fill)]
                 growth = max(1.0 + was * (move - 1.0), 0.0)
                 drifted = was * move / growth
                 if not np.isfinite(drifted):
@@ -206,26 +217,54 @@ def _column(open_, close, target, first, column, next_open, capital, buy_cost, s
                 product *= growth * _fill_factor(drifted, held, buy_cost, sell_cost)
                 last_fill = t
             after_fill = product * capital
-            value = close[ut] / mark[uint64(last_fill)]
-            value -= 1.0
-            value *= held
-            value += 1.0
-            value = max(value, 0.0)
-            value *= after_fill
+            base = mark[uint64(last_fill)]
             if t == bars - 1:  # still open after the last bar: closed at its close
+                stop = bars
+                value = close[uint64(t)] / base
+                value -= 1.0
+                value *= held
+                value += 1.0
+                value = max(value, 0.0)
+                value *= after_fill
                 last_growth = value / after_fill
-                last_drift = held * (close[ut] / mark[uint64(last_fill)]) / last_growth
+                last_drift = held * (close[uint64(t)] / base) / last_growth
                 if not np.isfinite(last_drift):
                     last_drift = 0.0
                 value *= _fill_factor(last_drift, 0.0, buy_cost, sell_cost)
-            if ruined or value <= 0.0:
-                ruined = True
-                value = 0.0
-            equity[ut] = value
+                if ruined or value <= 0.0:
+                    ruined = True
+                    value = 0.0
+                equity[uint64(t)] = value
+            else:
+                # the run: up to the next change of exposure, the last bar on its own
+                stop = t + 1
+                while stop < bars - 1 and _held(target, first, ucolumn, stop, bars,
+                                                next_open) == held:
+                    stop += 1
+                if ruined:
+                    for s in range(uint64(t), uint64(stop)):
+                        equity[s] = 0.0
+                else:
+                    empty = 0
+                    for s in range(uint64(t), uint64(stop)):
+                        value = close[s] / base
+                        value -= 1.0
+                        value *= held
+                        value += 1.0
+                        value = max(value, 0.0)
+                        value *= after_fill
+                        equity[s] = value
+                        empty += value <= 0.0
+                    if empty:  # ruined in this run: nothing from its first empty bar on
+                        for s in range(t, stop):
+                            ruined = ruined or equity[s] <= 0.0
+                            if ruined:
+                                equity[s] = 0.0
             if held != 0.0:
-                exposed += 1
+                exposed += stop - t
             held_before = held
             if not event:
+                t = stop
                 continue
             units_after = held * after_fill / mark[t]
             price_mark = mark[t]
@@ -262,6 +301,7 @@ def _column(open_, close, target, first, column, next_open, capital, buy_cost, s
             if _sign(units) == _sign(position):
                 added_notional += abs(units) * price
         units_before = units_after
+        t = stop
     if open_trade:
         pnls[trades], rets[trades] = pnl, pnl / added_notional
         trades += 1
@@ -277,25 +317,32 @@ def _measure(close, equity, exposed, pnls, rets, trades, times, capital, periods
     each of its ``trades`` closed trades (in the order they closed); ``work`` is a scratch
     buffer of one value a bar."""
     bars = close.shape[0]
-    # drawdown and its duration (metrics.max_drawdown, max_drawdown_duration)
+    # drawdown and its duration (metrics.max_drawdown, max_drawdown_duration), a spell under
+    # water at a time: its deepest point is its lowest equity over its peak (dividing by one
+    # peak keeps the order, rounding included), so one division a spell, not one a bar
     peak = -np.inf
-    deepest = np.inf
+    trough = np.inf
+    deepest = 0.0  # the first bar is its own peak
     last_peak = 0
     longest = 0
-    was_at_peak = True
+    under = False
     for t in range(bars):
         value = equity[uint64(t)]
-        at_peak = value >= peak
-        peak = max(peak, value)
-        if at_peak:
-            if t > 0 and not was_at_peak:
+        if value >= peak:
+            if under:
                 longest = max(longest, times[t] - times[last_peak])
+                if peak > 0:
+                    deepest = min(deepest, trough / peak - 1.0)
             last_peak = t
-        was_at_peak = at_peak
-        fall = value / peak - 1.0 if peak > 0 else 0.0
-        deepest = min(deepest, fall)
-    if not was_at_peak:  # still under water at the end
+            peak = trough = value
+            under = False
+        else:
+            trough = min(trough, value)
+            under = True
+    if under:  # still under water at the end
         longest = max(longest, times[bars - 1] - times[last_peak])
+        if peak > 0:
+            deepest = min(deepest, trough / peak - 1.0)
 
     final = equity[bars - 1]
     # returns, in place (last bar first): r_t = E_t / E_{t-1} - 1, the first against the
