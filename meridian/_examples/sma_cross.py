@@ -50,7 +50,7 @@ data, data_note = load_market_data(data_path)
 import numpy as np
 import pandas as pd
 
-from meridian.indicators import cross_state, cross_states, sma
+from meridian.indicators import cross_state, cross_states, sma, values
 
 # Checked before any run, sweep or backtest starts (a value outside is refused in one line).
 PARAM_RANGES = {"fast": "[1, inf)", "slow": "[2, inf)"}
@@ -77,8 +77,9 @@ def signals_batch(data: pd.DataFrame, fast: np.ndarray, slow: np.ndarray) -> np.
             and np.all(slow % 1 == 0)):
         return None
     windows, column = np.unique(np.concatenate([fast, slow]), return_inverse=True)
-    close = data["Close"]  # once: a column lookup costs more than a shared average
-    averages = np.column_stack([sma(close, int(window)) for window in windows])
+    close = values(data["Close"])  # once: a column lookup costs more than a shared average
+    # one row per window, so its transpose is the column-major matrix cross_states reads
+    averages = np.array([sma(close, int(window)) for window in windows]).T
     return cross_states(averages, averages, column[: len(fast)], column[len(fast):])
 
 

@@ -1,5 +1,5 @@
 # Generated from notebooks/sma_cross.py by meridian extract — edit the notebook, not this file.
-# Notebook SHA-256: b7c7291859f663167b3d2aa4780c399841f884080b10d3756bbe8851e6ee932a
+# Notebook SHA-256: 2744c5d32bea19835ec4d799cdc082b8f06d43d56ec2387177971537474af389
 """Moving-average crossover
 
 Long after the fast simple moving average crosses above the slow one, short after it crosses
@@ -10,7 +10,7 @@ such as backtesting.py ship, so results can be compared side by side.
 import numpy as np
 import pandas as pd
 
-from meridian.indicators import cross_state, cross_states, sma
+from meridian.indicators import cross_state, cross_states, sma, values
 
 PARAMS = {
     "fast": 10,
@@ -46,6 +46,7 @@ def signals_batch(data: pd.DataFrame, fast: np.ndarray, slow: np.ndarray) -> np.
             and np.all(slow % 1 == 0)):
         return None
     windows, column = np.unique(np.concatenate([fast, slow]), return_inverse=True)
-    close = data["Close"]  # once: a column lookup costs more than a shared average
-    averages = np.column_stack([sma(close, int(window)) for window in windows])
+    close = values(data["Close"])  # once: a column lookup costs more than a shared average
+    # one row per window, so its transpose is the column-major matrix cross_states reads
+    averages = np.array([sma(close, int(window)) for window in windows]).T
     return cross_states(averages, averages, column[: len(fast)], column[len(fast):])
