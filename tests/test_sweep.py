@@ -19,7 +19,7 @@ from meridian.data import load_sample
 from meridian.exceptions import ParameterError
 from meridian.registry.sweeps import list_sweeps, load_sweep
 from meridian.strategies.fld import PARAMS as FLD
-from meridian.sweep.executors import chunk_size
+from meridian.sweep.executors import LOCAL_CLUSTER_CONFIG, chunk_size, connect_dask
 from meridian.sweep.grid import build_grid, parse_spec
 from meridian.sweep.run import run_sweep
 from meridian.sweep.store import load_sweep_rows
@@ -135,6 +135,23 @@ def test_dask_local_cluster_gives_the_same_results_as_local(local_sweep, tmp_pat
                      commission=0.0005, top=3, split="2021-01-01")
     assert load_sweep(dask.sweep_id, tmp_path / "outputs")["executor"] == "dask"
     pd.testing.assert_frame_equal(dask.table, local.table)
+
+
+def test_a_local_dask_cluster_forks_its_workers_without_the_profiler():
+    """Its workers hold the settings in their own processes (each profile sample and tick
+    would take a worker's GIL from its task)."""
+    import dask
+
+    client, cluster = connect_dask(1, None)
+    try:
+        seen = client.run(lambda: (os.getpid(), *(dask.config.get(name)
+                                                  for name in LOCAL_CLUSTER_CONFIG)))
+        ((pid, *values),) = seen.values()
+        assert pid != os.getpid()
+        assert values == ["fork", False, "1s"]  # multiprocessing method, profiler, tick
+    finally:
+        client.close()
+        cluster.close()
 
 
 def test_top_reports_rerun_notebooks_with_the_same_metrics(tmp_path):
