@@ -21,7 +21,7 @@ from meridian.registry.sweeps import list_sweeps, load_sweep
 from meridian.strategies.fld import PARAMS as FLD
 from meridian.sweep.executors import LOCAL_CLUSTER_CONFIG, chunk_size, connect_dask
 from meridian.sweep.grid import build_grid, parse_spec
-from meridian.sweep.run import run_sweep
+from meridian.sweep.run import _work, run_sweep
 from meridian.sweep.store import load_sweep_rows
 
 
@@ -284,12 +284,31 @@ def test_the_first_compile_of_the_sweep_kernels_is_said_once(tmp_path):
     assert again.returncode == 0 and "compiling" not in again.stderr, again.stderr
 
 
-def test_dask_tasks_hold_twice_a_local_fused_task_and_both_stay_bounded():
+def test_dask_tasks_hold_four_local_fused_tasks_and_both_stay_bounded():
     """A Dask task costs its scheduler and workers more than a pool task: fewer, bigger ones."""
     local = chunk_size(100_250, 2, 3_392, fused=True)
     assert local == 4_000_000 // 3_392
-    assert chunk_size(100_250, 2, 3_392, fused=True, dask=True) == 2 * local
+    assert chunk_size(100_250, 2, 3_392, fused=True, dask=True) == 4 * local
     assert chunk_size(10**7, 2, 100, fused=True) == 20_000  # short data: capped all the same
-    assert chunk_size(10**7, 2, 100, fused=True, dask=True) == 40_000
+    assert chunk_size(10**7, 2, 100, fused=True, dask=True) == 80_000
     assert chunk_size(4_800, 2, 2_148, fused=True, dask=True) == 4_800 // 8  # 4 tasks a worker
     assert chunk_size(5_000, 2, 3_000, dask=True) == chunk_size(5_000, 2, 3_000)
+
+
+@pytest.mark.parametrize("total, size, largest, workers", [
+    (100_250, 1_179, 4_716, 2), (1_000_250, 1_179, 4_716, 2), (10, 3, 12, 2), (7, 4, 4, 1),
+    (50_000, 100, 2_000, 8)])
+def test_work_covers_every_missing_combination_once_ending_with_small_tasks(
+        total, size, largest, workers):
+    """Big tasks first, shrinking to ``size``, so the workers finish together; every
+    combination not done is in exactly one task, in index order, and none done is."""
+    done = np.random.default_rng(total).random(total) < 0.1
+    tasks = list(_work(done, size, largest, workers))
+    assert np.array_equal(np.concatenate(tasks), np.flatnonzero(~done))
+    assert all(len(task) for task in tasks)
+    spans = [len(task) for task in _work(np.zeros(total, dtype=bool), size, largest, workers)]
+    assert max(spans) <= largest and sum(spans) == total
+    assert all(a >= b for a, b in zip(spans[:-2], spans[1:-1], strict=True))  # last: any
+    if total > 4 * workers * largest:
+        assert spans[0] == largest and spans[-2] == size  # tasks end as small as the pool's
+    assert [len(t) for t in _work(done, size)] == [len(t) for t in _work(done, size, size, 9)]

@@ -277,11 +277,21 @@ def _resume_plan(sweep_id: str, out: Path, executor: str, workers: int, schedule
                  _folds(info, data, grid))
 
 
-def _work(done: np.ndarray, size: int) -> Iterator[np.ndarray]:
-    """Tasks of ``size`` combinations not done yet, generated lazily in index order."""
-    for start in range(0, len(done), size):
-        indices = np.arange(start, min(start + size, len(done)), dtype=np.int64)
+def _work(done: np.ndarray, size: int, largest: int | None = None,
+          workers: int = 1) -> Iterator[np.ndarray]:
+    """Tasks of the combinations not done yet, generated lazily in index order: of
+    ``largest`` combinations while a quarter of what is left per worker is more, then
+    shrinking to ``size`` (guided self-scheduling), so that big tasks, which save a Dask
+    cluster its per-task cost, do not leave one worker busy alone at the end."""
+    largest = max(size, largest or size)
+    left = int(len(done) - np.count_nonzero(done))
+    start = 0
+    while start < len(done):
+        step = min(largest, max(size, left // (4 * workers)))
+        indices = np.arange(start, min(start + step, len(done)), dtype=np.int64)
+        start += step
         missing = indices[~done[indices]]
+        left -= len(missing)
         if len(missing):
             yield missing
 
@@ -394,9 +404,10 @@ def run_sweep(
     warm.start()
     try:
         with _process.sigterm_interrupts():
-            size = executors.chunk_size(plan.grid.size, workers, len(plan.data), fused,
-                                        dask=executor == "dask")
-            work = _work(plan.done, size)
+            size, largest = (executors.chunk_size(plan.grid.size, workers, len(plan.data),
+                                                  fused, dask=on_dask)
+                             for on_dask in (False, executor == "dask"))
+            work = _work(plan.done, size, largest, workers)
             for indices, tables, errors, kept, kept_indices in executors.run(
                     executor, plan.data, plan.job, plan.grid, windows, work, workers,
                     scheduler, connection):
