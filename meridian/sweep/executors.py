@@ -44,7 +44,7 @@ def chunk_size(total: int, workers: int, bars: int = 3_000, fused: bool = False,
     about 4 million cells of signals (a thousand combinations on ten years of daily bars);
     on Dask four times that, as each task costs its scheduler, client and workers 10–20 ms
     of CPU of their own (a 1,000,250-combination FLD sweep: 31.5 → 27 s of CPU, Dask from
-    0.77 to 0.89 of the local pool; 16 times as big costs more per combination). The sweep
+    0.77 to 0.89 of the local pool; eight local tasks' worth costs more per combination). The sweep
     ends Dask's run with smaller tasks (:func:`~meridian.sweep.run._work`)."""
     scale = 4 if dask else 1
     cells = 4_000_000 * scale if fused else 100_000

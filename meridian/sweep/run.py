@@ -404,9 +404,9 @@ def run_sweep(
     warm.start()
     try:
         with _process.sigterm_interrupts():
-            size, largest = (executors.chunk_size(plan.grid.size, workers, len(plan.data),
-                                                  fused, dask=on_dask)
-                             for on_dask in (False, executor == "dask"))
+            size = executors.chunk_size(plan.grid.size, workers, len(plan.data), fused)
+            largest = executors.chunk_size(plan.grid.size, workers, len(plan.data), fused,
+                                           dask=executor == "dask")
             work = _work(plan.done, size, largest, workers)
             for indices, tables, errors, kept, kept_indices in executors.run(
                     executor, plan.data, plan.job, plan.grid, windows, work, workers,
